@@ -1,0 +1,228 @@
+"""Configuration: one frozen value with a default for every field, units in the names.
+
+``Config(**options)`` validates strictly and raises ``ConfigError`` naming the field: a
+mistake in code should fail at construction. ``Config.from_env()`` is for hooks and
+services configured from the environment: a bad value there logs a warning and falls
+back to the default, because a hook must never crash on a typo in someone's shell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any, Callable, Mapping
+
+from .errors import ConfigError
+
+__all__ = ["Config", "ENV_VARS", "default_cache_dir"]
+
+log = logging.getLogger(__name__)
+
+#: Prefix of every environment variable pattern_track added; the older names below
+#: are kept because the original library documented them.
+ENV_PREFIX = "PATTERN_TRACK_"
+
+#: Historic environment variable names and the field each one sets.
+LEGACY_ENV = {
+    "INTELLIGENCE_SERVICE_URL": "base_url",
+    "PATTERN_TRACKING_ENABLED": "enabled",
+    "PATTERN_CACHE_DIR": "cache_dir",
+    "PATTERN_CACHE_MAX_AGE_DAYS": "cache_max_age_days",
+    "PATTERN_CACHE_MAX_SIZE_MB": "cache_max_size_mb",
+    "CIRCUIT_BREAKER_FAILURE_THRESHOLD": "breaker_failure_threshold",
+    "CIRCUIT_BREAKER_TIMEOUT": "breaker_reset_timeout_s",
+    "HEALTH_CHECK_INTERVAL": "health_check_interval_s",
+    "HEALTH_CHECK_TIMEOUT": "health_check_timeout_s",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> str:
+    """``$XDG_CACHE_HOME/pattern_track``, else ``~/.cache/pattern_track``."""
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pattern_track")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Every option of a tracker. See the README's configuration table."""
+
+    base_url: str = "http://localhost:8053"
+    enabled: bool = True
+    #: Outbox directory; ``None`` means ``default_cache_dir()``.
+    cache_dir: str | None = None
+    #: ``cleanup_cache()`` removes outbox and dead-letter entries older than this.
+    cache_max_age_days: float = 7.0
+    #: The outbox refuses (and counts) events past this many megabytes of payload.
+    cache_max_size_mb: float = 50.0
+    #: ... or past this many events.
+    outbox_max_events: int = 1_000_000
+    breaker_failure_threshold: int = 3
+    breaker_reset_timeout_s: float = 60.0
+    health_check_interval_s: float = 30.0
+    health_check_timeout_s: float = 1.0
+    connect_timeout_s: float = 1.0
+    read_timeout_s: float = 5.0
+    #: Whole-request bound, enforced outside requests (its read timeout is per read).
+    request_deadline_s: float = 10.0
+    #: At interpreter exit, how long delivery of what is still in memory may take
+    #: before the rest is written to the outbox.
+    exit_timeout_s: float = 0.5
+    #: Sender threads. One keeps delivery in order (a parent before its child).
+    max_workers: int = 1
+    batch_size: int = 100
+    #: Events held in memory before ``track()`` spills straight to the outbox.
+    max_buffer_events: int = 10_000
+    #: Serialised size above which an event is refused (counted as ``too_large``).
+    max_event_bytes: int = 1_048_576
+    #: Drainer pause between attempts while the outbox has work and the service is up.
+    drain_interval_s: float = 1.0
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+    #: Tries for answers that may be the event's own fault (unknown error type,
+    #: parent not found) before it is dead-lettered.
+    max_attempts: int = 8
+    #: Drain lease; renewed on every batch, must exceed ``request_deadline_s``.
+    lease_ttl_s: float = 30.0
+    #: Keep breaker and health state in the cache, shared by every process.
+    shared_state: bool = True
+    api_key: str | None = dataclasses.field(default=None, repr=False)
+    verify_tls: bool = True
+    #: Let requests read proxy variables and ``.netrc`` (off: the service is usually local).
+    trust_env: bool = False
+    #: ``before_send(event: dict) -> dict | None``: redact or drop (``None``) an event.
+    before_send: Callable[[dict], Any] | None = None
+    triggered_by: str = "pattern_track"
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            _check(field.name, value)
+        if self.lease_ttl_s <= self.request_deadline_s:
+            raise ConfigError(
+                f"lease_ttl_s ({self.lease_ttl_s}) must exceed request_deadline_s "
+                f"({self.request_deadline_s}): a lease must outlive the request it covers"
+            )
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"base_url must start with http:// or https://, got {self.base_url!r}")
+
+    def replace(self, **changes: Any) -> "Config":
+        """Return a copy with ``changes`` applied (validated like the constructor)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def resolved_cache_dir(self) -> str:
+        return self.cache_dir or default_cache_dir()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
+        """Build from environment variables; a bad value warns and keeps the default.
+
+        ``overrides`` win over the environment and are validated strictly.
+        """
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for var, name in _env_names():
+            raw = environ.get(var)
+            if raw is None or name in values:
+                continue
+            try:
+                value = _parse(name, raw)
+                _check(name, value)
+            except ConfigError as exc:
+                log.warning("ignoring %s: %s", var, exc)
+                continue
+            values[name] = value
+        values.update(overrides)
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            if overrides and any(n in str(exc) for n in overrides):
+                raise
+            # A combination of environment values is inconsistent: keep the code's defaults.
+            log.warning("ignoring the environment's configuration: %s", exc)
+            return cls(**overrides)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+_NOT_FROM_ENV = {"before_send"}
+
+
+def _env_names():
+    """(variable, field) pairs; new-style names first so they win over the legacy ones."""
+    for name in _FIELDS:
+        if name not in _NOT_FROM_ENV:
+            yield ENV_PREFIX + name.upper(), name
+    yield from LEGACY_ENV.items()
+
+
+def _kind(name: str) -> type:
+    default = _FIELDS[name].default
+    return type(default) if default is not None else str
+
+
+def _parse(name: str, raw: str) -> Any:
+    kind = _kind(name)
+    text = raw.strip()
+    if kind is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ConfigError(f"{name}: expected true/false, got {raw!r}")
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    return text or None
+
+
+def _check(name: str, value: Any) -> None:
+    if name == "before_send":
+        if value is not None and not callable(value):
+            raise ConfigError("before_send must be callable or None")
+        return
+    kind = _kind(name)
+    if value is None:
+        if _FIELDS[name].default is None:
+            return
+        raise ConfigError(f"{name} must not be None")
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{name} must be {kind.__name__}, got {type(value).__name__}")
+    if kind in (int, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        minimum = 1 if name in _AT_LEAST_ONE else 0
+        if value < minimum:
+            raise ConfigError(f"{name} must be >= {minimum}, got {value!r}")
+
+
+_AT_LEAST_ONE = {
+    "breaker_failure_threshold", "max_workers", "batch_size", "max_buffer_events",
+    "max_event_bytes", "max_attempts", "outbox_max_events",
+}
+
+
+def config_from_options(base_url: str | None, cache_dir: str | None, options: Mapping[str, Any]) -> Config:
+    """Build a Config from ``Tracker(...)`` arguments; unknown names raise ``ConfigError``."""
+    unknown = sorted(set(options) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown option(s): {', '.join(unknown)}; valid: {', '.join(sorted(_FIELDS))}")
+    values = dict(options)
+    if base_url is not None:
+        values["base_url"] = base_url
+    if cache_dir is not None:
+        values["cache_dir"] = os.fspath(cache_dir)
+    return Config(**values)

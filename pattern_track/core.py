@@ -1,0 +1,118 @@
+"""The parts one tracker's engines share, built in the background.
+
+Opening the outbox can wait on another process's write lock, and importing requests costs
+~250 ms: neither may happen on the caller's thread. ``Core.start()`` is run by the drainer
+thread: it opens the outbox (``outbox_ready``), then builds transport, breaker, health and
+delivery (``ready``). Until then ``track()`` only appends to memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+from .clock import Clock
+from .config import Config
+from .state import MemoryState
+
+__all__ = ["Core", "Counters"]
+
+log = logging.getLogger(__name__)
+
+
+class Counters:
+    """This process's outcome counts; every accepted event lands in exactly one."""
+
+    FIELDS = ("accepted", "delivered", "outboxed", "dead_lettered", "dropped_after_accept",
+              "replayed", "replay_dead_lettered", "requests")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.values = dict.fromkeys(self.FIELDS, 0)
+        self.dropped: dict[str, int] = {}
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.values[name] += n
+
+    def drop(self, reason: str, n: int = 1, *, accepted: bool = False) -> None:
+        with self._lock:
+            self.dropped[reason] = self.dropped.get(reason, 0) + n
+            if accepted:
+                self.values["dropped_after_accept"] += n
+
+
+class Core:
+    def __init__(self, config: Config, clock: Clock, counters: Counters) -> None:
+        self.config = config
+        self.clock = clock
+        self.counters = counters
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.outbox: Any = None
+        self.store: Any = MemoryState()
+        self.transport: Any = None
+        self.breaker: Any = None
+        self.health: Any = None
+        self.delivery: Any = None
+        self.outbox_error: str | None = None
+        self.outbox_ready = threading.Event()
+        self.ready = threading.Event()
+
+    def start(self) -> None:
+        """Open the outbox, then the network parts. Never raises."""
+        try:
+            self._open_outbox()
+        finally:
+            self.outbox_ready.set()
+        try:
+            self._build_network()
+        except Exception:
+            log.exception("pattern_track could not start its delivery parts")
+        finally:
+            self.ready.set()
+
+    def _open_outbox(self) -> None:
+        from .outbox import Outbox  # imports diskcache
+
+        c = self.config
+        try:
+            self.outbox = Outbox(c.resolved_cache_dir, max_events=c.outbox_max_events,
+                                 max_bytes=int(c.cache_max_size_mb * 1024 * 1024))
+        except Exception as exc:
+            self.outbox_error = f"{type(exc).__name__}: {exc}"
+            log.error("outbox unavailable, holding events in memory: %s", self.outbox_error)
+            self.counters.drop("outbox_open_failed", 0)
+            return
+        if c.shared_state:
+            self.store = self.outbox
+
+    def _build_network(self) -> None:
+        from .breaker import Breaker
+        from .delivery import Delivery
+        from .health import Health
+        from .transport import BATCH_PATH, HEALTH_PATH, TRACK_PATH, Transport
+
+        c = self.config
+        self.transport = Transport(c)
+        self.breaker = Breaker(self.store, failure_threshold=c.breaker_failure_threshold,
+                               reset_timeout_s=c.breaker_reset_timeout_s,
+                               probe_ttl_s=c.request_deadline_s + 1.0, owner=self.owner, clock=self.clock)
+        self.health = Health(self.transport.get, self.store, path=HEALTH_PATH,
+                             interval_s=c.health_check_interval_s, timeout_s=c.health_check_timeout_s,
+                             clock=self.clock)
+        self.delivery = Delivery(self.transport, self.breaker, track_path=TRACK_PATH, batch_path=BATCH_PATH)
+
+    def may_send(self) -> bool:
+        """Send now? Only when ready, the breaker allows and health is good."""
+        if not self.ready.is_set() or self.delivery is None:
+            return False
+        try:
+            if self.breaker.seconds_until_probe() > 0:
+                return False  # open: no request at all, not even a health check
+            return self.health.is_healthy() and self.breaker.allow()
+        except Exception as exc:  # shared state unreadable: be careful, keep events
+            log.warning("cannot read breaker/health state: %s", exc)
+            return False

@@ -1,0 +1,137 @@
+"""The outbox drainer: one daemon thread per tracker, one drain lease per machine.
+
+It opens the outbox and builds the network parts (``Core.start``), then loops
+``while not clock.wait(stop, delay): delay = step()``. A step delivers the outbox in order
+when the breaker allows and health is good, holding the shared ``drain`` lease so two
+processes never send the same events at once, and deleting a chunk only after the service
+acknowledged it. A drainer killed at any instant loses nothing: its lease expires and the
+unacknowledged chunk is sent again (at-least-once; events carry a stable id).
+Being a daemon, it never holds the interpreter at exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from .backoff import Backoff
+from .outbox import OutboxError
+from .settle import settle
+
+__all__ = ["Drainer"]
+
+log = logging.getLogger(__name__)
+
+LEASE = "drain"
+
+
+class Drainer:
+    def __init__(self, core: Any, dispatcher: Any) -> None:
+        self._core = core
+        self._dispatcher = dispatcher
+        config = core.config
+        self._backoff = Backoff(config.backoff_base_s, config.backoff_max_s)
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one drain at a time within this process
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="pattern_track-drainer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float) -> None:
+        """Ask the loop to end and wait (bounded) for it to release its lease."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        core = self._core
+        core.start()
+        delay = 0.0
+        while not core.clock.wait(self._stop, delay):
+            try:
+                delay = self.step()
+            except Exception:
+                log.exception("drainer step failed")
+                delay = self._backoff.next()
+
+    def step(self) -> float:
+        """One pass; returns the seconds to wait before the next."""
+        core = self._core
+        config = core.config
+        self._dispatcher.retry_held()
+        if core.outbox is None or core.delivery is None:
+            return config.drain_interval_s
+        if core.outbox.pending() == 0:
+            self._backoff.reset()
+            return config.drain_interval_s
+        wait = core.breaker.seconds_until_probe()
+        if wait > 0:
+            return wait
+        if not core.health.is_healthy():
+            return min(self._backoff.next(), config.health_check_interval_s)
+        result = self.drain()
+        if result["state"] == "busy":
+            return config.drain_interval_s
+        if result["failed"]:
+            return self._backoff.next(result.get("retry_after_s"))
+        self._backoff.reset()
+        return 0.0 if result["synced"] or result["skipped"] else config.drain_interval_s
+
+    def drain(self, *, probe: bool = False, max_chunks: int | None = None) -> dict:
+        """Deliver the outbox from the front until it is empty or a delivery fails.
+
+        ``probe`` lets an explicit sync try once even while the breaker is open.
+        Returns ``{state, synced, failed, skipped, retry_after_s}``.
+        """
+        core = self._core
+        config = core.config
+        outbox = core.outbox
+        result = {"state": "done", "synced": 0, "failed": 0, "skipped": 0, "retry_after_s": None}
+        if outbox is None or core.delivery is None:
+            result["state"] = "unavailable"
+            return result
+        with self._lock:
+            if not outbox.acquire_lease(LEASE, core.owner, config.lease_ttl_s):
+                result["state"] = "busy"
+                return result
+            try:
+                chunks = 0
+                while not self._stop.is_set() and (max_chunks is None or chunks < max_chunks):
+                    chunk = outbox.front()
+                    if chunk is None:
+                        break
+                    if not (core.breaker.allow() or probe):
+                        result["state"] = "breaker_open"
+                        result["failed"] = outbox.pending()
+                        break
+                    probe = False
+                    chunks += 1
+                    outbox.acquire_lease(LEASE, core.owner, config.lease_ttl_s)  # renew
+                    n = config.batch_size
+                    events, attempts = chunk.events[:n], chunk.attempts[:n]
+                    outcomes = core.delivery.send(events)
+                    settled = settle(events, attempts, outcomes, max_attempts=config.max_attempts)
+                    self._dispatcher.dead_letter(settled.dead, replay=True)
+                    outbox.settle(chunk, settled.keep + chunk.events[n:], settled.keep_attempts + chunk.attempts[n:])
+                    core.counters.add("replayed", settled.sent)
+                    result["synced"] += settled.sent
+                    result["skipped"] += len(settled.dead)
+                    if settled.keep:
+                        result["state"] = "retry_later"
+                        result["failed"] = outbox.pending()
+                        result["retry_after_s"] = settled.retry_after_s
+                        log.info("outbox delivery paused (%s); %d events wait", settled.reason, result["failed"])
+                        break
+            except OutboxError as exc:
+                log.warning("outbox unavailable while draining: %s", exc)
+                result["state"] = "unavailable"
+            finally:
+                try:
+                    outbox.release_lease(LEASE, core.owner)
+                except OutboxError:
+                    pass
+        return result

@@ -1,0 +1,25 @@
+"""Exceptions of pattern_track.
+
+Exceptions escape only from constructors and the command line; ``track()`` and the
+background threads turn every failure into a counted, logged outcome instead.
+
+    PatternTrackError
+    ├── ConfigError (also ValueError)      a bad option or keyword argument
+    └── CacheError                         the outbox directory cannot be used safely
+"""
+
+from __future__ import annotations
+
+__all__ = ["CacheError", "ConfigError", "PatternTrackError"]
+
+
+class PatternTrackError(Exception):
+    """Base class of every exception pattern_track raises."""
+
+
+class ConfigError(PatternTrackError, ValueError):
+    """An option has an invalid value or name; the message names the field."""
+
+
+class CacheError(PatternTrackError):
+    """The cache directory is unsafe (symlink, foreign owner) or unusable."""

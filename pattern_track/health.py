@@ -1,0 +1,77 @@
+"""Health pre-check of the service, cached and shared between processes.
+
+Healthy means what wire-contract.md says: 200, ``status == "healthy"``, the lineage tracker
+operational and a database pool that is not empty. Health can still say healthy while the
+database is gone, so it is only a cheap pre-check: real delivery outcomes drive the breaker.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from .clock import Clock
+from .outcome import health_verdict
+
+__all__ = ["Health"]
+
+log = logging.getLogger(__name__)
+
+
+class Health:
+    """``is_healthy()`` answers from the shared cache while fresh, else asks the service."""
+
+    def __init__(self, get: Callable[[str, float], Any], store: Any, *, path: str,
+                 interval_s: float, timeout_s: float, clock: Clock | None = None) -> None:
+        self._get = get  # (path, timeout_s) -> Answer, raises on no answer
+        self._store = store
+        self._path = path
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self._clock = clock or Clock()
+        self.checks = 0
+
+    def cached(self) -> dict | None:
+        """The last answer any process recorded, or None."""
+        return self._store.get("health")
+
+    def is_healthy(self) -> bool:
+        record = self.cached()
+        if record is not None and 0 <= self._clock.monotonic() - record["monotonic"] < self.interval_s:
+            return record["healthy"]
+        return self.check()
+
+    def age_s(self) -> float | None:
+        record = self.cached()
+        return None if record is None else self._clock.monotonic() - record["monotonic"]
+
+    def check(self) -> bool:
+        """Ask the service now and record the answer for every process."""
+        self.checks += 1
+        try:
+            answer = self._get(self._path, self.timeout_s)
+            healthy, reason = health_verdict(answer.status, answer.body)
+        except Exception as exc:  # no answer at all: refused, timeout, aborted
+            healthy, reason = False, type(exc).__name__
+        previous = self.cached()
+        record = {"healthy": healthy, "reason": reason, "monotonic": self._clock.monotonic(),
+                  "wall": self._clock.time(),
+                  "consecutive_failures": 0 if healthy else (previous or {}).get("consecutive_failures", 0) + 1}
+        self._store.set("health", record)
+        if previous is None or previous["healthy"] != healthy:
+            log.log(logging.INFO if healthy else logging.WARNING, "service %s (%s)",
+                    "healthy" if healthy else "unhealthy", reason)
+        return healthy
+
+    def snapshot(self) -> dict:
+        import datetime
+
+        record = self.cached() or {}
+        wall = record.get("wall")
+        return {
+            "is_healthy": record.get("healthy", False),
+            "last_check": datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).isoformat() if wall else None,
+            "reason": record.get("reason"),
+            "consecutive_failures": record.get("consecutive_failures", 0),
+            "age_s": None if self.age_s() is None else round(self.age_s(), 3),
+        }

@@ -1,0 +1,263 @@
+"""The durable outbox, dead letters and shared state: the only module that imports diskcache.
+
+One SQLite-backed ``diskcache.Cache`` per cache directory, shared by every process of the
+user on the machine:
+
+- ``q-<n>`` keys hold *chunks*: a list of serialised events with their attempt counts,
+  appended at the back and drained from the front, so replay keeps order (a parent's
+  creation before its modification). One write per chunk, not per event, keeps appends
+  and acknowledgements cheap.
+- ``d-<n>`` keys hold dead letters: an event the service refused, with its reason.
+- ``s:*`` keys hold state shared between processes: counters, the breaker, the last
+  health answer, leases.
+
+Eviction is off (diskcache's default silently drops old entries); the caps here refuse
+new events instead and the caller counts every refusal. The directory is created 0700
+and refused if it is a symlink or belongs to someone else: it holds users' code.
+Draining is at-least-once: a chunk is deleted only after the service acknowledged it,
+under a drain lease that expires if its holder dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import stat
+import time
+from typing import Any, Iterator, NamedTuple
+
+import diskcache
+
+from .errors import CacheError
+
+__all__ = ["Chunk", "Outbox", "OutboxError", "prepare_directory"]
+
+log = logging.getLogger(__name__)
+
+QUEUE = "q"
+DEAD = "d"
+_PENDING_EVENTS = "s:pending_events"
+_PENDING_BYTES = "s:pending_bytes"
+_DEAD_COUNT = "s:dead_count"
+#: What diskcache and SQLite raise on a busy, full, corrupt or vanished database.
+STORAGE_ERRORS = (diskcache.Timeout, sqlite3.Error, OSError)
+
+
+class OutboxError(Exception):
+    """A storage operation failed (busy, full, corrupt, unwritable); the caller counts it."""
+
+
+class Chunk(NamedTuple):
+    key: str
+    id: str
+    created: float
+    events: list  # list[bytes]
+    attempts: list  # list[int], one per event
+
+
+@contextlib.contextmanager
+def _storage_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except STORAGE_ERRORS as exc:
+        raise OutboxError(f"{what}: {type(exc).__name__}: {exc}") from exc
+
+
+def prepare_directory(path: str) -> str:
+    """Create ``path`` as a private directory, or refuse it clearly if it is unsafe."""
+    path = os.path.abspath(os.path.expanduser(path))
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        info = os.lstat(path)
+    except OSError as exc:
+        raise CacheError(f"cannot create cache directory {path}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise CacheError(f"cache directory {path} is a symlink; refusing to follow it")
+    if not stat.S_ISDIR(info.st_mode):
+        raise CacheError(f"cache path {path} is not a directory")
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise CacheError(f"cache directory {path} belongs to another user (uid {info.st_uid})")
+    if info.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
+class Outbox:
+    """Durable FIFO of event chunks plus dead letters and shared state.
+
+    Every method raises ``OutboxError`` (never a diskcache or sqlite3 error) so callers
+    have one thing to catch and count.
+    """
+
+    def __init__(self, directory: str, *, max_events: int, max_bytes: int, timeout_s: float = 1.0) -> None:
+        self.directory = prepare_directory(directory)
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        with _storage_errors("open"):
+            self._cache = diskcache.Cache(
+                self.directory, timeout=timeout_s, eviction_policy="none",
+                size_limit=2**62, cull_limit=0, statistics=False,
+            )
+        self._make_private()
+
+    def _make_private(self) -> None:
+        for name in os.listdir(self.directory):
+            full = os.path.join(self.directory, name)
+            with contextlib.suppress(OSError):
+                if os.stat(full).st_mode & 0o077:
+                    os.chmod(full, 0o700 if os.path.isdir(full) else 0o600)
+
+    def close(self) -> None:
+        with contextlib.suppress(*STORAGE_ERRORS):
+            self._cache.close()
+
+    # -- queue -------------------------------------------------------------------
+
+    def append(self, events: list, attempts: list | None = None) -> bool:
+        """Append one chunk of serialised events; False (nothing written) if over a cap."""
+        if not events:
+            return True
+        size = sum(len(e) for e in events)
+        chunk = {"id": os.urandom(8).hex(), "t": time.time(), "events": list(events),
+                 "attempts": list(attempts) if attempts else [0] * len(events)}
+        with _storage_errors("append"), self._cache.transact():
+            cache = self._cache
+            pending = cache.get(_PENDING_EVENTS, 0)
+            pending_bytes = cache.get(_PENDING_BYTES, 0)
+            if pending + len(events) > self.max_events or pending_bytes + size > self.max_bytes:
+                return False
+            cache.push(chunk, prefix=QUEUE)
+            cache.set(_PENDING_EVENTS, pending + len(events))
+            cache.set(_PENDING_BYTES, pending_bytes + size)
+        return True
+
+    def front(self) -> Chunk | None:
+        """The oldest chunk, or None when the outbox is empty."""
+        with _storage_errors("peek"):
+            key, value = self._cache.peek(prefix=QUEUE, side="front")
+        if key is None:
+            return None
+        return Chunk(key, value["id"], value["t"], value["events"], value["attempts"])
+
+    def settle(self, chunk: Chunk, keep: list, keep_attempts: list) -> bool:
+        """Replace ``chunk`` by the events still to send (delete it if none).
+
+        Only if the stored chunk is still the one read (its id matches): a drainer whose
+        lease expired must not delete what another process wrote since.
+        """
+        removed = len(chunk.events) - len(keep)
+        removed_bytes = sum(len(e) for e in chunk.events) - sum(len(e) for e in keep)
+        with _storage_errors("settle"), self._cache.transact():
+            cache = self._cache
+            current = cache.get(chunk.key)
+            if not current or current.get("id") != chunk.id:
+                return False
+            if keep:
+                cache.set(chunk.key, dict(current, events=list(keep), attempts=list(keep_attempts)))
+            else:
+                cache.delete(chunk.key)
+            cache.set(_PENDING_EVENTS, max(cache.get(_PENDING_EVENTS, 0) - removed, 0))
+            cache.set(_PENDING_BYTES, max(cache.get(_PENDING_BYTES, 0) - removed_bytes, 0))
+        return True
+
+    def pending(self) -> int:
+        """Events waiting in the outbox, across every process."""
+        with _storage_errors("count"):
+            return int(self._cache.get(_PENDING_EVENTS, 0))
+
+    def pending_bytes(self) -> int:
+        with _storage_errors("count"):
+            return int(self._cache.get(_PENDING_BYTES, 0))
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Every chunk, oldest first (for inspection and cleanup)."""
+        with _storage_errors("scan"):
+            keys = [k for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(QUEUE + "-")]
+        for key in keys:
+            with _storage_errors("read"):
+                value = self._cache.get(key)
+            if value:
+                yield Chunk(key, value["id"], value["t"], value["events"], value["attempts"])
+
+    # -- dead letters ----------------------------------------------------------------
+
+    def add_dead(self, event: bytes, reason: str, detail: str) -> None:
+        with _storage_errors("dead letter"), self._cache.transact():
+            self._cache.push({"t": time.time(), "event": event, "reason": reason, "detail": detail}, prefix=DEAD)
+            self._cache.set(_DEAD_COUNT, self._cache.get(_DEAD_COUNT, 0) + 1)
+
+    def dead_count(self) -> int:
+        with _storage_errors("count"):
+            return int(self._cache.get(_DEAD_COUNT, 0))
+
+    def dead_letters(self) -> list[tuple[str, dict]]:
+        with _storage_errors("scan"):
+            keys = [k for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(DEAD + "-")]
+            return [(k, v) for k in keys if (v := self._cache.get(k))]
+
+    def remove_dead(self, keys: list[str]) -> int:
+        removed = 0
+        with _storage_errors("purge"), self._cache.transact():
+            for key in keys:
+                removed += bool(self._cache.delete(key))
+            self._cache.set(_DEAD_COUNT, max(self._cache.get(_DEAD_COUNT, 0) - removed, 0))
+        return removed
+
+    # -- cleanup -----------------------------------------------------------------------
+
+    def cleanup(self, max_age_s: float, *, now: float | None = None) -> dict[str, int]:
+        """Remove outbox chunks and dead letters older than ``max_age_s``; return counts."""
+        cutoff = (time.time() if now is None else now) - max_age_s
+        expired_events = 0
+        for chunk in list(self.chunks()):
+            if chunk.created < cutoff and self.settle(chunk, [], []):
+                expired_events += len(chunk.events)
+        old_dead = [k for k, v in self.dead_letters() if v.get("t", 0) < cutoff]
+        return {"expired_events": expired_events, "expired_dead_letters": self.remove_dead(old_dead)}
+
+    # -- shared state ------------------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        with _storage_errors("get"):
+            return self._cache.get("s:" + key, default)
+
+    def set(self, key: str, value: Any, expire_s: float | None = None) -> None:
+        with _storage_errors("set"):
+            self._cache.set("s:" + key, value, expire=expire_s)
+
+    def incr(self, key: str, delta: int = 1) -> int:
+        with _storage_errors("incr"):
+            return self._cache.incr("s:" + key, delta)
+
+    def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Take or renew the lease ``name`` for ``ttl_s``; False if someone else holds it.
+
+        Deadlines are in monotonic time (one clock for all processes on Linux), so wall
+        clock jumps neither expire a lease early nor keep it for ever. A deadline further
+        away than ``ttl_s`` can only come from before a reboot and counts as expired.
+        """
+        key = "s:lease:" + name
+        now = time.monotonic()
+        with _storage_errors("lease"), self._cache.transact():
+            held = self._cache.get(key)
+            if held is not None and held[0] != owner and 0 < held[1] - now <= ttl_s:
+                return False
+            self._cache.set(key, (owner, now + ttl_s))
+        return True
+
+    def release_lease(self, name: str, owner: str) -> None:
+        key = "s:lease:" + name
+        with _storage_errors("lease"), self._cache.transact():
+            held = self._cache.get(key)
+            if held is not None and held[0] == owner:
+                self._cache.delete(key)
+
+    def lease_holder(self, name: str) -> str | None:
+        """The live holder of lease ``name``, or None."""
+        with _storage_errors("lease"):
+            held = self._cache.get("s:lease:" + name)
+        if held is None or held[1] <= time.monotonic():
+            return None
+        return held[0]

@@ -1,0 +1,200 @@
+"""What an answer of the service means, decided in one place (wire-contract.md).
+
+Every delivery ends in one ``Outcome``:
+
+- ``ok``: stored (2xx, including ``already_exists`` and identical duplicates);
+- ``permanent``: the event itself is wrong; never retried, never counted against the
+  service, kept as a dead letter with the service's reason;
+- ``transient``: the service or its database is unwell (429, 5xx, connection errors,
+  the 400s a lost database produces); the event is kept and the breaker counts it;
+- ``suspect``: may be either (an unknown ``error_type``, a parent not found yet, an
+  answer we cannot read): retried like a transient one, but only ``max_attempts`` times
+  before it is dead-lettered, so one odd event cannot block the outbox forever.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import json
+import time
+from typing import Any, Mapping
+
+__all__ = ["BatchVerdict", "Outcome", "classify", "classify_batch", "classify_error", "health_verdict", "parse_retry_after"]
+
+OK = "ok"
+PERMANENT = "permanent"
+TRANSIENT = "transient"
+SUSPECT = "suspect"
+
+#: error_type values the service gives when the event itself is wrong.
+PERMANENT_ERROR_TYPES = frozenset({
+    "validation_error", "CheckViolationError", "StringDataRightTruncationError", "IndexError",
+})
+#: error_type values that mean the database is down or two creations raced.
+TRANSIENT_ERROR_TYPES = frozenset({
+    "foreign_key_violation", "ForeignKeyViolationError", "InterfaceError", "OSError",
+    "CannotConnectNowError", "TooManyConnectionsError", "PostgresConnectionError",
+    "ConnectionDoesNotExistError", "InternalClientError",
+})
+#: Statuses that say the request (not the event) was misdirected: keep the events.
+_MISDIRECTED = {401, 403, 404, 405, 407, 408, 409, 421, 425}
+_RETRY_AFTER_MAX_S = 3600.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: str
+    reason: str
+    detail: str = ""
+    retry_after_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == OK
+
+    @property
+    def counts_against_service(self) -> bool:
+        """Transient and suspect answers feed the breaker; a bad event does not."""
+        return self.kind in (TRANSIENT, SUSPECT)
+
+
+STORED = Outcome(OK, "stored")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BatchVerdict:
+    """Either one outcome for the whole batch, a request to resend one by one, or one per event."""
+
+    whole: Outcome | None = None
+    split: bool = False
+    per_event: tuple[Outcome, ...] = ()
+
+
+def classify_error(exc: BaseException) -> Outcome:
+    """A request that got no answer (refused, reset, timeout, aborted) is transient."""
+    return Outcome(TRANSIENT, "no_answer", f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _from_error_type(error_type: Any, error: Any) -> Outcome:
+    text = str(error or "")[:300]
+    if error_type in PERMANENT_ERROR_TYPES:
+        if error_type == "validation_error" and "not found" in text.lower():
+            # During replay this means order broke (a parent not yet stored): retry, bounded.
+            return Outcome(SUSPECT, "parent_not_found", text)
+        return Outcome(PERMANENT, str(error_type), text)
+    name = str(error_type or "")
+    if error_type in TRANSIENT_ERROR_TYPES or "Connection" in name or "Timeout" in name or "Refused" in name:
+        return Outcome(TRANSIENT, "database_unavailable", f"{name}: {text}")
+    return Outcome(SUSPECT, "unknown_error_type", f"{name}: {text}")
+
+
+def classify(status: int, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> Outcome:
+    """Classify the answer to ``POST /lineage/track``."""
+    if 200 <= status < 300:
+        doc = _json(body)
+        if isinstance(doc, dict) and doc.get("success") is not False:
+            return STORED
+        return Outcome(SUSPECT, "unreadable_answer", f"HTTP {status} without a success body")
+    if status == 429:
+        return Outcome(TRANSIENT, "rate_limited", "", parse_retry_after(headers.get("Retry-After"), now=now))
+    if status >= 500:
+        return Outcome(TRANSIENT, f"http_{status}", _detail(body), parse_retry_after(headers.get("Retry-After"), now=now))
+    if status == 400:
+        doc = _json(body)
+        if isinstance(doc, dict) and "detail" in doc:
+            return Outcome(PERMANENT, "rejected", _detail(body))
+        if isinstance(doc, dict) and doc.get("success") is False:
+            meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+            return _from_error_type(meta.get("error_type"), doc.get("error"))
+        return Outcome(SUSPECT, "unreadable_answer", "HTTP 400 with an unknown body")
+    if status in (413, 422):
+        return Outcome(PERMANENT, f"http_{status}", _detail(body))
+    if 300 <= status < 400:
+        where = headers.get("Location", "?")
+        return Outcome(TRANSIENT, "redirected", f"HTTP {status} to {where[:200]}: set the final URL as base_url")
+    if status in _MISDIRECTED:
+        return Outcome(TRANSIENT, f"http_{status}", _detail(body))
+    return Outcome(SUSPECT, f"http_{status}", _detail(body))
+
+
+def classify_batch(status: int, headers: Mapping[str, str], body: bytes, count: int, *, now: float | None = None) -> BatchVerdict:
+    """Classify the answer to ``POST /lineage/track/batch`` for ``count`` events."""
+    if status in (400, 422):
+        doc = _json(body)
+        if isinstance(doc, dict) and "detail" in doc:
+            # One bad event rejects the whole batch and nothing is stored: resend one by one.
+            return BatchVerdict(split=True)
+    if status in (404, 405):
+        # An older collector without the batch route.
+        return BatchVerdict(split=True)
+    if status != 200:
+        return BatchVerdict(whole=classify(status, headers, body, now=now))
+    doc = _json(body)
+    if not isinstance(doc, dict) or not isinstance(doc.get("batch_summary"), dict):
+        return BatchVerdict(whole=Outcome(SUSPECT, "unreadable_answer", "batch answer without batch_summary"))
+    results: list[Outcome | None] = [None] * count
+    for item in doc.get("successful_results") or ():
+        index = item.get("event_index") if isinstance(item, dict) else None
+        if isinstance(index, int) and 0 <= index < count:
+            results[index] = STORED
+    for item in doc.get("failed_results") or ():
+        index = item.get("event_index") if isinstance(item, dict) else None
+        if isinstance(index, int) and 0 <= index < count:
+            meta = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+            results[index] = _from_error_type(meta.get("error_type"), item.get("error"))
+    missing = Outcome(SUSPECT, "missing_from_batch_answer", "the batch answer did not mention this event")
+    return BatchVerdict(per_event=tuple(r or missing for r in results))
+
+
+def _detail(body: bytes) -> str:
+    doc = _json(body)
+    if isinstance(doc, dict) and "detail" in doc:
+        return str(doc["detail"])[:300]
+    return body[:120].decode("utf-8", "replace")
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or HTTP date), clamped to an hour."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds:
+        return None
+    return min(max(seconds, 0.0), _RETRY_AFTER_MAX_S)
+
+
+def health_verdict(status: int, body: bytes) -> tuple[bool, str]:
+    """Healthy only when the lineage database is really there (wire-contract.md)."""
+    if status != 200:
+        return False, f"HTTP {status}"
+    doc = _json(body)
+    if not isinstance(doc, dict):
+        return False, "health answer is not JSON"
+    if doc.get("status") != "healthy":
+        return False, f"status {str(doc.get('status'))[:40]}"
+    components = doc.get("components") if isinstance(doc.get("components"), dict) else {}
+    if components.get("lineage_tracker") != "operational":
+        return False, f"lineage_tracker {str(components.get('lineage_tracker'))[:40]}"
+    perf = doc.get("performance") if isinstance(doc.get("performance"), dict) else {}
+    pool = perf.get("database_pool") if isinstance(perf.get("database_pool"), dict) else {}
+    if pool.get("pool_size") == 0:
+        return False, "database pool is empty"
+    return True, "healthy"

@@ -1,0 +1,480 @@
+"""The facade: ``Tracker`` and the process-wide ``get_tracker()``.
+
+``track()`` checks and serialises the event on the caller's thread (so a bad event is
+refused at once, with a reason), then hands bytes to the dispatcher; it never raises,
+never waits on the network and never prints. Threads start on the first event, are
+rebuilt in a forked child, and are stopped by one exit hook that runs before CPython
+joins the executor's threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from typing import Any, Iterable, Mapping
+
+from . import event as _event
+from .clock import Clock
+from .config import Config, config_from_options
+from .core import Core, Counters
+from .dispatcher import Dispatcher
+from .drainer import Drainer
+
+__all__ = ["Tracker", "get_tracker"]
+
+log = logging.getLogger(__name__)
+
+_live: "weakref.WeakSet[Tracker]" = weakref.WeakSet()
+_exit_hook_registered = False
+_registry_lock = threading.Lock()
+
+
+def _at_exit() -> None:
+    """Runs before the executor's threads are joined (registered LIFO after them)."""
+    for tracker in list(_live):
+        try:
+            tracker.close()
+        except Exception:  # never let one tracker stop the others' flush
+            log.exception("pattern_track: error while closing at exit")
+
+
+def _register_exit_hook() -> None:
+    global _exit_hook_registered
+    with _registry_lock:
+        if _exit_hook_registered:
+            return
+        try:
+            # threading's atexit runs before concurrent.futures joins its workers (and
+            # before the atexit module), which is the only moment a flush can bound exit.
+            threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
+        except (AttributeError, RuntimeError):
+            import atexit
+
+            atexit.register(_at_exit)
+        _exit_hook_registered = True
+
+
+def _reinit_after_fork() -> None:
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for tracker in list(_live):
+        tracker._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
+
+
+class Tracker:
+    """Record pattern lineage events without ever getting in the caller's way.
+
+    >>> with Tracker("http://localhost:8053", cache_dir="/tmp/pt-doc") as t:   # doctest: +SKIP
+    ...     pid = t.track_pattern_creation("def f(): pass", {"language": "python"})
+
+    Options are keyword-only and validated (``ConfigError`` names a bad one); see
+    ``Config`` for all of them. ``Tracker()`` uses the code defaults; ``Tracker.from_env()``
+    and ``get_tracker()`` read the environment.
+    """
+
+    def __init__(self, base_url: str | None = None, *, cache_dir: str | os.PathLike | None = None,
+                 clock: Clock | None = None, **options: Any) -> None:
+        self.config = config_from_options(base_url, cache_dir, options)
+        self._clock = clock or Clock()
+        self._counters = Counters()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._build()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> "Tracker":
+        """A tracker configured from environment variables (bad values warn and fall back)."""
+        config = Config.from_env(environ, **options)
+        return cls(**{f: getattr(config, f) for f in config.__dataclass_fields__})
+
+    def _build(self) -> None:
+        self._pid = os.getpid()
+        self._started = False
+        self._core = Core(self.config, self._clock, self._counters)
+        self._dispatcher = Dispatcher(self._core)
+        self._drainer = Drainer(self._core, self._dispatcher)
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh locks, threads and connections; the parent keeps its events."""
+        self._lock = threading.Lock()
+        self._counters = Counters()
+        self._build()
+
+    def _ensure_started(self) -> None:
+        if self._started and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._after_fork()
+            if self._started or self._closed:
+                return
+            _live.add(self)
+            _register_exit_hook()
+            self._drainer.start()
+            self._started = True
+
+    # -- tracking ------------------------------------------------------------------------
+
+    def track(self, event_type: str, /, **fields: Any) -> str | None:
+        """Queue one event; return its id, or None if it was not accepted (and counted).
+
+        Never raises and never blocks on the network.
+        """
+        try:
+            if not self.config.enabled:
+                self._counters.drop("disabled")
+                return None
+            if self._closed:
+                self._counters.drop("closed")
+                return None
+            if not self._started or self._pid != os.getpid():
+                self._ensure_started()
+            event = _event.build(event_type, fields, triggered_by=self.config.triggered_by)
+            if self.config.before_send is not None:
+                event = self._before_send(event)
+                if event is None:
+                    return None
+            data = _event.encode(event)
+            if len(data) > self.config.max_event_bytes:
+                self._counters.drop("too_large")
+                log.warning("event refused: %d bytes is over max_event_bytes", len(data))
+                return None
+            event_id = _event.event_id_of(event)
+            self._counters.add("accepted")
+            if not self._dispatcher.submit(data):
+                self._counters.drop("closed", accepted=True)
+                return None
+            return event_id
+        except _event.InvalidEvent as exc:
+            self._counters.drop(exc.reason)
+            log.warning("event refused (%s): %s", exc.reason, exc.detail)
+        except Exception as exc:  # the promise: nothing escapes track()
+            self._counters.drop("internal_error")
+            log.error("event refused by an internal error: %s", type(exc).__name__, exc_info=True)
+        return None
+
+    def _before_send(self, event: dict) -> dict | None:
+        try:
+            result = self.config.before_send(event)  # type: ignore[misc]
+        except Exception as exc:
+            self._counters.drop("before_send_error")
+            log.warning("before_send raised %s; event dropped", type(exc).__name__)
+            return None
+        if result is None:
+            self._counters.drop("before_send")
+            return None
+        if not isinstance(result, dict):
+            self._counters.drop("before_send_error")
+            log.warning("before_send returned %s, not a dict; event dropped", type(result).__name__)
+            return None
+        # The hook may not remove the id or break the contract: check again.
+        event_id = _event.event_id_of(event)
+        fields = {k: v for k, v in result.items() if k != "event_type"}
+        checked = _event.build(result.get("event_type"), fields, triggered_by=self.config.triggered_by)
+        if event_id:
+            checked["pattern_data"][_event.EVENT_ID_KEY] = event_id
+        return checked
+
+    def track_pattern_creation(self, code: str, context: Mapping[str, Any] | None = None, *,
+                               parent_pattern_ids: Iterable[str] | None = None) -> str | None:
+        """Record new code; return its pattern id (original scheme) or None.
+
+        With parents the event is sent as ``pattern_forked`` (``derived_from``): the service
+        ignores parents on a creation, so that is the only way the derivation is stored.
+        """
+        try:
+            ctx = dict(context or {})
+            language = ctx.get("language") or _event.language_for_path(ctx.get("file_path"))
+            pattern_type = ctx.get("pattern_type") or "code"
+            pattern_id = _event.pattern_id_for(code, language, ctx.get("pattern_type"))
+            parents = list(parent_pattern_ids or [])
+            fields = self._fields_from(ctx, pattern_id, language, pattern_type, code, version="1.0.0")
+            if parents:
+                fields.update(parent_pattern_ids=parents, edge_type="derived_from")
+                return pattern_id if self.track("pattern_forked", **fields) else None
+            return pattern_id if self.track("pattern_created", **fields) else None
+        except Exception:
+            self._counters.drop("internal_error")
+            log.error("track_pattern_creation failed", exc_info=True)
+            return None
+
+    def track_pattern_modification(self, pattern_id: str, new_code: str, context: Mapping[str, Any] | None = None,
+                                   reason: str | None = None) -> str | None:
+        """Record a change of ``pattern_id`` to ``new_code``; return the new pattern id or None."""
+        try:
+            ctx = dict(context or {})
+            language = ctx.get("language") or _event.language_for_path(ctx.get("file_path"))
+            pattern_type = ctx.get("pattern_type") or "code"
+            new_id = _event.pattern_id_for(new_code, language, ctx.get("pattern_type"))
+            if new_id == pattern_id:
+                self._counters.drop("unchanged")
+                log.debug("modification of %s left the code unchanged; not sent", pattern_id)
+                return None
+            fields = self._fields_from(ctx, new_id, language, pattern_type, new_code, version="1.1.0")
+            fields.update(parent_pattern_ids=[pattern_id], edge_type="modified_from",
+                          transformation_type=ctx.get("transformation_type") or "refactor",
+                          reason=reason if reason is not None else ctx.get("reason"))
+            return new_id if self.track("pattern_modified", **fields) else None
+        except Exception:
+            self._counters.drop("internal_error")
+            log.error("track_pattern_modification failed", exc_info=True)
+            return None
+
+    def track_pattern_application(self, pattern_id: str, context: Mapping[str, Any] | None = None) -> str | None:
+        """Record that ``pattern_id`` was applied; return it, or None."""
+        try:
+            ctx = dict(context or {})
+            data = {k: v for k, v in ctx.items() if k not in _TOP_LEVEL}
+            data.setdefault("applied", True)
+            fields = dict(pattern_id=pattern_id, pattern_data=data,
+                          language=ctx.get("language") or _event.language_for_path(ctx.get("file_path")),
+                          file_path=ctx.get("file_path"), tool_name=ctx.get("tool_name"),
+                          reason=ctx.get("reason") or "Pattern reused")
+            return pattern_id if self.track("pattern_applied", **fields) else None
+        except Exception:
+            self._counters.drop("internal_error")
+            log.error("track_pattern_application failed", exc_info=True)
+            return None
+
+    def track_pattern_merge(self, source_pattern_ids: Iterable[str], merged_code: str,
+                            context: Mapping[str, Any] | None = None, reason: str | None = None) -> str | None:
+        """Record a merge of two or more patterns into ``merged_code``; return the new id or None."""
+        try:
+            ctx = dict(context or {})
+            sources = list(source_pattern_ids)
+            language = ctx.get("language") or _event.language_for_path(ctx.get("file_path"))
+            pattern_type = ctx.get("pattern_type") or "code"
+            new_id = _event.pattern_id_for(merged_code, language, ctx.get("pattern_type"))
+            fields = self._fields_from(ctx, new_id, language, pattern_type, merged_code, version="2.0.0")
+            fields["pattern_data"]["merged_from"] = sources
+            fields.update(parent_pattern_ids=sources, edge_type="merged_from", transformation_type="merge",
+                          reason=reason if reason is not None else ctx.get("reason"))
+            return new_id if self.track("pattern_merged", **fields) else None
+        except Exception:
+            self._counters.drop("internal_error")
+            log.error("track_pattern_merge failed", exc_info=True)
+            return None
+
+    @staticmethod
+    def _fields_from(ctx: dict, pattern_id: str, language: str | None, pattern_type: str,
+                     code: str, *, version: str) -> dict:
+        data = {k: v for k, v in ctx.items() if k not in _TOP_LEVEL}
+        data["code"] = code
+        file_path = ctx.get("file_path")
+        name = ctx.get("pattern_name") or (os.path.basename(file_path) if file_path else
+                                           f"{(language or 'unknown').title()} {pattern_type.title()} Pattern")
+        return dict(pattern_id=pattern_id, pattern_name=str(name)[:255], pattern_type=pattern_type,
+                    pattern_version=ctx.get("pattern_version") or version, language=language,
+                    file_path=file_path, tool_name=ctx.get("tool_name"), pattern_data=data)
+
+    # -- delivery control -------------------------------------------------------------------
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait up to ``timeout`` s until nothing tracked is only in memory; True if so."""
+        try:
+            if not self._started:
+                return True
+            return self._dispatcher.flush(timeout)
+        except Exception:
+            log.error("flush failed", exc_info=True)
+            return False
+
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver for up to ``timeout`` s (default ``exit_timeout_s``), then keep the rest
+        in the outbox and stop the threads. Idempotent; later ``track()`` calls are counted drops."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if not self._started or self._pid != os.getpid():
+            return
+        timeout_s = self.config.exit_timeout_s if timeout is None else timeout
+        self._dispatcher.shutdown(timeout_s)
+        self._drainer.stop(0.2)
+        _live.discard(self)
+
+    def __enter__(self) -> "Tracker":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def _wait_ready(self, timeout_s: float = 5.0) -> bool:
+        self._ensure_started()
+        return self._core.ready.wait(timeout_s)
+
+    def sync_offline_events(self, timeout: float = 30.0) -> dict:
+        """Deliver the outbox now, on this thread. Returns ``{success, sync_stats: {synced, failed, skipped}}``."""
+        try:
+            if not self.config.enabled:
+                return {"success": False, "reason": "tracking_disabled", "sync_stats": _empty_sync()}
+            if not self._wait_ready(timeout):
+                return {"success": False, "reason": "not_ready", "sync_stats": _empty_sync()}
+            self._dispatcher.flush(min(timeout, 5.0))
+            core = self._core
+            if core.outbox is None:
+                return {"success": False, "reason": "outbox_unavailable", "error": core.outbox_error,
+                        "sync_stats": _empty_sync()}
+            if not core.health.check():
+                pending = core.outbox.pending()
+                return {"success": False, "reason": "service_unhealthy",
+                        "sync_stats": {"total_found": pending, "synced": 0, "failed": pending, "skipped": 0}}
+            total = core.outbox.pending()
+            result = self._drainer.drain(probe=True)
+            stats = {"total_found": total, "synced": result["synced"], "failed": result["failed"],
+                     "skipped": result["skipped"]}
+            return {"success": result["state"] == "done" and not result["failed"], "state": result["state"],
+                    "sync_stats": stats}
+        except Exception as exc:
+            log.error("sync failed", exc_info=True)
+            return {"success": False, "error": f"{type(exc).__name__}: {exc}", "sync_stats": _empty_sync()}
+
+    def cleanup_cache(self, max_age_days: float | None = None) -> dict:
+        """Remove outbox entries and dead letters older than ``max_age_days`` (default from config)."""
+        try:
+            if not self._wait_ready():
+                return {"success": False, "reason": "not_ready"}
+            if self._core.outbox is None:
+                return {"success": False, "reason": "outbox_unavailable"}
+            days = self.config.cache_max_age_days if max_age_days is None else max_age_days
+            counts = self._core.outbox.cleanup(days * 86400.0)
+            if counts["expired_events"]:
+                self._counters.drop("expired", counts["expired_events"])
+                log.warning("cleanup removed %d undelivered events older than %s days",
+                            counts["expired_events"], days)
+            return {"success": True, "cleaned_count": sum(counts.values()), **counts}
+        except Exception as exc:
+            log.error("cleanup failed", exc_info=True)
+            return {"success": False, "error": f"{type(exc).__name__}: {exc}"}
+
+    def reset_circuit_breaker(self) -> bool:
+        """Close the breaker (shared by every process using this cache)."""
+        try:
+            if self._wait_ready() and self._core.breaker is not None:
+                self._core.breaker.reset()
+                return True
+        except Exception:
+            log.error("breaker reset failed", exc_info=True)
+        return False
+
+    def check_health(self) -> bool:
+        """Ask the service now (ignoring the cached answer); True if healthy."""
+        try:
+            return bool(self._wait_ready() and self._core.health.check())
+        except Exception:
+            log.error("health check failed", exc_info=True)
+            return False
+
+    force_health_check = check_health
+
+    # -- stats ---------------------------------------------------------------------------------
+
+    def stats(self) -> dict:
+        """Counts and state: see the README. Never raises."""
+        counters = self._counters
+        with counters._lock:
+            values = dict(counters.values)
+            dropped = dict(counters.dropped)
+        memory = self._dispatcher.counts()
+        core = self._core
+        ready = self._started and core.outbox_ready.wait(0.5)
+        pending = dead = None
+        if ready and core.outbox is not None:
+            try:
+                pending = core.outbox.pending()
+                dead = core.outbox.dead_count()
+            except Exception:
+                pass
+        breaker = {"state": "closed", "failure_count": 0}
+        health = {"is_healthy": False, "last_check": None}
+        try:
+            if core.breaker is not None:
+                breaker = core.breaker.snapshot()
+            if core.health is not None:
+                health = core.health.snapshot()
+        except Exception:
+            pass
+        return {
+            "enabled": self.config.enabled,
+            "accepted": values["accepted"],
+            "sent": values["delivered"] + values["replayed"],
+            "pending": pending,
+            "dead_letter": values["dead_lettered"] + values["replay_dead_lettered"],
+            "dead_letter_total": dead,
+            "dropped": dropped,
+            "breaker": breaker,
+            "health": health,
+            "outcomes": {
+                "accepted": values["accepted"], "delivered": values["delivered"],
+                "outboxed": values["outboxed"], "dead_lettered": values["dead_lettered"],
+                "dropped_after_accept": values["dropped_after_accept"], "buffered": memory["buffered"],
+                "in_flight": memory["in_flight"], "held_in_memory": memory["held"],
+            },
+            "replayed": values["replayed"],
+            "requests": core.delivery.requests if core.delivery is not None else 0,
+            "outbox": {"path": self.config.resolved_cache_dir, "available": core.outbox is not None if ready else None,
+                       "error": core.outbox_error},
+        }
+
+    def get_tracker_stats(self) -> dict:
+        """The original library's shape, so existing dashboards keep working."""
+        s = self.stats()
+        o = s["outcomes"]
+        attempted = o["delivered"] + o["outboxed"] + o["dead_lettered"]
+        breaker = s["breaker"]
+        state = breaker.get("state", "closed")
+        return {
+            "tracker": {"enabled": self.config.enabled, "base_url": self.config.base_url, "cached_patterns": 0},
+            "resilience": {
+                "executor": {
+                    "total_tasks": s["accepted"], "active_tasks": o["buffered"] + o["in_flight"],
+                    "success_count": s["sent"], "error_count": o["outboxed"] + s["dead_letter"],
+                    "success_rate": (o["delivered"] / attempted) if attempted else 0.0,
+                },
+                "health": {
+                    "is_healthy": s["health"].get("is_healthy", False),
+                    "last_check": s["health"].get("last_check"),
+                    "consecutive_failures": s["health"].get("consecutive_failures", 0),
+                    "consecutive_successes": 0 if not s["health"].get("is_healthy") else 1,
+                    "last_health_data": None, "base_url": self.config.base_url,
+                },
+                "circuit_breaker": {
+                    "state": state.replace("-", "_"), "failure_count": breaker.get("failure_count", 0),
+                    "consecutive_successes": 0, "last_failure_time": None, "last_success_time": None,
+                    "is_available": state != "open",
+                },
+                "cache": {
+                    "pending_events": s["pending"] or 0, "total_cached": o["outboxed"],
+                    "total_synced": s["replayed"], "cache_dir": self.config.resolved_cache_dir,
+                    "max_age_days": self.config.cache_max_age_days,
+                },
+            },
+        }
+
+
+_TOP_LEVEL = {"language", "file_path", "tool_name", "pattern_name", "pattern_type", "pattern_version",
+              "transformation_type", "reason"}
+
+
+def _empty_sync() -> dict:
+    return {"total_found": 0, "synced": 0, "failed": 0, "skipped": 0}
+
+
+_default: Tracker | None = None
+_default_lock = threading.Lock()
+
+
+def get_tracker() -> Tracker:
+    """The process-wide tracker, configured from the environment on first use."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Tracker.from_env()
+    return _default

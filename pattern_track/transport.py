@@ -1,0 +1,208 @@
+"""HTTP to the service: the only module that imports requests (and urllib3).
+
+Two things requests does not do are done here:
+
+- a whole-request deadline. Its read timeout is per socket read, so a server trickling a
+  byte a second keeps a request alive for ever; a watchdog thread shuts the socket down
+  at the deadline instead;
+- abort. At interpreter exit CPython joins the sender threads before ``atexit`` runs, so
+  an in-flight request would hold the process for its whole timeout; ``abort()`` shuts
+  down every socket in use so the blocked reads return at once.
+
+Each thread gets its own ``Session`` (requests does not promise thread safety) with one
+connection, no retries (the outbox retries), no redirects and ``trust_env`` as configured.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import weakref
+from typing import Mapping, NamedTuple
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from .config import Config
+
+__all__ = ["Answer", "NoAnswer", "Transport", "TRACK_PATH", "BATCH_PATH", "HEALTH_PATH"]
+
+log = logging.getLogger(__name__)
+
+API = "/api/pattern-traceability"
+TRACK_PATH = API + "/lineage/track"
+BATCH_PATH = API + "/lineage/track/batch"
+HEALTH_PATH = API + "/health"
+
+
+class Answer(NamedTuple):
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class NoAnswer(Exception):
+    """The request got no HTTP answer: refused, reset, timed out or aborted."""
+
+
+def _pool_classes(sockets: "weakref.WeakSet[socket.socket]") -> dict:
+    """urllib3 pool classes whose connections record their socket in ``sockets``."""
+
+    class Conn(HTTPConnection):
+        def connect(self) -> None:
+            super().connect()
+            sockets.add(self.sock)
+
+    class TLSConn(HTTPSConnection):
+        def connect(self) -> None:
+            super().connect()
+            sockets.add(self.sock)
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Conn
+
+    class TLSPool(HTTPSConnectionPool):
+        ConnectionCls = TLSConn
+
+    return {"http": Pool, "https": TLSPool}
+
+
+class _Adapter(HTTPAdapter):
+    def __init__(self, sockets: "weakref.WeakSet[socket.socket]") -> None:
+        self._sockets = sockets
+        super().__init__(pool_connections=1, pool_maxsize=1, max_retries=0)
+
+    def init_poolmanager(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _pool_classes(self._sockets)
+
+
+class _Channel:
+    """One thread's session and the sockets it has open."""
+
+    __slots__ = ("session", "sockets", "__weakref__")
+
+    def __init__(self, config: Config) -> None:
+        self.sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        session = requests.Session()
+        session.trust_env = config.trust_env
+        session.verify = config.verify_tls
+        adapter = _Adapter(self.sockets)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers.update({"User-Agent": "pattern_track", "Accept": "application/json"})
+        if config.api_key:
+            session.headers["Authorization"] = f"Bearer {config.api_key}"
+        self.session = session
+
+    def shutdown_sockets(self) -> None:
+        for sock in list(self.sockets):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class Transport:
+    """Blocking HTTP calls with a hard deadline, safe to call from several threads."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._base = config.base_url.rstrip("/")
+        self._local = threading.local()
+        self._lock = threading.Condition()
+        self._channels: weakref.WeakSet[_Channel] = weakref.WeakSet()
+        self._deadlines: dict[int, tuple[float, _Channel]] = {}
+        self._watchdog: threading.Thread | None = None
+        self._aborted = False
+
+    # -- calls ---------------------------------------------------------------
+
+    def post(self, path: str, body: bytes, headers: Mapping[str, str] | None = None) -> Answer:
+        c = self._config
+        send_headers = {"Content-Type": "application/json"}
+        if headers:
+            send_headers.update(headers)
+        return self._call("POST", path, body, send_headers, (c.connect_timeout_s, c.read_timeout_s), c.request_deadline_s)
+
+    def get(self, path: str, timeout_s: float) -> Answer:
+        return self._call("GET", path, None, None, (min(timeout_s, self._config.connect_timeout_s), timeout_s), timeout_s)
+
+    def _call(self, method, path, body, headers, timeout, deadline_s) -> Answer:  # type: ignore[no-untyped-def]
+        if self._aborted:
+            raise NoAnswer("transport closed")
+        channel = self._channel()
+        token = self._arm(channel, deadline_s)
+        try:
+            response = channel.session.request(
+                method, self._base + path, data=body, headers=headers,
+                timeout=timeout, allow_redirects=False,
+            )
+            return Answer(response.status_code, response.headers, response.content)
+        except requests.RequestException as exc:
+            raise NoAnswer(f"{type(exc).__name__}: {exc}") from None
+        except OSError as exc:  # a socket shut down under urllib3 can surface raw
+            raise NoAnswer(f"{type(exc).__name__}: {exc}") from None
+        finally:
+            self._disarm(token)
+
+    def _channel(self) -> _Channel:
+        channel = getattr(self._local, "channel", None)
+        if channel is None:
+            channel = _Channel(self._config)
+            self._local.channel = channel
+            with self._lock:
+                self._channels.add(channel)
+        return channel
+
+    # -- deadlines and abort ---------------------------------------------------
+
+    def _arm(self, channel: _Channel, deadline_s: float) -> int:
+        import time
+
+        token = threading.get_ident()
+        with self._lock:
+            self._deadlines[token] = (time.monotonic() + deadline_s, channel)
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(target=self._watch, name="pattern_track-deadline", daemon=True)
+                self._watchdog.start()
+            self._lock.notify()
+        return token
+
+    def _disarm(self, token: int) -> None:
+        with self._lock:
+            self._deadlines.pop(token, None)
+
+    def _watch(self) -> None:
+        import time
+
+        with self._lock:
+            while not self._aborted:
+                now = time.monotonic()
+                expired = [t for t, (d, _) in self._deadlines.items() if d <= now]
+                for token in expired:
+                    _, channel = self._deadlines.pop(token)
+                    log.warning("request exceeded its %.1fs deadline; aborting it", self._config.request_deadline_s)
+                    channel.shutdown_sockets()
+                nearest = min((d for d, _ in self._deadlines.values()), default=None)
+                self._lock.wait(None if nearest is None else max(nearest - now, 0.01))
+
+    def abort(self) -> None:
+        """Fail every request in flight now and refuse new ones (used at exit)."""
+        with self._lock:
+            self._aborted = True
+            channels = list(self._channels)
+            self._lock.notify_all()
+        for channel in channels:
+            channel.shutdown_sockets()
+
+    def close(self) -> None:
+        self.abort()
+        for channel in list(self._channels):
+            try:
+                channel.session.close()
+            except Exception:  # closing is best effort
+                pass
