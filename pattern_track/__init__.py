@@ -4,18 +4,42 @@
 >>> tracker = Tracker("http://localhost:8053")          # doctest: +SKIP
 >>> tracker.track_pattern_creation("def f(): pass", {"language": "python"})  # doctest: +SKIP
 'python-code-...'
+
+Importing the package is cheap: the tracker (and with it concurrent.futures) loads on
+first use, requests and diskcache only in the background threads. The Claude Code hook
+path imports none of them.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
-from .config import Config
 from .errors import CacheError, ConfigError, PatternTrackError
-from .event import pattern_id_for
-from .tracker import Tracker, get_tracker
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .event import pattern_id_for
+    from .tracker import Tracker, get_tracker
 
 __all__ = ["CacheError", "Config", "ConfigError", "PatternTrackError", "Tracker", "get_tracker", "pattern_id_for"]
 __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+_LAZY = {"Tracker": "tracker", "get_tracker": "tracker", "Config": "config", "pattern_id_for": "event"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pattern_track' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -61,12 +61,14 @@ class Core:
         self.outbox_ready = threading.Event()
         self.ready = threading.Event()
 
-    def start(self) -> None:
+    def start(self, *, network: bool = True) -> None:
         """Open the outbox, then the network parts. Never raises."""
         try:
             self._open_outbox()
         finally:
             self.outbox_ready.set()
+        if not network:
+            return
         try:
             self._build_network()
         except Exception:

@@ -21,8 +21,9 @@ import logging
 import threading
 from typing import Any
 
-from .outbox import OutboxError
+from .errors import OutboxError
 from .settle import settle
+from .spool import Spool
 
 __all__ = ["Dispatcher"]
 
@@ -171,7 +172,14 @@ class Dispatcher:
                     log.warning("outbox full (cap reached): %d events refused", len(events))
                 return
             except OutboxError as exc:
-                log.warning("outbox write failed, holding %d events in memory: %s", len(events), exc)
+                log.warning("outbox write failed (%s); using the spool", exc)
+        if not attempts or not any(attempts):
+            try:
+                Spool(core.config.resolved_cache_dir).write(events)
+                core.counters.add("outboxed", len(events))
+                return
+            except OSError as exc:
+                log.warning("spool write failed, holding %d events in memory: %s", len(events), exc)
         with self._cond:
             room = max(self._max_buffer - len(self._held), 0)
             kept = list(zip(events, attempts or [0] * len(events)))[:room]

@@ -16,8 +16,9 @@ import threading
 from typing import Any
 
 from .backoff import Backoff
-from .outbox import OutboxError
+from .errors import OutboxError
 from .settle import settle
+from .spool import Spool
 
 __all__ = ["Drainer"]
 
@@ -36,6 +37,7 @@ class Drainer:
         self._idle = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one drain at a time within this process
+        self.spool = Spool(config.resolved_cache_dir)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="pattern_track-drainer", daemon=True)
@@ -65,6 +67,7 @@ class Drainer:
         self._dispatcher.retry_held()
         if core.outbox is None or core.delivery is None:
             return config.drain_interval_s
+        self.ingest()
         if core.outbox.pending() == 0:
             self._backoff.reset()
             return config.drain_interval_s
@@ -80,6 +83,43 @@ class Drainer:
             return self._backoff.next(result.get("retry_after_s"))
         self._backoff.reset()
         return 0.0 if result["synced"] or result["skipped"] else config.drain_interval_s
+
+    def ingest(self) -> int:
+        """Move spool files into the outbox, under the drain lease (so each moves once)."""
+        core = self._core
+        if core.outbox is None or not self.spool.files():
+            return 0
+        with self._lock:
+            if not core.outbox.acquire_lease(LEASE, core.owner, core.config.lease_ttl_s):
+                return 0
+            try:
+                moved = self.spool.ingest(core.outbox.append)
+            finally:
+                core.outbox.release_lease(LEASE, core.owner)
+        return moved
+
+    def has_work(self) -> bool:
+        core = self._core
+        return bool(self.spool.files()) or (core.outbox is not None and core.outbox.pending() > 0)
+
+    def run_until_idle(self, *, idle_s: float, max_s: float) -> bool:
+        """Drain on this thread until nothing is left for ``idle_s`` or ``max_s`` passes.
+
+        For the detached drainer process. Returns whether everything was delivered.
+        """
+        core = self._core
+        clock = core.clock
+        start = idle_since = clock.monotonic()
+        while clock.monotonic() - start < max_s:
+            delay = self.step()
+            now = clock.monotonic()
+            if self.has_work():
+                idle_since = now
+            elif now - idle_since >= idle_s:
+                return True
+            if clock.wait(self._stop, min(delay, max(idle_s / 4, 0.05))):
+                break
+        return not self.has_work()
 
     def drain(self, *, probe: bool = False, max_chunks: int | None = None) -> dict:
         """Deliver the outbox from the front until it is empty or a delivery fails.

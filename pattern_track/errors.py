@@ -5,12 +5,14 @@ background threads turn every failure into a counted, logged outcome instead.
 
     PatternTrackError
     ├── ConfigError (also ValueError)      a bad option or keyword argument
-    └── CacheError                         the outbox directory cannot be used safely
+    ├── CacheError                         the outbox directory cannot be used safely
+    └── OutboxError                        a storage operation failed (busy, full, corrupt);
+                                           internal: always caught and counted
 """
 
 from __future__ import annotations
 
-__all__ = ["CacheError", "ConfigError", "PatternTrackError"]
+__all__ = ["CacheError", "ConfigError", "OutboxError", "PatternTrackError"]
 
 
 class PatternTrackError(Exception):
@@ -23,3 +25,7 @@ class ConfigError(PatternTrackError, ValueError):
 
 class CacheError(PatternTrackError):
     """The cache directory is unsafe (symlink, foreign owner) or unusable."""
+
+
+class OutboxError(PatternTrackError):
+    """A storage operation failed (busy, full, corrupt, unwritable); the caller counts it."""

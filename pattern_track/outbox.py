@@ -23,16 +23,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import sqlite3
-import stat
 import time
 from typing import Any, Iterator, NamedTuple
 
 import diskcache
 
-from .errors import CacheError
+from .cachedir import prepare_directory
+from .errors import OutboxError
 
-__all__ = ["Chunk", "Outbox", "OutboxError", "prepare_directory"]
+__all__ = ["Chunk", "Outbox"]
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,6 @@ _PENDING_BYTES = "s:pending_bytes"
 _DEAD_COUNT = "s:dead_count"
 #: What diskcache and SQLite raise on a busy, full, corrupt or vanished database.
 STORAGE_ERRORS = (diskcache.Timeout, sqlite3.Error, OSError)
-
-
-class OutboxError(Exception):
-    """A storage operation failed (busy, full, corrupt, unwritable); the caller counts it."""
 
 
 class Chunk(NamedTuple):
@@ -65,23 +62,21 @@ def _storage_errors(what: str) -> Iterator[None]:
         raise OutboxError(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
-def prepare_directory(path: str) -> str:
-    """Create ``path`` as a private directory, or refuse it clearly if it is unsafe."""
-    path = os.path.abspath(os.path.expanduser(path))
+def _alive(owner: str) -> bool:
+    """False only when ``owner`` ("host:pid:...") is a process of this host that is gone."""
+    parts = owner.split(":")
+    if len(parts) < 2 or parts[0] != _HOST or not parts[1].isdigit():
+        return True
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        info = os.lstat(path)
-    except OSError as exc:
-        raise CacheError(f"cannot create cache directory {path}: {exc.strerror or exc}") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise CacheError(f"cache directory {path} is a symlink; refusing to follow it")
-    if not stat.S_ISDIR(info.st_mode):
-        raise CacheError(f"cache path {path} is not a directory")
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise CacheError(f"cache directory {path} belongs to another user (uid {info.st_uid})")
-    if info.st_mode & 0o077:
-        os.chmod(path, 0o700)
-    return path
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+_HOST = socket.gethostname()
 
 
 class Outbox:
@@ -242,7 +237,7 @@ class Outbox:
         now = time.monotonic()
         with _storage_errors("lease"), self._cache.transact():
             held = self._cache.get(key)
-            if held is not None and held[0] != owner and 0 < held[1] - now <= ttl_s:
+            if held is not None and held[0] != owner and 0 < held[1] - now <= ttl_s and _alive(held[0]):
                 return False
             self._cache.set(key, (owner, now + ttl_s))
         return True

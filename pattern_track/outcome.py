@@ -15,7 +15,6 @@ Every delivery ends in one ``Outcome``:
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import json
 import time
 from typing import Any, Mapping
@@ -169,6 +168,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     try:
         seconds = float(value)
     except ValueError:
+        import email.utils  # only for the rare HTTP-date form; costly at import
+
         try:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):

@@ -1,0 +1,75 @@
+"""Start a detached drainer process when none is running (used by the hook).
+
+A running drainer holds an exclusive ``flock`` on ``<cache_dir>/drainer.lock`` for its
+whole life, so "is one running?" is one non-blocking lock attempt, correct even after a
+SIGKILL (the kernel drops the lock with the process). The child gets stdin, stdout and
+stderr on /dev/null and its own session: the hook host waits for EOF on the hook's
+pipes, and must not wait for the drainer. ``drainer.resume`` holds a wall-clock time
+before which hooks do not start one (the last drainer found the service down).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import time
+from typing import Mapping
+
+__all__ = ["drainer_lock", "ensure_drainer", "resume_after", "set_resume_after"]
+
+LOCK_NAME = "drainer.lock"
+RESUME_NAME = "drainer.resume"
+
+
+def drainer_lock(cache_dir: str) -> int | None:
+    """Take the drainer lock; return its fd (keep it open) or None if another holds it."""
+    fd = os.open(os.path.join(cache_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def resume_after(cache_dir: str) -> float:
+    try:
+        with open(os.path.join(cache_dir, RESUME_NAME), encoding="ascii") as handle:
+            return float(handle.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0.0
+
+
+def set_resume_after(cache_dir: str, when: float) -> None:
+    path = os.path.join(cache_dir, RESUME_NAME)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(f"{when:.3f}")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def ensure_drainer(cache_dir: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Spawn ``python -m pattern_track drain --detached`` unless one runs; True if spawned."""
+    if time.time() < resume_after(cache_dir):
+        return False
+    fd = drainer_lock(cache_dir)
+    if fd is None:
+        return False
+    os.close(fd)  # free it for the child; two racing hooks may both spawn, one child wins
+    env = dict(os.environ if environ is None else environ)
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    env["PATTERN_TRACK_CACHE_DIR"] = cache_dir
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+    ]
+    os.posix_spawn(sys.executable, [sys.executable, "-m", "pattern_track", "drain", "--detached"],
+                   env, file_actions=actions, setsid=True)
+    return True

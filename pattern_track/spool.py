@@ -1,0 +1,106 @@
+"""The spool: the outbox's stdlib-only front door, for short processes and bad days.
+
+A spool file is one JSON array of serialised events, written to a temporary name and
+renamed into ``<cache_dir>/spool/`` (atomic: a reader never sees half a file), mode
+0600. Names sort by time (``<ns>-<pid>-<random>.json``) so ingestion keeps order.
+
+The Claude Code hook writes here because it must finish in milliseconds and never wait
+on SQLite's locks (opening a diskcache while another process writes can block for a
+minute); a tracker whose outbox cannot be written falls back here too. Drainers move
+spool files into the outbox (``ingest``); deletion happens only after the outbox write,
+so a crash in between repeats a chunk rather than losing it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Callable, Iterable
+
+__all__ = ["Spool"]
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".json"
+
+
+class Spool:
+    def __init__(self, cache_dir: str) -> None:
+        self.directory = os.path.join(cache_dir, "spool")
+
+    def write(self, events: Iterable[bytes]) -> str:
+        """Durably add one file holding ``events`` (bytes of JSON each); return its path.
+
+        Raises OSError when the directory cannot be written.
+        """
+        texts = [e.decode("utf-8") for e in events]
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        name = f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(4).hex()}"
+        tmp = os.path.join(self.directory, "." + name + ".tmp")
+        final = os.path.join(self.directory, name + SUFFIX)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(texts, handle, ensure_ascii=False)
+            # No fsync: the rename makes it crash-safe for the process, which is the
+            # promise; surviving power loss would cost every hook call milliseconds.
+            os.replace(tmp, final)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return final
+
+    def files(self) -> list[str]:
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
+        return sorted(os.path.join(self.directory, n) for n in names if n.endswith(SUFFIX) and not n.startswith("."))
+
+    def count_events(self) -> int:
+        total = 0
+        for path in self.files():
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    total += len(json.load(handle))
+            except (OSError, ValueError):
+                continue
+        return total
+
+    def ingest(self, append: Callable[[list], bool], *, limit: int = 1000) -> int:
+        """Move up to ``limit`` spool files into the outbox via ``append(events) -> bool``.
+
+        Stops at the first file the outbox refuses (full) so order is kept. A file that is
+        not valid JSON is set aside as ``*.bad`` and logged, never silently deleted.
+        Returns the number of events moved.
+        """
+        moved = 0
+        for path in self.files()[:limit]:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    texts = json.load(handle)
+                if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                    raise ValueError("not a list of events")
+            except FileNotFoundError:
+                continue  # another drainer took it
+            except (OSError, ValueError) as exc:
+                log.warning("spool file %s unreadable (%s); set aside", os.path.basename(path), exc)
+                try:
+                    os.replace(path, path + ".bad")
+                except OSError:
+                    pass
+                continue
+            events = [t.encode("utf-8") for t in texts]
+            if not append(events):
+                break
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            moved += len(events)
+        return moved

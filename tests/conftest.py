@@ -1,0 +1,53 @@
+"""Shared fixtures: a real loopback collector, a private cache directory, trackers that close."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from pattern_track import Tracker
+from pattern_track.collector import Collector
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(ROOT, "..", "shared", "fixtures", "hook-payloads")
+
+
+@pytest.fixture
+def collector():
+    with Collector() as c:
+        yield c
+
+
+@pytest.fixture
+def cache_dir(tmp_path):
+    return str(tmp_path / "cache")
+
+
+@pytest.fixture
+def make_tracker(cache_dir):
+    made = []
+
+    def make(url, **options):
+        options.setdefault("cache_dir", cache_dir)
+        options.setdefault("health_check_interval_s", 60.0)
+        tracker = Tracker(url, **options)
+        made.append(tracker)
+        return tracker
+
+    yield make
+    for tracker in made:
+        tracker.close(timeout=1.0)
+
+
+@pytest.fixture
+def env(cache_dir):
+    """Environment for subprocesses: this checkout importable, a private cache."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PATTERN_", "INTELLIGENCE_", "CIRCUIT_", "HEALTH_"))}
+    environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, environ.get("PYTHONPATH")) if p)
+    environ["PATTERN_CACHE_DIR"] = cache_dir
+    return environ
+
+
+PYTHON = sys.executable

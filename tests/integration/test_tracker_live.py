@@ -1,0 +1,255 @@
+"""The tracker end to end against the reference collector on loopback (real threads, real HTTP)."""
+
+import json
+import os
+import threading
+
+import pytest
+
+from pattern_track import Tracker
+from pattern_track.collector import Collector
+from pattern_track.outbox import Outbox
+
+
+def counts_add_up(stats):
+    o = stats["outcomes"]
+    return o["accepted"] == (o["delivered"] + o["outboxed"] + o["dead_lettered"] + o["dropped_after_accept"]
+                             + o["buffered"] + o["in_flight"] + o["held_in_memory"])
+
+
+def track_requests(collector):
+    counts = collector.state()["requests"]
+    return sum(n for route, by_status in counts.items() if route in ("track", "batch") for n in by_status.values())
+
+
+def test_a_lineage_chain_is_delivered_in_order(collector, make_tracker):
+    """Create, modify, apply, merge: all stored, parent before child, counts add up."""
+    tracker = make_tracker(collector.url)
+    ctx = {"language": "python", "file_path": "/src/a.py", "tool_name": "Write"}
+    a = tracker.track_pattern_creation("def a(): pass", ctx)
+    b = tracker.track_pattern_modification(a, "def a(): return 1", ctx, reason="fix")
+    c = tracker.track_pattern_creation("def c(): pass", ctx)
+    assert tracker.track_pattern_application(b, ctx) == b
+    m = tracker.track_pattern_merge([b, c], "def m(): pass", ctx)
+    assert None not in (a, b, c, m)
+    assert tracker.flush(10)
+    assert collector.wait_for_events(5, timeout=10)
+    stored = collector.events()
+    assert [e["event_type"] for e in stored] == ["pattern_created", "pattern_modified", "pattern_created",
+                                                  "pattern_applied", "pattern_merged"]
+    assert stored[0]["language"] == "python" and stored[0]["file_path"] == "/src/a.py"
+    assert stored[1]["parent_pattern_ids"] == [a]
+    stats = tracker.stats()
+    assert stats["sent"] == 5 and stats["pending"] == 0 and stats["dead_letter"] == 0
+    assert counts_add_up(stats)
+
+
+def test_service_down_keeps_everything_then_sync_delivers_in_order(make_tracker, cache_dir):
+    """Nothing listening: events go to the outbox; once up, sync delivers them, parents first."""
+    probe = Collector().start()
+    port = probe.port
+    probe.stop()
+    tracker = make_tracker(f"http://127.0.0.1:{port}", connect_timeout_s=0.2)
+    ids = []
+    for i in range(10):
+        parent = tracker.track_pattern_creation(f"v{i} = 0", {"language": "python"})
+        ids.append(tracker.track_pattern_modification(parent, f"v{i} = 1", {"language": "python"}))
+    assert None not in ids
+    assert tracker.flush(10)
+    stats = tracker.stats()
+    assert stats["pending"] == 20 and stats["sent"] == 0 and counts_add_up(stats)
+    with Collector(port=port) as collector:
+        result = tracker.sync_offline_events()
+        assert result["success"], result
+        assert result["sync_stats"]["synced"] == 20
+        kinds = [e["event_type"] for e in collector.events()]
+        assert kinds == ["pattern_created", "pattern_modified"] * 10
+    assert tracker.stats()["pending"] == 0
+
+
+def test_breaker_opens_and_stops_requests(collector, make_tracker):
+    """After the threshold of failed requests, new events go to the outbox with no request."""
+    collector.set_fault("error", status=500)
+    tracker = make_tracker(collector.url, breaker_failure_threshold=3, breaker_reset_timeout_s=600)
+    tracker.track_pattern_creation("x = 0", {"language": "python"})
+    assert tracker.flush(10)  # first failure: the event is kept in the outbox
+    assert tracker.stats()["breaker"]["failure_count"] == 1
+    for _ in range(2):  # two more failed deliveries of the outbox
+        assert not tracker.sync_offline_events()["success"]
+    assert tracker.stats()["breaker"]["state"] == "open"
+    before = track_requests(collector)
+    for i in range(20):
+        tracker.track_pattern_creation(f"y = {i}", {"language": "python"})
+    assert tracker.flush(10)
+    assert track_requests(collector) == before
+    stats = tracker.stats()
+    assert stats["pending"] == 21 and counts_add_up(stats)
+
+
+def test_degraded_health_means_no_track_request(collector, make_tracker):
+    """A 200 'degraded' health is not healthy: events wait in the outbox, unsent."""
+    collector.set_fault("degraded")
+    tracker = make_tracker(collector.url)
+    for i in range(5):
+        tracker.track_pattern_creation(f"z = {i}", {"language": "python"})
+    assert tracker.flush(10)
+    assert track_requests(collector) == 0
+    assert tracker.stats()["pending"] == 5
+    assert tracker.stats()["health"]["is_healthy"] is False
+
+
+def test_database_lost_after_start_keeps_events(collector, make_tracker):
+    """Health says healthy but the pool is empty and tracks fail: events stay pending."""
+    tracker = make_tracker(collector.url)
+    tracker.track_pattern_creation("ok = 1", {"language": "python"})
+    assert tracker.flush(10) and collector.wait_for_events(1, timeout=10)
+    collector.set_fault("db_down")
+    tracker.check_health()
+    for i in range(4):
+        tracker.track_pattern_creation(f"w = {i}", {"language": "python"})
+    assert tracker.flush(10)
+    assert tracker.stats()["pending"] == 4 and len(collector.events()) == 1
+
+
+def test_event_the_service_refuses_is_dead_lettered_with_its_reason(collector, make_tracker, cache_dir):
+    """A modification of an unknown parent is retried max_attempts times, then kept as a dead letter."""
+    tracker = make_tracker(collector.url, max_attempts=1)
+    assert tracker.track("pattern_modified", pattern_id="child", parent_pattern_ids=["never-created"],
+                         pattern_data={"code": "x"}, language="python")
+    assert tracker.flush(10)
+    stats = tracker.stats()
+    assert stats["dead_letter"] == 1 and stats["pending"] == 0 and counts_add_up(stats)
+    tracker.close()
+    (_, letter), = Outbox(cache_dir, max_events=10, max_bytes=10**6).dead_letters()
+    assert letter["reason"] == "parent_not_found" and "not found" in letter["detail"]
+
+
+@pytest.mark.parametrize("args,kwargs", [
+    ((), {}),
+    (("pattern_created",), {}),
+    (("pattern_created",), {"pattern_id": "p"}),
+    (("pattern_created",), {"pattern_id": "p", "pattern_data": {"x": float("nan")}}),
+    (("pattern_created",), {"pattern_id": "p", "pattern_data": {"x": object()}}),
+    (("pattern_created",), {"pattern_id": "p", "pattern_data": {1: "non-string key"}}),
+    ((object(),), {"pattern_id": object()}),
+    (("pattern_created",), {"pattern_id": "p", "pattern_data": {"code": "\udc80"}}),
+    ((None,), {}),
+    (("pattern_created", "extra positional"), {}),
+])
+def test_track_never_raises_whatever_it_is_given(make_tracker, args, kwargs):
+    """Garbage in is a counted drop (or a counted accept), never an exception."""
+    tracker = make_tracker("http://127.0.0.1:9")
+    try:
+        result = tracker.track(*args, **kwargs)
+    except TypeError:
+        # Only a wrong *call shape* (missing positional) can fail before our code runs.
+        assert not args or len(args) > 1
+        return
+    stats = tracker.stats()
+    assert (result is None and sum(stats["dropped"].values()) == 1) or (result and stats["accepted"] == 1)
+
+
+def test_track_after_close_is_a_counted_drop(collector, make_tracker):
+    """close() is idempotent; later events are refused and counted."""
+    tracker = make_tracker(collector.url)
+    tracker.close()
+    tracker.close()
+    assert tracker.track_pattern_creation("a = 1", {"language": "python"}) is None
+    assert tracker.stats()["dropped"] == {"closed": 1}
+
+
+def test_disabled_tracker_does_nothing(tmp_path):
+    """PATTERN_TRACKING_ENABLED=false: no threads, no cache, counted drops."""
+    before = threading.active_count()
+    tracker = Tracker.from_env({"PATTERN_TRACKING_ENABLED": "false", "PATTERN_CACHE_DIR": str(tmp_path / "c")})
+    assert tracker.track_pattern_creation("a = 1") is None
+    assert threading.active_count() == before
+    assert not os.path.exists(tmp_path / "c")
+    assert tracker.stats()["dropped"] == {"disabled": 1}
+
+
+def test_many_threads_tracking_at_once_lose_nothing(collector, make_tracker):
+    """8 threads x 250 events: every one delivered exactly once, counts add up."""
+    tracker = make_tracker(collector.url)
+    start = threading.Barrier(8)
+
+    def work(n):
+        start.wait()
+        for i in range(250):
+            assert tracker.track("pattern_created", pattern_id=f"t{n}-{i}", pattern_data={"i": i})
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert tracker.flush(30)
+    assert collector.wait_for_events(2000, timeout=30)
+    ids = [e["pattern_data"]["event_id"] for e in collector.events()]
+    assert len(ids) == len(set(ids)) == 2000
+    assert counts_add_up(tracker.stats())
+
+
+def test_before_send_can_redact_or_drop_and_its_errors_are_contained(collector, make_tracker):
+    """before_send edits or drops events; an exception in it is a counted drop."""
+    def hook(ev):
+        if ev["pattern_id"] == "drop":
+            return None
+        if ev["pattern_id"] == "boom":
+            raise RuntimeError("bug in user code")
+        ev["pattern_data"]["code"] = "<redacted>"
+        return ev
+
+    tracker = make_tracker(collector.url, before_send=hook)
+    assert tracker.track("pattern_created", pattern_id="keep", pattern_data={"code": "secret"})
+    assert tracker.track("pattern_created", pattern_id="drop", pattern_data={"code": "x"}) is None
+    assert tracker.track("pattern_created", pattern_id="boom", pattern_data={"code": "x"}) is None
+    assert tracker.flush(10) and collector.wait_for_events(1, timeout=10)
+    (stored,) = collector.events()
+    assert stored["pattern_data"]["code"] == "<redacted>"
+    assert tracker.stats()["dropped"] == {"before_send": 1, "before_send_error": 1}
+
+
+def test_full_outbox_refuses_and_counts(make_tracker):
+    """Past the size cap events are refused with a count, never silently evicted."""
+    tracker = make_tracker("http://127.0.0.1:9", cache_max_size_mb=0.001, connect_timeout_s=0.2)
+    for i in range(20):
+        tracker.track("pattern_created", pattern_id=f"p{i}", pattern_data={"code": "x" * 200})
+    assert tracker.flush(10)
+    stats = tracker.stats()
+    assert stats["dropped"].get("outbox_full", 0) > 0
+    assert stats["pending"] + stats["dropped"]["outbox_full"] == 20
+    assert counts_add_up(stats)
+
+
+def test_legacy_stats_shape(collector, make_tracker):
+    """get_tracker_stats() keeps the original library's keys for existing dashboards."""
+    tracker = make_tracker(collector.url)
+    tracker.track_pattern_creation("a = 1", {"language": "python"})
+    tracker.flush(10)
+    s = tracker.get_tracker_stats()
+    assert set(s["tracker"]) == {"enabled", "base_url", "cached_patterns"}
+    assert set(s["resilience"]) == {"executor", "health", "circuit_breaker", "cache"}
+    assert set(s["resilience"]["executor"]) == {"total_tasks", "active_tasks", "success_count", "error_count", "success_rate"}
+    assert set(s["resilience"]["health"]) >= {"is_healthy", "last_check", "consecutive_failures", "consecutive_successes", "last_health_data", "base_url"}
+    assert set(s["resilience"]["circuit_breaker"]) >= {"state", "failure_count", "consecutive_successes", "last_failure_time", "last_success_time", "is_available"}
+    assert set(s["resilience"]["cache"]) == {"pending_events", "total_cached", "total_synced", "cache_dir", "max_age_days"}
+    json.dumps(s)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_gets_a_working_tracker(collector, make_tracker):
+    """After fork the child rebuilds threads and locks and delivers its own events."""
+    tracker = make_tracker(collector.url)
+    tracker.track("pattern_created", pattern_id="parent", pattern_data={"code": "p"})
+    assert tracker.flush(10)
+    pid = os.fork()
+    if pid == 0:  # child
+        ok = tracker.track("pattern_created", pattern_id="child", pattern_data={"code": "c"}) is not None
+        ok = ok and tracker.flush(10)
+        tracker.close(timeout=5)
+        os._exit(0 if ok and tracker.stats()["sent"] == 1 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert collector.wait_for_events(2, timeout=10)
+    assert sorted(e["pattern_id"] for e in collector.events()) == ["child", "parent"]

@@ -1,0 +1,643 @@
+"""Tests of the reference collector against wire-contract.md, over real loopback HTTP."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import http.client
+import json
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from pattern_track.collector import FAULT_MODES, Collector, main
+
+API = "/api/pattern-traceability"
+TRACK = API + "/lineage/track"
+BATCH = API + "/lineage/track/batch"
+HEALTH = API + "/health"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def collector():
+    with Collector() as c:
+        yield c
+
+
+def created(pid="p1", version="1.0.0", **extra):
+    return {"event_type": "pattern_created", "pattern_id": pid, "pattern_version": version,
+            "pattern_data": {"code": "x = 1"}, **extra}
+
+
+def derived(pid, version, *parents, event_type="pattern_modified", **extra):
+    return {"event_type": event_type, "pattern_id": pid, "pattern_version": version,
+            "parent_pattern_ids": list(parents), **extra}
+
+
+def post(c, path, body, timeout=5.0, **kwargs):
+    return requests.post(c.url + path, json=body, timeout=timeout, **kwargs)
+
+
+def raw_request(c, data: bytes, timeout=5.0) -> http.client.HTTPResponse:
+    """Send bytes as they are and parse the answer."""
+    sock = socket.create_connection(("127.0.0.1", c.port), timeout=timeout)
+    sock.sendall(data)
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response
+
+
+def post_bytes(path: str, body: bytes, extra: bytes = b"") -> bytes:
+    return (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n"
+            % (path.encode(), len(body), extra)) + body
+
+
+# -- single events -------------------------------------------------------------------
+
+
+def test_create_modify_apply_merge_deprecate_succeed(collector):
+    """A creation, a modification, an application, a merge and a deprecation are all stored."""
+    first = post(collector, TRACK, created("a")).json()
+    assert first["success"] is True and first["data"]["status"] == "created"
+    assert set(first["metadata"]) >= {"correlation_id", "processing_time_ms"}
+    mod = post(collector, TRACK, derived("a", "1.1.0", "a", transformation_type="bugfix")).json()
+    assert mod["data"]["status"] == "created"
+    assert mod["data"]["parent_node_ids"] == [first["data"]["node_id"]]
+    applied = post(collector, TRACK, {"event_type": "pattern_applied", "pattern_id": "a"}).json()
+    assert applied["data"]["status"] == "recorded"
+    assert applied["data"]["node_id"] == mod["data"]["node_id"]  # the newest version
+    assert post(collector, TRACK, created("b")).status_code == 200
+    merged = post(collector, TRACK, derived("m", "1.0.0", "a", "b", event_type="pattern_merged")).json()
+    assert merged["data"]["status"] == "created" and len(merged["data"]["parent_node_ids"]) == 2
+    forked = post(collector, TRACK, derived("f", "1.0.0", "b", event_type="pattern_forked"))
+    assert forked.status_code == 200
+    dep = post(collector, TRACK, {"event_type": "pattern_deprecated", "pattern_id": "b"})
+    assert dep.status_code == 200
+    nodes = {(n["pattern_id"], n["pattern_version"]): n for n in collector.nodes()}
+    assert nodes[("a", "1.1.0")]["parents"][0]["edge_type"] == "modified_from"
+    assert nodes[("a", "1.1.0")]["parents"][0]["transformation_type"] == "bugfix"
+    assert {e["transformation_type"] for e in nodes[("m", "1.0.0")]["parents"]} == {"merge"}
+    assert nodes[("b", "1.0.0")]["status"] == "deprecated"
+    assert [e["event_type"] for e in collector.events()] == [
+        "pattern_created", "pattern_modified", "pattern_applied", "pattern_created",
+        "pattern_merged", "pattern_forked", "pattern_deprecated"]
+
+
+def test_duplicate_creation_answers_already_exists_and_logs_both(collector):
+    """A second creation of the same id and version is a 200 already_exists, and both events are logged."""
+    first = post(collector, TRACK, created()).json()
+    second = post(collector, TRACK, created())
+    assert second.status_code == 200
+    assert second.json()["data"]["status"] == "already_exists"
+    assert second.json()["data"]["node_id"] == first["data"]["node_id"]
+    assert len(collector.nodes()) == 1 and len(collector.events()) == 2
+
+
+def test_duplicate_modification_answers_like_the_first(collector):
+    """A resent modification gets the same data as the first answer, with no marker."""
+    post(collector, TRACK, created("a"))
+    first = post(collector, TRACK, derived("a", "2.0.0", "a")).json()
+    again = post(collector, TRACK, derived("a", "2.0.0", "a"))
+    assert again.status_code == 200 and again.json()["data"] == first["data"]
+    assert len(collector.events()) == 3
+
+
+def test_defaults_and_unknown_fields(collector):
+    """Omitted fields take the service defaults, explicit null language stays None, unknown fields are dropped."""
+    post(collector, TRACK, {"event_type": "pattern_created", "pattern_id": "d",
+                            "pattern_data": {"k": 1}, "surprise": True})
+    post(collector, TRACK, created("e", language=None))
+    first, second = collector.events()
+    assert first["pattern_name"] == "" and first["pattern_type"] == "code"
+    assert first["pattern_version"] == "1.0.0" and first["language"] == "python"
+    assert first["triggered_by"] == "api" and first["tool_name"] is None
+    assert "surprise" not in first
+    assert second["language"] is None
+
+
+def test_creation_ignores_parents(collector):
+    """pattern_created ignores parent_pattern_ids: no parent lookup and no edge."""
+    response = post(collector, TRACK, created("c", parent_pattern_ids=["ghost"], edge_type="derived_from"))
+    assert response.status_code == 200
+    assert collector.nodes()[0]["parents"] == []
+
+
+@pytest.mark.parametrize("event", [
+    created(event_type="pattern_updated"),
+    created(pid=""),
+    created(edge_type="created_from"),
+    created(transformation_type="modification"),
+    {"event_type": "pattern_created", "pattern_id": "x"},
+    {"event_type": "pattern_validated", "pattern_id": "x", "pattern_data": {}},
+    derived("x", "2.0.0"),
+    derived("x", "2.0.0", event_type="pattern_forked"),
+    derived("x", "2.0.0", "p1", event_type="pattern_merged"),
+], ids=["event_type", "empty_id", "edge_type", "transformation_type", "created_no_data",
+        "validated_empty_data", "modified_no_parents", "forked_no_parents", "merge_one_parent"])
+def test_contract_errors_are_400_detail(collector, event):
+    """Each contract error is a 400 with a string detail, and nothing is stored."""
+    response = post(collector, TRACK, event)
+    assert response.status_code == 400
+    assert set(response.json()) == {"detail"} and isinstance(response.json()["detail"], str)
+    assert collector.events() == []
+
+
+@pytest.mark.parametrize("field,limit", [
+    ("pattern_id", 255), ("pattern_name", 255), ("pattern_type", 100), ("pattern_version", 50),
+    ("tool_name", 255), ("language", 50), ("triggered_by", 100)])
+def test_too_long_fields_are_truncation_errors(collector, field, limit):
+    """A field over its column length is a 400 StringDataRightTruncationError; at the limit it is stored."""
+    response = post(collector, TRACK, {**created(), field: "x" * (limit + 1)})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["success"] is False and "too long" in body["error"]
+    assert body["metadata"]["error_type"] == "StringDataRightTruncationError"
+    assert post(collector, TRACK, {**created(), field: "x" * limit}).status_code == 200
+
+
+@pytest.mark.parametrize("event", [
+    derived("x", "2.0.0", "ghost"),
+    derived("x", "2.0.0", "ghost", event_type="pattern_forked"),
+    derived("x", "1.0.0", "p1", "ghost", event_type="pattern_merged"),
+    {"event_type": "pattern_applied", "pattern_id": "ghost"},
+    {"event_type": "pattern_deprecated", "pattern_id": "ghost"},
+], ids=["modified", "forked", "merged", "applied", "deprecated"])
+def test_missing_parent_or_pattern_is_validation_error(collector, event):
+    """A parent or pattern that does not exist is a 400 success:false validation_error."""
+    post(collector, TRACK, created("p1"))
+    response = post(collector, TRACK, event)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["success"] is False and "not found" in body["error"]
+    assert body["metadata"]["error_type"] == "validation_error"
+    assert len(collector.events()) == 1
+
+
+def test_only_first_parent_of_a_modification_is_used(collector):
+    """A modification resolves only its first parent, so a missing second parent is not an error."""
+    post(collector, TRACK, created("a"))
+    assert post(collector, TRACK, derived("b", "1.0.0", "a", "ghost")).status_code == 200
+
+
+def test_self_loop_is_400_detail(collector):
+    """A modification with the same id and version as its parent is a 400 detail."""
+    post(collector, TRACK, created("a"))
+    response = post(collector, TRACK, derived("a", "1.0.0", "a"))
+    assert response.status_code == 400 and "Self-loop" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("body,loc,kind", [
+    ({"pattern_id": "x", "pattern_data": {"a": 1}}, ["body", "event_type"], "missing"),
+    ({**created(), "pattern_id": 7}, ["body", "pattern_id"], "string_type"),
+    ({**created(), "pattern_data": ["a"]}, ["body", "pattern_data"], "dict_type"),
+    ({**created(), "parent_pattern_ids": ["a", 1]}, ["body", "parent_pattern_ids", 1], "string_type"),
+    ({**created(), "pattern_name": None}, ["body", "pattern_name"], "string_type"),
+    ([created()], ["body"], "model_attributes_type"),
+], ids=["missing", "int_id", "data_list", "parent_int", "null_name", "array_body"])
+def test_schema_errors_are_422(collector, body, loc, kind):
+    """Missing fields and wrong types give a 422 list of {type, loc, msg, input}."""
+    response = post(collector, TRACK, body)
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == loc and error["type"] == kind and {"msg", "input"} <= set(error)
+
+
+def test_non_json_body_is_422(collector):
+    """A body that is not JSON is a 422 json_invalid."""
+    response = requests.post(collector.url + TRACK, data=b"{nope", timeout=5,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_wrong_content_type_is_422(collector):
+    """Valid JSON sent as text/plain is a 422, like FastAPI gives."""
+    response = requests.post(collector.url + TRACK, data=json.dumps(created()), timeout=5,
+                             headers={"Content-Type": "text/plain"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body"]
+    assert collector.events() == []
+
+
+# -- batches -------------------------------------------------------------------------
+
+
+def test_batch_keeps_order(collector):
+    """A sequential batch may create then modify a pattern; results keep the event order."""
+    events = [created("a"), derived("a", "2.0.0", "a"), {"event_type": "pattern_applied", "pattern_id": "a"}]
+    response = post(collector, BATCH, {"events": events, "processing_mode": "sequential", "batch_id": "b1"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is True
+    assert body["batch_summary"] == {"total_events": 3, "successful_events": 3, "failed_events": 0,
+                                     "handled_duplicates": 0, "processing_mode": "sequential",
+                                     "requested_processing_mode": "sequential"}
+    assert [r["event_index"] for r in body["successful_results"]] == [0, 1, 2]
+    assert body["successful_results"][0]["pattern_id"] == "a"
+    assert {"correlation_id", "processing_time_ms"} <= set(body["successful_results"][0]["metadata"])
+    assert [e["batch_id"] for e in collector.events()] == ["b1"] * 3
+
+
+def test_batch_reports_requested_mode_and_duplicates(collector):
+    """Without processing_mode the request is reported as parallel; duplicates are already_exists."""
+    body = post(collector, BATCH, {"events": [created(), created()]}).json()
+    assert body["batch_summary"]["requested_processing_mode"] == "parallel"
+    assert body["batch_summary"]["handled_duplicates"] == 0
+    assert [r["data"]["status"] for r in body["successful_results"]] == ["created", "already_exists"]
+
+
+def test_batch_per_event_failures_are_200(collector):
+    """Failures of single events come back in failed_results of a 200 with success false."""
+    events = [created("ok"), derived("x", "2.0.0", "ghost"), created("long", pattern_type="t" * 101)]
+    response = post(collector, BATCH, {"events": events, "processing_mode": "sequential"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is False
+    assert body["batch_summary"]["successful_events"] == 1 and body["batch_summary"]["failed_events"] == 2
+    assert [(f["event_index"], f["pattern_id"], f["metadata"]["error_type"]) for f in body["failed_results"]] == [
+        (1, "x", "validation_error"), (2, "long", "StringDataRightTruncationError")]
+    assert [e["pattern_id"] for e in collector.events()] == ["ok"]
+
+
+def test_batch_contract_error_rejects_whole_batch(collector):
+    """One contract error makes the whole batch a 400 detail and stores nothing."""
+    events = [created("ok"), created("bad", edge_type="created_from")]
+    response = post(collector, BATCH, {"events": events, "processing_mode": "sequential"})
+    assert response.status_code == 400 and isinstance(response.json()["detail"], str)
+    assert collector.events() == [] and collector.nodes() == []
+
+
+def test_batch_schema_error_is_422(collector):
+    """A schema error inside one event of a batch is a 422 that points at it."""
+    response = post(collector, BATCH, {"events": [created(), {"event_type": "pattern_created"}]})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "events", 1, "pattern_id"]
+
+
+def test_empty_batch_is_500(collector):
+    """An empty events list is a 500 detail."""
+    response = post(collector, BATCH, {"events": []})
+    assert response.status_code == 500 and "detail" in response.json()
+
+
+def test_track_batch_path_is_405(collector):
+    """POST /lineage/track-batch is a 405 Method Not Allowed (it matches GET /lineage/{id})."""
+    response = post(collector, API + "/lineage/track-batch", {"events": [created()]})
+    assert response.status_code == 405 and response.json() == {"detail": "Method Not Allowed"}
+    assert requests.get(collector.url + BATCH, timeout=5).status_code == 405
+    assert collector.events() == []
+
+
+def test_unknown_path_is_404(collector):
+    """An unknown path is a 404 Not Found."""
+    response = requests.get(collector.url + "/api/nothing", timeout=5)
+    assert response.status_code == 404 and response.json() == {"detail": "Not Found"}
+
+
+def test_get_lineage(collector):
+    """GET /lineage/{id} returns the stored nodes and events, or a 404 detail."""
+    post(collector, TRACK, created("a"))
+    post(collector, TRACK, derived("a", "2.0.0", "a"))
+    body = requests.get(collector.url + API + "/lineage/a", timeout=5).json()
+    assert [n["pattern_version"] for n in body["data"]["nodes"]] == ["1.0.0", "2.0.0"]
+    assert len(body["data"]["events"]) == 2
+    missing = requests.get(collector.url + API + "/lineage/ghost", timeout=5)
+    assert missing.status_code == 404 and "detail" in missing.json()
+
+
+# -- health --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode,status,tracker,pool", [
+    ("none", "healthy", "operational", 2),
+    ("degraded", "degraded", "database_unavailable", None),
+    ("db_down", "healthy", "operational", 0),
+])
+def test_health(collector, mode, status, tracker, pool):
+    """Health is 200; degraded says so, db_down still says healthy but has an empty pool."""
+    collector.set_fault(mode)
+    response = requests.get(collector.url + HEALTH, timeout=5)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == status and body["components"]["lineage_tracker"] == tracker
+    assert set(body["components"]) == {"lineage_tracker", "usage_analytics", "feedback_orchestrator"}
+    assert set(body["performance"]["rate_limiting"]) == {"current_window_requests", "max_requests_per_window",
+                                                         "window_seconds"}
+    assert {"timestamp", "response_time_ms"} <= set(body)
+    assert body["performance"].get("database_pool", {}).get("pool_size") == pool
+
+
+# -- fault modes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("params,status,detail", [
+    ({}, 500, "Internal Server Error"),
+    ({"status": 503}, 503, "Database connection not available"),
+    ({"status": 504}, 504, "Tracking operation timed out"),
+    ({"status": 502, "detail": "upstream"}, 502, "upstream"),
+])
+def test_error_fault(collector, params, status, detail):
+    """The error fault answers its status with a detail on both track routes, not on health."""
+    collector.set_fault("error", **params)
+    for path, body in ((TRACK, created()), (BATCH, {"events": [created()]})):
+        response = post(collector, path, body)
+        assert response.status_code == status and response.json() == {"detail": detail}
+    assert requests.get(collector.url + HEALTH, timeout=5).status_code == 200
+    assert collector.events() == []
+
+
+@pytest.mark.parametrize("retry_after", [None, "7", "Wed, 21 Oct 2026 07:28:00 GMT"])
+def test_rate_limit_fault(collector, retry_after):
+    """The rate_limit fault is a 429 that carries Retry-After only when asked to."""
+    collector.set_fault("rate_limit", **({} if retry_after is None else {"retry_after": retry_after}))
+    response = post(collector, TRACK, created())
+    assert response.status_code == 429 and response.json() == {"detail": "Rate limit exceeded"}
+    assert response.headers.get("Retry-After") == retry_after
+
+
+def test_degraded_fault_track_is_503(collector):
+    """In degraded mode both track routes answer 503 Database connection not available."""
+    collector.set_fault("degraded")
+    for path, body in ((TRACK, created()), (BATCH, {"events": [created()]})):
+        response = post(collector, path, body)
+        assert response.status_code == 503
+        assert response.json() == {"detail": "Database connection not available"}
+
+
+def test_db_down_fault(collector):
+    """With the database down one event is a transient 400 and a batch is a 200 with every event failed."""
+    collector.set_fault("db_down")
+    single = post(collector, TRACK, created())
+    assert single.status_code == 400
+    assert single.json()["success"] is False
+    assert single.json()["error"] == "[Errno 111] Connect call failed"
+    assert single.json()["metadata"]["error_type"] == "ConnectionRefusedError"
+    batch = post(collector, BATCH, {"events": [created("a"), created("b")], "processing_mode": "sequential"})
+    assert batch.status_code == 200 and batch.json()["success"] is False
+    assert [f["metadata"]["error_type"] for f in batch.json()["failed_results"]] == ["ConnectionRefusedError"] * 2
+    assert collector.events() == []
+
+
+def test_hang_fault_times_out_until_released(collector):
+    """In hang mode track and health never answer; set_fault("none") restores service."""
+    collector.set_fault("hang")
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        post(collector, TRACK, created(), timeout=(2, 0.2))
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.get(collector.url + HEALTH, timeout=(2, 0.2))
+    collector.set_fault("none")
+    assert post(collector, TRACK, created()).status_code == 200
+    assert len(collector.events()) == 1  # the hung request stored nothing
+
+
+def test_hung_request_gets_504_when_released(collector):
+    """A hung request, once the mode changes, is answered 504 and stores nothing."""
+    collector.set_fault("hang")
+    sock = socket.create_connection(("127.0.0.1", collector.port), timeout=0.2)
+    with sock:
+        sock.sendall(post_bytes(TRACK, json.dumps(created()).encode()))
+        with pytest.raises(socket.timeout):
+            sock.recv(1)
+        assert collector.state()["hanging"] == 1
+        collector.set_fault("none")
+        sock.settimeout(5)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        assert response.status == 504
+        assert json.loads(response.read()) == {"detail": "Tracking operation timed out"}
+    assert collector.events() == []
+
+
+def test_stop_releases_hung_requests():
+    """stop() returns promptly while a request hangs, is idempotent, and closes the socket."""
+    collector = Collector().start()
+    collector.set_fault("hang")
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        post(collector, TRACK, created(), timeout=(2, 0.2))
+    with pytest.raises(RuntimeError):
+        collector.start()
+    started = time.monotonic()
+    collector.stop()
+    collector.stop()
+    assert time.monotonic() - started < 2
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(collector.url + HEALTH, timeout=2)
+
+
+def test_flaky_fault(collector):
+    """The flaky fault fails every n-th track request with a 500 and answers the others."""
+    collector.set_fault("flaky", every=3)
+    statuses = [post(collector, TRACK, created(f"f{i}")).status_code for i in range(6)]
+    assert statuses == [200, 200, 500, 200, 200, 500]
+    assert len(collector.events()) == 4
+
+
+def test_slow_fault(collector):
+    """The slow fault delays track and health answers, which are then normal."""
+    collector.set_fault("slow", delay_s=0.15)
+    started = time.monotonic()
+    assert post(collector, TRACK, created()).status_code == 200
+    assert requests.get(collector.url + HEALTH, timeout=5).status_code == 200
+    assert time.monotonic() - started >= 0.3
+
+
+def test_trickle_fault(collector):
+    """The trickle fault sends headers at once and then the body one byte per interval."""
+    collector.set_fault("trickle", interval_s=0.15)
+    started = time.monotonic()
+    response = post(collector, TRACK, created(), stream=True)
+    headers_s = time.monotonic() - started
+    with response:
+        assert response.status_code == 200
+        assert int(response.headers["Content-Length"]) > 50
+        assert response.raw.read(2) == b'{"'
+        body_s = time.monotonic() - started
+    assert headers_s < 0.15 and body_s >= 0.3
+
+
+def test_redirect_fault(collector):
+    """The redirect fault is a 307 to the location given."""
+    collector.set_fault("redirect", location="http://127.0.0.1:9/elsewhere")
+    response = post(collector, TRACK, created(), allow_redirects=False)
+    assert response.status_code == 307
+    assert response.headers["Location"] == "http://127.0.0.1:9/elsewhere"
+
+
+def test_html_fault(collector):
+    """The html fault answers track and health with a 200 HTML page."""
+    collector.set_fault("html")
+    for response in (post(collector, TRACK, created()), requests.get(collector.url + HEALTH, timeout=5)):
+        assert response.status_code == 200
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert response.text.startswith("<html>")
+
+
+def test_empty_fault(collector):
+    """The empty fault answers 200 with an empty body."""
+    collector.set_fault("empty")
+    response = post(collector, TRACK, created())
+    assert response.status_code == 200 and response.content == b""
+
+
+@pytest.mark.parametrize("mode,params", [
+    ("explode", {}), ("error", {"status": "x"}), ("error", {"status": 200}), ("flaky", {"every": 0}),
+    ("slow", {"delay": 1}), ("trickle", {"interval_s": -1})])
+def test_set_fault_rejects_bad_modes_and_params(collector, mode, params):
+    """An unknown mode, an unknown parameter or a bad value raises ValueError."""
+    with pytest.raises(ValueError):
+        collector.set_fault(mode, **params)
+    assert collector.state()["mode"] == "none"
+
+
+# -- rate limit ----------------------------------------------------------------------
+
+
+def test_rate_limit_is_shared_sliding_window():
+    """The budget counts a batch once, limits bad requests too, spares health and slides with time."""
+    clock = FakeClock()
+    with Collector(rate_limit=3, window_s=10.0, clock=clock) as c:
+        assert post(c, TRACK, created("a")).status_code == 200
+        assert post(c, BATCH, {"events": [created("b"), created("c")]}).status_code == 200
+        assert post(c, TRACK, {"bad": True}).status_code == 422
+        limited = post(c, TRACK, created("d"))
+        assert limited.status_code == 429 and limited.json() == {"detail": "Rate limit exceeded"}
+        assert "Retry-After" not in limited.headers
+        health = requests.get(c.url + HEALTH, timeout=5).json()["performance"]["rate_limiting"]
+        assert health == {"current_window_requests": 3, "max_requests_per_window": 3, "window_seconds": 10.0}
+        clock.now += 10.0
+        assert post(c, TRACK, created("d")).status_code == 200
+
+
+# -- control endpoints ---------------------------------------------------------------
+
+
+def test_http_control_endpoints(collector):
+    """/_collector/fault, /state, /events and /reset drive and report the collector."""
+    url = collector.url + "/_collector"
+    assert requests.post(url + "/fault", json={"mode": "error", "status": 503}, timeout=5).status_code == 200
+    assert post(collector, TRACK, created()).status_code == 503
+    assert requests.post(url + "/fault", json={"mode": "none"}, timeout=5).status_code == 200
+    post(collector, TRACK, created())
+    state = requests.get(url + "/state", timeout=5).json()
+    assert state["mode"] == "none" and state["events"] == 1 and state["nodes"] == 1
+    assert state["requests"]["track"] == {"503": 1, "200": 1}
+    events = requests.get(url + "/events", timeout=5).json()
+    assert [e["pattern_id"] for e in events] == ["p1"]
+    assert requests.post(url + "/reset", timeout=5).status_code == 200
+    assert collector.events() == [] and collector.state()["requests"] == {"control": {"200": 1}}
+    assert requests.post(url + "/fault", json={"mode": "explode"}, timeout=5).status_code == 400
+    assert requests.post(url + "/fault", data=b"[1]", timeout=5).status_code == 400
+
+
+@pytest.mark.parametrize("mode", FAULT_MODES)
+def test_every_mode_can_be_set_over_http(collector, mode):
+    """Every fault mode can be switched on over HTTP and shows in the state."""
+    response = requests.post(collector.url + "/_collector/fault", json={"mode": mode}, timeout=5)
+    assert response.status_code == 200 and collector.state()["mode"] == mode
+
+
+# -- persistence, transport details, CLI ---------------------------------------------
+
+
+def test_sqlite_persistence_across_restart(tmp_path):
+    """With db_path a restarted collector remembers patterns and the event log."""
+    db = tmp_path / "collector.db"
+    with Collector(db_path=str(db)) as first:
+        post(first, TRACK, created("a"))
+    with Collector(db_path=str(db)) as second:
+        assert [n["pattern_id"] for n in second.nodes()] == ["a"] and len(second.events()) == 1
+        assert post(second, TRACK, derived("a", "2.0.0", "a")).status_code == 200
+        assert post(second, TRACK, created("a")).json()["data"]["status"] == "already_exists"
+    with Collector(db_path=str(db)) as third:
+        assert len(third.nodes()) == 2 and len(third.events()) == 3
+        third.reset()
+    with Collector(db_path=str(db)) as fourth:
+        assert fourth.nodes() == [] and fourth.events() == []
+
+
+def test_keep_alive_reuses_the_connection(collector):
+    """Answers carry Content-Length and keep the HTTP/1.1 connection open."""
+    conn = http.client.HTTPConnection("127.0.0.1", collector.port, timeout=5)
+    socks = []
+    for i in range(3):
+        conn.request("POST", TRACK, body=json.dumps(created(f"k{i}")), headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        assert response.status == 200 and response.getheader("Content-Length")
+        response.read()
+        socks.append(conn.sock)
+    conn.close()
+    assert socks[0] is socks[1] is socks[2]
+
+
+@pytest.mark.parametrize("length,status", [(b"ten", 400), (b"-1", 400), (b"999999999", 413)])
+def test_bad_content_length_is_refused(collector, length, status):
+    """A malformed Content-Length is a 400 and a huge one a 413; the connection is then closed."""
+    response = raw_request(collector, b"POST " + TRACK.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                                      b"Content-Type: application/json\r\nContent-Length: " + length + b"\r\n\r\n{}")
+    assert response.status == status and "detail" in json.loads(response.read())
+    assert response.getheader("Connection") == "close"
+    assert collector.events() == []
+
+
+def test_large_body_is_accepted(collector):
+    """A body of a few MB is read and stored."""
+    response = post(collector, TRACK, created(pattern_data={"blob": "x" * 3_000_000}))
+    assert response.status_code == 200
+    assert len(collector.events()[0]["pattern_data"]["blob"]) == 3_000_000
+
+
+def test_concurrent_requests(collector):
+    """Concurrent requests are all stored; racing identical creations yield one created node."""
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        distinct = list(pool.map(lambda i: post(collector, TRACK, created(f"c{i}")).status_code, range(24)))
+        same = list(pool.map(lambda _: post(collector, TRACK, created("same")).json()["data"]["status"], range(8)))
+    assert distinct == [200] * 24
+    assert sorted(same) == ["already_exists"] * 7 + ["created"]
+    assert len(collector.nodes()) == 25 and len(collector.events()) == 32
+
+
+def test_server_does_not_write_to_stderr(collector, capfd):
+    """Requests, including failed and abandoned ones, leave stderr silent."""
+    post(collector, TRACK, created())
+    requests.get(collector.url + "/nothing", timeout=5)
+    raw_request(collector, b"POST " + TRACK.encode() + b" HTTP/1.1\r\nContent-Length: x\r\n\r\n").read()
+    assert capfd.readouterr().err == ""
+
+
+def test_main_serves_until_sigterm():
+    """python -m pattern_track.collector prints its URL, serves, and exits 0 on SIGTERM."""
+    proc = subprocess.Popen([sys.executable, "-m", "pattern_track.collector", "--port", "0", "--fault", "degraded"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("pattern_track collector listening on http://127.0.0.1:")
+        url = line.rsplit(" ", 1)[1].strip()
+        assert requests.get(url + HEALTH, timeout=5).json()["status"] == "degraded"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def test_main_reports_a_busy_port(collector, capsys):
+    """main() returns 1 with a message on stderr when it cannot listen."""
+    assert main(["--port", str(collector.port)]) == 1
+    assert "cannot start" in capsys.readouterr().err

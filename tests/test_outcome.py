@@ -1,0 +1,108 @@
+"""Classification of every answer in wire-contract.md, in one table."""
+
+import json
+
+import pytest
+
+from pattern_track.outcome import (OK, PERMANENT, SUSPECT, TRANSIENT, classify, classify_batch,
+                                   health_verdict, parse_retry_after)
+
+
+def body(doc):
+    return json.dumps(doc).encode()
+
+
+def err400(error_type, error="boom"):
+    return body({"success": False, "error": error, "metadata": {"error_type": error_type}})
+
+
+@pytest.mark.parametrize("status,payload,kind", [
+    (200, body({"success": True, "data": {}}), OK),
+    (200, body({"success": True, "data": {"status": "already_exists"}}), OK),
+    (400, body({"detail": "Invalid edge_type"}), PERMANENT),
+    (400, err400("validation_error", "Parent pattern abc not found"), SUSPECT),
+    (400, err400("validation_error", "something else invalid"), PERMANENT),
+    (400, err400("CheckViolationError"), PERMANENT),
+    (400, err400("StringDataRightTruncationError"), PERMANENT),
+    (400, err400("IndexError"), PERMANENT),
+    (400, err400("ConnectionRefusedError"), TRANSIENT),
+    (400, err400("foreign_key_violation"), TRANSIENT),
+    (400, err400("SomethingNew"), SUSPECT),
+    (422, body({"detail": [{"type": "missing"}]}), PERMANENT),
+    (429, body({"detail": "Rate limit exceeded"}), TRANSIENT),
+    (500, body({"detail": "x"}), TRANSIENT),
+    (503, body({"detail": "Database connection not available"}), TRANSIENT),
+    (504, body({"detail": "Tracking operation timed out"}), TRANSIENT),
+    (404, body({"detail": "Not Found"}), TRANSIENT),
+    (307, b"", TRANSIENT),
+    (200, b"<html>proxy</html>", SUSPECT),
+    (200, b"", SUSPECT),
+    (400, b"<html>", SUSPECT),
+])
+def test_single_answers(status, payload, kind):
+    """Each answer the service gives maps to the action the contract prescribes."""
+    assert classify(status, {}, payload).kind == kind
+
+
+def test_rate_limit_without_retry_after_leaves_backoff_to_us():
+    """The service sends no Retry-After on 429."""
+    assert classify(429, {}, b"{}").retry_after_s is None
+    assert classify(429, {"Retry-After": "7"}, b"{}").retry_after_s == 7.0
+
+
+def test_retry_after_accepts_seconds_and_http_dates_and_clamps():
+    """Both header forms are honoured; absurd values are clamped to an hour."""
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("Thu, 01 Jan 2037 00:00:10 GMT", now=2114380800.0) == 10.0
+    assert parse_retry_after("99999") == 3600.0
+    assert parse_retry_after("-5") == 0.0
+    assert parse_retry_after("soon") is None
+
+
+def test_batch_answer_is_classified_event_by_event():
+    """A 200 batch answer with failures is read per event, database outage included."""
+    answer = body({
+        "success": False, "batch_summary": {"total_events": 3},
+        "successful_results": [{"event_index": 0, "data": {}}],
+        "failed_results": [
+            {"event_index": 1, "error": "Parent x not found", "metadata": {"error_type": "validation_error"}},
+            {"event_index": 2, "error": "down", "metadata": {"error_type": "ConnectionRefusedError"}},
+        ],
+    })
+    verdict = classify_batch(200, {}, answer, 3)
+    assert [o.kind for o in verdict.per_event] == [OK, SUSPECT, TRANSIENT]
+
+
+def test_batch_refused_for_one_bad_event_is_split():
+    """400 detail / 422 / missing route: resend one by one so only the bad one dies."""
+    assert classify_batch(400, {}, body({"detail": "Invalid"}), 2).split
+    assert classify_batch(422, {}, body({"detail": []}), 2).split
+    assert classify_batch(405, {}, body({"detail": "Method Not Allowed"}), 2).split
+    assert classify_batch(503, {}, body({"detail": "x"}), 2).whole.kind == TRANSIENT
+
+
+def test_event_missing_from_a_batch_answer_is_retried():
+    """An answer that forgets an event does not lose it."""
+    answer = body({"batch_summary": {}, "successful_results": [], "failed_results": []})
+    assert classify_batch(200, {}, answer, 1).per_event[0].kind == SUSPECT
+
+
+def health(status="healthy", tracker="operational", pool=None):
+    perf = {"rate_limiting": {}}
+    if pool is not None:
+        perf["database_pool"] = {"pool_size": pool}
+    return body({"status": status, "components": {"lineage_tracker": tracker}, "performance": perf})
+
+
+@pytest.mark.parametrize("status,payload,healthy", [
+    (200, health(), True),
+    (200, health(pool=5), True),
+    (200, health(pool=0), False),
+    (200, health(status="degraded", tracker="database_unavailable"), False),
+    (200, health(tracker="database_unavailable"), False),
+    (200, b"<html>", False),
+    (503, health(), False),
+])
+def test_health_verdict(status, payload, healthy):
+    """Healthy means what the contract says, not merely HTTP 200."""
+    assert health_verdict(status, payload)[0] is healthy
