@@ -367,6 +367,7 @@ class Collector:
         if server is not None:
             server.shutdown()
             server.server_close()
+            server.drop_connections()
             self._thread.join(5.0)
         self._store.close()
 
@@ -679,6 +680,21 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128  # the default 5 drops bursts of connects (1 s SYN retries)
     collector: Collector
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections: set[socket.socket] = set()  # open keep-alive connections
+        self.connections_lock = threading.Lock()
+
+    def drop_connections(self) -> None:
+        """A stopped service answers nothing, not even on connections kept alive."""
+        with self.connections_lock:
+            connections = list(self.connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that timed out and hung up is routine here, not a traceback on stderr.
         logger.debug("collector connection error from %s", client_address, exc_info=True)
@@ -694,6 +710,13 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         # Headers and body are two writes; without this, Nagle holds the second one back.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (base signature)
         logger.debug("collector %s " + format, self.address_string(), *args)

@@ -104,7 +104,7 @@ class Core:
                                probe_ttl_s=c.request_deadline_s + 1.0, owner=self.owner, clock=self.clock)
         self.health = Health(self.transport.get, self.store, path=HEALTH_PATH,
                              interval_s=c.health_check_interval_s, timeout_s=c.health_check_timeout_s,
-                             clock=self.clock)
+                             clock=self.clock, on_result=self.breaker.record)
         self.delivery = Delivery(self.transport, self.breaker, track_path=TRACK_PATH, batch_path=BATCH_PATH)
 
     def may_send(self) -> bool:

@@ -22,8 +22,10 @@ class Health:
     """``is_healthy()`` answers from the shared cache while fresh, else asks the service."""
 
     def __init__(self, get: Callable[[str, float], Any], store: Any, *, path: str,
-                 interval_s: float, timeout_s: float, clock: Clock | None = None) -> None:
+                 interval_s: float, timeout_s: float, clock: Clock | None = None,
+                 on_result: Callable[[bool], None] | None = None) -> None:
         self._get = get  # (path, timeout_s) -> Answer, raises on no answer
+        self._on_result = on_result  # the breaker learns from failed health checks too
         self._store = store
         self._path = path
         self.interval_s = interval_s
@@ -58,6 +60,10 @@ class Health:
                   "wall": self._clock.time(),
                   "consecutive_failures": 0 if healthy else (previous or {}).get("consecutive_failures", 0) + 1}
         self._store.set("health", record)
+        if self._on_result is not None and not healthy:
+            # Only failures: a healthy answer says nothing about the database (it can be
+            # gone while health says healthy), so it must not reset delivery failures.
+            self._on_result(False)
         if previous is None or previous["healthy"] != healthy:
             log.log(logging.INFO if healthy else logging.WARNING, "service %s (%s)",
                     "healthy" if healthy else "unhealthy", reason)

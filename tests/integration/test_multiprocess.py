@@ -1,0 +1,74 @@
+"""Many processes on one outbox: concurrent hooks, rival syncs, a sync killed with SIGKILL."""
+
+import json
+import os
+import signal
+import subprocess
+from collections import Counter
+
+from tests.conftest import FIXTURES, PYTHON
+from pattern_track.collector import Collector
+from pattern_track.outbox import Outbox
+
+
+def write_payload(i):
+    return json.dumps({"hook_event_name": "PostToolUse", "tool_name": "Write", "session_id": f"s{i}",
+                       "tool_input": {"file_path": f"/p/f{i}.py", "content": f"V{i} = {i}\n"},
+                       "tool_response": {"type": "create"}}).encode()
+
+
+def start(args, env, **kw):
+    return subprocess.Popen([PYTHON, "-m", "pattern_track", *args], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def event_ids(collector):
+    return Counter(e["pattern_data"]["event_id"] for e in collector.events())
+
+
+def test_concurrent_hooks_then_rival_syncs_deliver_everything(env):
+    """20 hooks at once with the service down, then two syncs at once: every event, once."""
+    probe = Collector().start()
+    port = probe.port
+    probe.stop()
+    env = dict(env, INTELLIGENCE_SERVICE_URL=f"http://127.0.0.1:{port}", PATTERN_TRACK_CONNECT_TIMEOUT_S="0.3")
+    hooks = [start(["hook"], env) for _ in range(20)]
+    for i, proc in enumerate(hooks):
+        out, err = proc.communicate(write_payload(i), timeout=30)
+        assert (proc.returncode, out, err) == (0, b"", b"")
+    with Collector(port=port) as collector:
+        syncs = [start(["sync"], env) for _ in range(2)]
+        results = [p.communicate(timeout=60) for p in syncs]
+        assert collector.wait_for_events(20, timeout=30), results
+        ids = event_ids(collector)
+        assert len(ids) == 20
+        assert sum(ids.values()) - len(ids) == 0, "duplicates"
+        assert any(p.returncode == 0 for p in syncs), results
+
+
+def test_sync_killed_mid_run_loses_nothing(env, cache_dir):
+    """SIGKILL a sync while it delivers; a rerun delivers the rest. Duplicates stay under 1 %."""
+    total = 2000
+    box = Outbox(cache_dir, max_events=10**6, max_bytes=10**9)
+    for chunk in range(total // 10):
+        events = [json.dumps({"event_type": "pattern_created", "pattern_id": f"k{chunk}-{i}", "language": "python",
+                              "pattern_data": {"code": "x", "event_id": f"{chunk:04d}{i:02d}"}}).encode()
+                  for i in range(10)]
+        assert box.append(events)
+    box.close()
+    with Collector() as collector:
+        collector.set_fault("slow", delay_s=0.02)
+        env = dict(env, INTELLIGENCE_SERVICE_URL=collector.url, PATTERN_TRACK_BATCH_SIZE="10")
+        victim = start(["sync"], env)
+        assert collector.wait_for_events(500, timeout=60)
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate(timeout=10)  # reaped: its lease is recognisably dead
+        collector.set_fault("none")
+        rerun = start(["sync"], env)
+        out, err = rerun.communicate(timeout=120)
+        assert rerun.returncode == 0, err
+        ids = event_ids(collector)
+        duplicates = sum(ids.values()) - len(ids)
+        assert len(ids) == total
+        assert duplicates <= total // 100, duplicates
+        print(f"kill test: {duplicates} duplicates of {total} ({100 * duplicates / total:.2f} %)")
