@@ -14,8 +14,11 @@ def prepare_directory(path: str) -> str:
     """Create ``path`` as a private directory, or refuse it clearly if it is unsafe."""
     path = os.path.abspath(os.path.expanduser(path))
     try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        info = os.lstat(path)
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            info = os.lstat(path)
     except OSError as exc:
         raise CacheError(f"cannot create cache directory {path}: {exc.strerror or exc}") from None
     if stat.S_ISLNK(info.st_mode):

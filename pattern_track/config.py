@@ -72,6 +72,12 @@ class Config:
     #: At interpreter exit, how long delivery of what is still in memory may take
     #: before the rest is written to the outbox.
     exit_timeout_s: float = 0.5
+    #: Write every event to disk (the spool) before ``track()`` returns, so even a
+    #: SIGKILL loses nothing; costs a file write per event (see the benchmarks).
+    durable: bool = False
+    #: Install a SIGTERM handler (only if none is set) that writes events still in
+    #: memory to disk before the process dies as it would have.
+    handle_sigterm: bool = True
     #: Sender threads. One keeps delivery in order (a parent before its child).
     max_workers: int = 1
     batch_size: int = 100

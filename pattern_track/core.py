@@ -11,16 +11,31 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sqlite3
 import threading
+import time
 from typing import Any
 
 from .clock import Clock
 from .config import Config
+from .errors import OutboxError
 from .state import MemoryState
 
 __all__ = ["Core", "Counters"]
 
 log = logging.getLogger(__name__)
+
+
+def quarantine(cache_dir: str) -> str:
+    """Rename a corrupt ``cache.db`` (and its WAL files) aside; return the new name."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = ""
+    for suffix in ("", "-wal", "-shm"):
+        path = os.path.join(cache_dir, "cache.db" + suffix)
+        if os.path.exists(path):
+            target = os.path.join(cache_dir, f"cache.db.corrupt-{stamp}{suffix}")
+            os.replace(path, target)
+    return target
 
 
 class Counters:
@@ -30,9 +45,14 @@ class Counters:
               "replayed", "replay_dead_lettered", "requests")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant for the SIGTERM handler
         self.values = dict.fromkeys(self.FIELDS, 0)
         self.dropped: dict[str, int] = {}
+        self.conditions: dict[str, int] = {}  # things that happened to the process, not to events
+
+    def note(self, condition: str) -> None:
+        with self._lock:
+            self.conditions[condition] = self.conditions.get(condition, 0) + 1
 
     def add(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -77,19 +97,32 @@ class Core:
             self.ready.set()
 
     def _open_outbox(self) -> None:
-        from .outbox import Outbox  # imports diskcache
-
         c = self.config
         try:
-            self.outbox = Outbox(c.resolved_cache_dir, max_events=c.outbox_max_events,
-                                 max_bytes=int(c.cache_max_size_mb * 1024 * 1024))
+            try:
+                self.outbox = self._outbox()
+            except OutboxError as exc:
+                if not isinstance(exc.__cause__, sqlite3.DatabaseError) or isinstance(exc.__cause__, sqlite3.OperationalError):
+                    raise
+                # A corrupt database: keep it aside for inspection, start a fresh one.
+                aside = quarantine(c.resolved_cache_dir)
+                log.error("outbox database corrupt (%s); moved to %s, starting a new one", exc, aside)
+                self.counters.note("outbox_quarantined")
+                self.outbox = self._outbox()
         except Exception as exc:
             self.outbox_error = f"{type(exc).__name__}: {exc}"
             log.error("outbox unavailable, holding events in memory: %s", self.outbox_error)
-            self.counters.drop("outbox_open_failed", 0)
+            self.counters.note("outbox_unavailable")
             return
         if c.shared_state:
             self.store = self.outbox
+
+    def _outbox(self) -> Any:
+        from .outbox import Outbox  # imports diskcache
+
+        c = self.config
+        return Outbox(c.resolved_cache_dir, max_events=c.outbox_max_events,
+                      max_bytes=int(c.cache_max_size_mb * 1024 * 1024))
 
     def _build_network(self) -> None:
         from .breaker import Breaker

@@ -42,7 +42,8 @@ class Dispatcher:
         self._max_workers = config.max_workers
         self._buffer: collections.deque[bytes] = collections.deque()
         self._held: collections.deque[tuple[bytes, int]] = collections.deque()
-        self._cond = threading.Condition()
+        # Re-entrant: the SIGTERM handler may interrupt submit() on the main thread.
+        self._cond = threading.Condition(threading.RLock())
         self._pumps = 0  # scheduled, running or not
         self._running = 0
         self._in_flight = 0

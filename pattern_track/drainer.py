@@ -34,6 +34,7 @@ class Drainer:
         config = core.config
         self._backoff = Backoff(config.backoff_base_s, config.backoff_max_s)
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by stop() and by wake()
         self._idle = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one drain at a time within this process
@@ -46,6 +47,7 @@ class Drainer:
     def stop(self, timeout_s: float) -> None:
         """Ask the loop to end and wait (bounded) for it to release its lease."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
 
@@ -53,12 +55,20 @@ class Drainer:
         core = self._core
         core.start()
         delay = 0.0
-        while not core.clock.wait(self._stop, delay):
+        while True:
+            core.clock.wait(self._wake, delay)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 delay = self.step()
             except Exception:
                 log.exception("drainer step failed")
                 delay = self._backoff.next()
+
+    def wake(self) -> None:
+        """Run a step now (new durable events are waiting)."""
+        self._wake.set()
 
     def step(self) -> float:
         """One pass; returns the seconds to wait before the next."""

@@ -58,7 +58,7 @@ class Spool:
     def files(self) -> list[str]:
         try:
             names = os.listdir(self.directory)
-        except FileNotFoundError:
+        except OSError:  # missing, or the cache path is unusable (counted elsewhere)
             return []
         return sorted(os.path.join(self.directory, n) for n in names if n.endswith(SUFFIX) and not n.startswith("."))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import weakref
 from typing import Any, Iterable, Mapping
@@ -19,8 +20,11 @@ from . import event as _event
 from .clock import Clock
 from .config import Config, config_from_options
 from .core import Core, Counters
+from .cachedir import prepare_directory
 from .dispatcher import Dispatcher
 from .drainer import Drainer
+from .errors import PatternTrackError
+from .spool import Spool
 
 __all__ = ["Tracker", "get_tracker"]
 
@@ -56,6 +60,28 @@ def _register_exit_hook() -> None:
         _exit_hook_registered = True
 
 
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """Put events still in memory on disk, then die of SIGTERM as the process would have."""
+    for tracker in list(_live):
+        try:
+            tracker.close(timeout=0)
+        except Exception:
+            pass
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _install_sigterm_handler() -> None:
+    """Only where nobody set one: an application's own handler is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):
+        pass
+
+
 def _reinit_after_fork() -> None:
     global _registry_lock
     _registry_lock = threading.Lock()
@@ -83,7 +109,8 @@ class Tracker:
         self.config = config_from_options(base_url, cache_dir, options)
         self._clock = clock or Clock()
         self._counters = Counters()
-        self._lock = threading.Lock()
+        # Re-entrant: the SIGTERM handler may run on the main thread inside track().
+        self._lock = threading.RLock()
         self._closed = False
         self._build()
 
@@ -99,10 +126,12 @@ class Tracker:
         self._core = Core(self.config, self._clock, self._counters)
         self._dispatcher = Dispatcher(self._core)
         self._drainer = Drainer(self._core, self._dispatcher)
+        self._spool = Spool(self.config.resolved_cache_dir)
+        self._spool_ready = False
 
     def _after_fork(self) -> None:
         """In a forked child: fresh locks, threads and connections; the parent keeps its events."""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._counters = Counters()
         self._build()
 
@@ -116,6 +145,8 @@ class Tracker:
                 return
             _live.add(self)
             _register_exit_hook()
+            if self.config.handle_sigterm:
+                _install_sigterm_handler()
             self._drainer.start()
             self._started = True
 
@@ -147,6 +178,8 @@ class Tracker:
                 return None
             event_id = _event.event_id_of(event)
             self._counters.add("accepted")
+            if self.config.durable and self._write_durably(data):
+                return event_id
             if not self._dispatcher.submit(data):
                 self._counters.drop("closed", accepted=True)
                 return None
@@ -158,6 +191,21 @@ class Tracker:
             self._counters.drop("internal_error")
             log.error("event refused by an internal error: %s", type(exc).__name__, exc_info=True)
         return None
+
+    def _write_durably(self, data: bytes) -> bool:
+        """Durable mode: the event is in a spool file before track() returns."""
+        try:
+            if not self._spool_ready:
+                prepare_directory(self.config.resolved_cache_dir)
+                self._spool_ready = True
+            self._spool.write([data])
+        except (OSError, PatternTrackError) as exc:
+            self._counters.note("spool_unwritable")
+            log.warning("durable write failed (%s); keeping the event in memory", exc)
+            return False
+        self._counters.add("outboxed")
+        self._drainer.wake()
+        return True
 
     def _before_send(self, event: dict) -> dict | None:
         try:
@@ -377,17 +425,26 @@ class Tracker:
 
     def stats(self) -> dict:
         """Counts and state: see the README. Never raises."""
+        try:
+            return self._stats()
+        except Exception as exc:
+            log.error("stats failed", exc_info=True)
+            return {"error": f"{type(exc).__name__}: {exc}"}
+
+    def _stats(self) -> dict:
         counters = self._counters
         with counters._lock:
             values = dict(counters.values)
             dropped = dict(counters.dropped)
+            conditions = dict(counters.conditions)
         memory = self._dispatcher.counts()
         core = self._core
         ready = self._started and core.outbox_ready.wait(0.5)
         pending = dead = None
+        spooled = self._spool.count_events() if self._started else 0
         if ready and core.outbox is not None:
             try:
-                pending = core.outbox.pending()
+                pending = core.outbox.pending() + spooled
                 dead = core.outbox.dead_count()
             except Exception:
                 pass
@@ -405,9 +462,11 @@ class Tracker:
             "accepted": values["accepted"],
             "sent": values["delivered"] + values["replayed"],
             "pending": pending,
+            "spooled": spooled,
             "dead_letter": values["dead_lettered"] + values["replay_dead_lettered"],
             "dead_letter_total": dead,
             "dropped": dropped,
+            "conditions": conditions,
             "breaker": breaker,
             "health": health,
             "outcomes": {
