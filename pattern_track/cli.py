@@ -7,17 +7,19 @@ command so ``hook`` stays fast.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["main"]
 
 
-def _config(args: argparse.Namespace) -> Any:
+def _config(args: "argparse.Namespace") -> Any:
     from .config import Config
 
     overrides = {}
@@ -43,13 +45,13 @@ def _open(config: Any, *, network: bool) -> Any:
     return core, dispatcher, Drainer(core, dispatcher)
 
 
-def cmd_hook(args: argparse.Namespace) -> int:
+def cmd_hook(args: "argparse.Namespace") -> int:
     from .hook import run
 
     return run()
 
 
-def cmd_drain(args: argparse.Namespace) -> int:
+def cmd_drain(args: "argparse.Namespace") -> int:
     from .launcher import drainer_lock, set_resume_after
 
     config = _config(args)
@@ -71,7 +73,7 @@ def cmd_drain(args: argparse.Namespace) -> int:
         os.close(lock)
 
 
-def cmd_sync(args: argparse.Namespace) -> int:
+def cmd_sync(args: "argparse.Namespace") -> int:
     core, _, drainer = _open(_config(args), network=True)
     tty = sys.stderr.isatty()
     drainer.ingest()
@@ -122,7 +124,7 @@ def _stats(core: Any, drainer: Any) -> dict:
     }
 
 
-def cmd_stats(args: argparse.Namespace) -> int:
+def cmd_stats(args: "argparse.Namespace") -> int:
     core, _, drainer = _open(_config(args), network=False)
     stats = _stats(core, drainer)
     if args.json:
@@ -140,7 +142,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_cleanup(args: argparse.Namespace) -> int:
+def cmd_cleanup(args: "argparse.Namespace") -> int:
     config = _config(args)
     core, _, _ = _open(config, network=False)
     days = config.cache_max_age_days if args.max_age_days is None else args.max_age_days
@@ -149,7 +151,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_dead_letter(args: argparse.Namespace) -> int:
+def cmd_dead_letter(args: "argparse.Namespace") -> int:
     core, _, _ = _open(_config(args), network=False)
     letters = core.outbox.dead_letters()
     if args.action == "list":
@@ -183,7 +185,7 @@ def cmd_dead_letter(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_doctor(args: argparse.Namespace) -> int:
+def cmd_doctor(args: "argparse.Namespace") -> int:
     import dataclasses
     import stat
 
@@ -214,13 +216,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if problems == 0 else 1
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def cmd_serve(args: "argparse.Namespace") -> int:
     from .collector import main as serve
 
     return serve(args.rest)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> "argparse.ArgumentParser":
+    import argparse  # not on the hook's path
+
     parser = argparse.ArgumentParser(prog="pattern-track", description="Pattern lineage tracking client.")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", help="service base URL (default: INTELLIGENCE_SERVICE_URL)")

@@ -17,7 +17,7 @@ from typing import Any
 
 from .backoff import Backoff
 from .errors import OutboxError
-from .settle import settle
+from .settle import Settlement, settle
 from .spool import Spool
 
 __all__ = ["Drainer"]
@@ -131,6 +131,28 @@ class Drainer:
                 break
         return not self.has_work()
 
+    def _deliver(self, chunks: list) -> Any:
+        """Send the events of ``chunks`` as one batch and settle each chunk's share."""
+        core = self._core
+        config = core.config
+        n = config.batch_size
+        # A chunk bigger than a batch is sent in slices: its first n events now.
+        sent_per_chunk = [chunk.events[:n] for chunk in chunks]
+        events = [e for part in sent_per_chunk for e in part]
+        attempts = [a for chunk, part in zip(chunks, sent_per_chunk) for a in chunk.attempts[:len(part)]]
+        outcomes = core.delivery.send(events)
+        total, settlements, start = Settlement(), [], 0
+        for chunk, part in zip(chunks, sent_per_chunk):
+            end = start + len(part)
+            mine = settle(events[start:end], attempts[start:end], outcomes[start:end], max_attempts=config.max_attempts)
+            total.add(mine)
+            settlements.append((chunk, mine.keep + chunk.events[len(part):],
+                                mine.keep_attempts + chunk.attempts[len(part):]))
+            start = end
+        self._dispatcher.dead_letter(total.dead, replay=True)
+        core.outbox.settle_many(settlements)
+        return total
+
     def drain(self, *, probe: bool = False, max_chunks: int | None = None) -> dict:
         """Deliver the outbox from the front until it is empty or a delivery fails.
 
@@ -149,24 +171,19 @@ class Drainer:
                 result["state"] = "busy"
                 return result
             try:
-                chunks = 0
-                while not self._stop.is_set() and (max_chunks is None or chunks < max_chunks):
-                    chunk = outbox.front()
-                    if chunk is None:
+                chunks_done = 0
+                while not self._stop.is_set() and (max_chunks is None or chunks_done < max_chunks):
+                    chunks = outbox.front_chunks(config.batch_size)
+                    if not chunks:
                         break
                     if not (core.breaker.allow() or probe):
                         result["state"] = "breaker_open"
                         result["failed"] = outbox.pending()
                         break
                     probe = False
-                    chunks += 1
+                    chunks_done += len(chunks)
                     outbox.acquire_lease(LEASE, core.owner, config.lease_ttl_s)  # renew
-                    n = config.batch_size
-                    events, attempts = chunk.events[:n], chunk.attempts[:n]
-                    outcomes = core.delivery.send(events)
-                    settled = settle(events, attempts, outcomes, max_attempts=config.max_attempts)
-                    self._dispatcher.dead_letter(settled.dead, replay=True)
-                    outbox.settle(chunk, settled.keep + chunk.events[n:], settled.keep_attempts + chunk.attempts[n:])
+                    settled = self._deliver(chunks)
                     core.counters.add("replayed", settled.sent)
                     result["synced"] += settled.sent
                     result["skipped"] += len(settled.dead)

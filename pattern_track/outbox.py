@@ -136,6 +136,36 @@ class Outbox:
             return None
         return Chunk(key, value["id"], value["t"], value["events"], value["attempts"])
 
+    def front_chunks(self, max_events: int) -> list[Chunk]:
+        """The oldest chunks, as many as fit in ``max_events`` (at least one if any).
+
+        Chunk keys are consecutive (``push`` adds one to the last key), so after the front
+        the next ones are read by key; a gap (left by ``cleanup``) just ends the batch.
+        Many small chunks (one per hook call) are sent as one batch this way.
+        """
+        first = self.front()
+        if first is None:
+            return []
+        chunks = [first]
+        total = len(first.events)
+        prefix, _, number = first.key.rpartition("-")
+        key_number = int(number)
+        while total < max_events:
+            key_number += 1
+            with _storage_errors("read"):
+                value = self._cache.get(f"{prefix}-{key_number:015d}")
+            if not value or total + len(value["events"]) > max_events:
+                break
+            chunks.append(Chunk(f"{prefix}-{key_number:015d}", value["id"], value["t"], value["events"], value["attempts"]))
+            total += len(value["events"])
+        return chunks
+
+    def settle_many(self, settlements: list) -> None:
+        """``settle`` several ``(chunk, keep, keep_attempts)`` in one transaction."""
+        with _storage_errors("settle"), self._cache.transact():
+            for chunk, keep, keep_attempts in settlements:
+                self.settle(chunk, keep, keep_attempts)
+
     def settle(self, chunk: Chunk, keep: list, keep_attempts: list) -> bool:
         """Replace ``chunk`` by the events still to send (delete it if none).
 

@@ -23,6 +23,16 @@ class Settlement:
     retry_after_s: float | None = None
     reason: str | None = None
 
+    def add(self, other: "Settlement") -> None:
+        """Fold another settlement (of a later part of the same batch) into this one."""
+        self.sent += other.sent
+        self.dead += other.dead
+        self.keep += other.keep
+        self.keep_attempts += other.keep_attempts
+        self.reason = other.reason or self.reason
+        if other.retry_after_s is not None:
+            self.retry_after_s = max(self.retry_after_s or 0.0, other.retry_after_s)
+
 
 def settle(events: Sequence[bytes], attempts: Sequence[int], outcomes: Sequence[Outcome], *, max_attempts: int) -> Settlement:
     """Split events into sent, dead letters and those to keep for a later attempt.

@@ -142,3 +142,23 @@ def test_a_file_in_place_of_the_directory_is_refused(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(CacheError):
         prepare_directory(str(tmp_path / "f"))
+
+
+def test_small_chunks_are_read_together_up_to_a_batch(tmp_path):
+    """One-event chunks (one per hook call) come back as one batch, in order, capped."""
+    box = open_box(tmp_path / "c")
+    for i in range(7):
+        box.append([f"e{i}".encode()])
+    chunks = box.front_chunks(5)
+    assert [e for c in chunks for e in c.events] == [f"e{i}".encode() for i in range(5)]
+    box.settle_many([(c, [], []) for c in chunks])
+    assert [e for c in box.front_chunks(5) for e in c.events] == [b"e5", b"e6"]
+    assert box.pending() == 2
+
+
+def test_a_chunk_larger_than_a_batch_comes_alone(tmp_path):
+    """A big chunk is returned by itself; the drainer sends it in slices."""
+    box = open_box(tmp_path / "c")
+    box.append([b"x"] * 10)
+    box.append([b"y"])
+    assert [len(c.events) for c in box.front_chunks(5)] == [10]
