@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sqlite3
 import threading
 import time
 from typing import Any
@@ -102,6 +101,8 @@ class Core:
             try:
                 self.outbox = self._outbox()
             except OutboxError as exc:
+                import sqlite3
+
                 if not isinstance(exc.__cause__, sqlite3.DatabaseError) or isinstance(exc.__cause__, sqlite3.OperationalError):
                     raise
                 # A corrupt database: keep it aside for inspection, start a fresh one.

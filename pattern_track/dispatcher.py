@@ -22,13 +22,14 @@ import threading
 from typing import Any
 
 from .errors import OutboxError
-from .settle import settle
 from .spool import Spool
 
 __all__ = ["Dispatcher"]
 
 log = logging.getLogger(__name__)
 
+#: When the pump cannot send, it writes up to this many batches in one transaction.
+_STORE_BATCHES = 20
 #: After the delivery window, how long pumps get to move what they hold to disk.
 _DISK_GRACE_S = 1.0
 
@@ -75,14 +76,13 @@ class Dispatcher:
         return True
 
     def _spill(self, events: list) -> None:
-        """The memory stage is full: write it to the outbox from the caller's thread."""
+        """The memory stage is full: write it to disk from the caller's thread.
+
+        Rare by design (the pump writes in bulk when it cannot send), but it must not
+        drop: before the outbox is open (a burst right after start) it goes to the spool.
+        """
         try:
-            if self._core.outbox_ready.is_set() and self._core.outbox is not None:
-                for start in range(0, len(events), self._batch_size):
-                    self._store(events[start:start + self._batch_size])
-            else:
-                self._core.counters.drop("buffer_full", len(events), accepted=True)
-                log.warning("memory stage full and the outbox is not open: %d events dropped", len(events))
+            self._store(events)
         finally:
             with self._cond:
                 self._in_flight -= len(events)
@@ -128,11 +128,16 @@ class Dispatcher:
                     self._pumps -= 1
                     self._cond.notify_all()
                     return True
-                n = min(len(self._buffer), self._batch_size)
+            # Decided before taking events: sending takes one batch, storing takes many
+            # (one transaction for up to 20 chunks keeps up with a fast caller).
+            send = not self._network_closed and not self._outbox_has_work() and core.may_send()
+            with self._cond:
+                n = min(len(self._buffer), self._batch_size * (1 if send else _STORE_BATCHES))
                 batch = [self._buffer.popleft() for _ in range(n)]
                 self._in_flight += n
             try:
-                self._handle(batch)
+                if batch:
+                    self._handle(batch, send)
             except Exception:
                 log.exception("unexpected error while sending; keeping the events")
                 self._store(batch)
@@ -141,11 +146,13 @@ class Dispatcher:
                     self._in_flight -= len(batch)
                     self._cond.notify_all()
 
-    def _handle(self, batch: list) -> None:
+    def _handle(self, batch: list, send: bool) -> None:
         core = self._core
-        if self._network_closed or self._outbox_has_work() or not core.may_send():
+        if not send:
             self._store(batch)
             return
+        from .settle import settle  # the send path loads on first use, not at import
+
         outcomes = core.delivery.send(batch)
         result = settle(batch, [0] * len(batch), outcomes, max_attempts=core.config.max_attempts)
         core.counters.add("delivered", result.sent)
@@ -166,11 +173,11 @@ class Dispatcher:
         outbox = core.outbox
         if outbox is not None:
             try:
-                if outbox.append(events, attempts):
-                    core.counters.add("outboxed", len(events))
-                else:
-                    core.counters.drop("outbox_full", len(events), accepted=True)
-                    log.warning("outbox full (cap reached): %d events refused", len(events))
+                taken = outbox.append_chunks(events, attempts, chunk_size=self._batch_size)
+                core.counters.add("outboxed", taken)
+                if taken < len(events):
+                    core.counters.drop("outbox_full", len(events) - taken, accepted=True)
+                    log.warning("outbox full (cap reached): %d events refused", len(events) - taken)
                 return
             except OutboxError as exc:
                 log.warning("outbox write failed (%s); using the spool", exc)

@@ -17,7 +17,6 @@ from typing import Any
 
 from .backoff import Backoff
 from .errors import OutboxError
-from .settle import Settlement, settle
 from .spool import Spool
 
 __all__ = ["Drainer"]
@@ -103,7 +102,8 @@ class Drainer:
             if not core.outbox.acquire_lease(LEASE, core.owner, core.config.lease_ttl_s):
                 return 0
             try:
-                moved = self.spool.ingest(core.outbox.append)
+                size = core.config.batch_size
+                moved = self.spool.ingest(lambda events: core.outbox.append_chunks(events, chunk_size=size))
             finally:
                 core.outbox.release_lease(LEASE, core.owner)
         return moved
@@ -133,6 +133,7 @@ class Drainer:
 
     def _deliver(self, chunks: list) -> Any:
         """Send the events of ``chunks`` as one batch and settle each chunk's share."""
+        from .settle import Settlement, settle  # the send path loads on first use
         core = self._core
         config = core.config
         n = config.batch_size

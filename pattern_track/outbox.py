@@ -112,21 +112,36 @@ class Outbox:
 
     def append(self, events: list, attempts: list | None = None) -> bool:
         """Append one chunk of serialised events; False (nothing written) if over a cap."""
+        return self.append_chunks(events, attempts, chunk_size=max(len(events), 1)) == len(events)
+
+    def append_chunks(self, events: list, attempts: list | None = None, *, chunk_size: int) -> int:
+        """Append ``events`` as chunks of ``chunk_size`` in one transaction.
+
+        Stops at the first chunk that would pass a cap; returns how many events were
+        written (the caller counts the rest as refused).
+        """
         if not events:
-            return True
-        size = sum(len(e) for e in events)
-        chunk = {"id": os.urandom(8).hex(), "t": time.time(), "events": list(events),
-                 "attempts": list(attempts) if attempts else [0] * len(events)}
+            return 0
+        attempts = list(attempts) if attempts else [0] * len(events)
+        now = time.time()
+        taken = 0
         with _storage_errors("append"), self._cache.transact():
             cache = self._cache
             pending = cache.get(_PENDING_EVENTS, 0)
             pending_bytes = cache.get(_PENDING_BYTES, 0)
-            if pending + len(events) > self.max_events or pending_bytes + size > self.max_bytes:
-                return False
-            cache.push(chunk, prefix=QUEUE)
-            cache.set(_PENDING_EVENTS, pending + len(events))
-            cache.set(_PENDING_BYTES, pending_bytes + size)
-        return True
+            for start in range(0, len(events), chunk_size):
+                part = events[start:start + chunk_size]
+                size = sum(len(e) for e in part)
+                if pending + len(part) > self.max_events or pending_bytes + size > self.max_bytes:
+                    break
+                cache.push({"id": os.urandom(8).hex(), "t": now, "events": part,
+                            "attempts": attempts[start:start + chunk_size]}, prefix=QUEUE)
+                pending += len(part)
+                pending_bytes += size
+                taken += len(part)
+            cache.set(_PENDING_EVENTS, pending)
+            cache.set(_PENDING_BYTES, pending_bytes)
+        return taken
 
     def front(self) -> Chunk | None:
         """The oldest chunk, or None when the outbox is empty."""

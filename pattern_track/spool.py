@@ -72,10 +72,11 @@ class Spool:
                 continue
         return total
 
-    def ingest(self, append: Callable[[list], bool], *, limit: int = 1000) -> int:
-        """Move up to ``limit`` spool files into the outbox via ``append(events) -> bool``.
+    def ingest(self, append: Callable[[list], int], *, limit: int = 1000) -> int:
+        """Move up to ``limit`` spool files into the outbox via ``append(events) -> taken``.
 
-        Stops at the first file the outbox refuses (full) so order is kept. A file that is
+        Stops at the first file the outbox cannot take whole (full), keeping its rest in
+        place, so order is kept and nothing is ingested twice. A file that is
         not valid JSON is set aside as ``*.bad`` and logged, never silently deleted.
         Returns the number of events moved.
         """
@@ -96,11 +97,20 @@ class Spool:
                     pass
                 continue
             events = [t.encode("utf-8") for t in texts]
-            if not append(events):
+            taken = append(events)
+            moved += taken
+            if taken < len(events):
+                self._rewrite(path, texts[taken:])
                 break
             try:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
-            moved += len(events)
         return moved
+
+    def _rewrite(self, path: str, texts: list) -> None:
+        tmp = path + ".rest.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(texts, handle)
+        os.replace(tmp, path)

@@ -85,6 +85,7 @@ def _install_sigterm_handler() -> None:
 def _reinit_after_fork() -> None:
     global _registry_lock
     _registry_lock = threading.Lock()
+    _event.reset_event_ids()  # a child must not repeat its parent's ids
     for tracker in list(_live):
         tracker._after_fork()
 

@@ -253,3 +253,14 @@ def test_forked_child_gets_a_working_tracker(collector, make_tracker):
     assert os.waitstatus_to_exitcode(status) == 0
     assert collector.wait_for_events(2, timeout=10)
     assert sorted(e["pattern_id"] for e in collector.events()) == ["child", "parent"]
+
+
+def test_burst_right_after_start_is_never_dropped(make_tracker):
+    """Overflowing the memory stage before the outbox is open spills to the spool, not the floor."""
+    tracker = make_tracker("http://127.0.0.1:9", max_buffer_events=10, connect_timeout_s=0.1)
+    ids = [tracker.track("pattern_created", pattern_id=f"b{i}", pattern_data={"code": "x"}) for i in range(2000)]
+    assert None not in ids
+    assert tracker.flush(20)
+    stats = tracker.stats()
+    assert stats["dropped"] == {}
+    assert stats["pending"] == 2000 and counts_add_up(stats)
