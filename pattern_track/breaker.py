@@ -149,6 +149,8 @@ class Breaker:
 
     def record(self, ok: bool) -> None:
         """Count one request's outcome (True: the service answered sanely)."""
+        if ok and self._storage.state == CLOSED and self._storage.counter == 0:
+            return  # the common case: nothing to change, so no write to shared state
         try:
             self._cb.call(_succeed if ok else _fail)
         except (_Failure, pybreaker.CircuitBreakerError):

@@ -45,7 +45,8 @@ import sqlite3
 import sys
 import threading
 import time
-import uuid
+import itertools
+from os import urandom as os_urandom
 from collections import deque
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -130,6 +131,14 @@ class _Reply:
     route: str = "unknown"
 
 
+_ids = itertools.count(int.from_bytes(os_urandom(6), "big"))
+
+
+def _new_id() -> str:
+    """A unique id for answers (uuid4 costs more than the rest of storing an event)."""
+    return f"{next(_ids):032x}"
+
+
 def _json_reply(status: int, doc: Any, **headers: str) -> _Reply:
     return _Reply(status, json.dumps(doc).encode(), headers=headers)
 
@@ -189,7 +198,8 @@ def _validate_event(raw: Any, loc: list, issues: list) -> dict | None:
             at = next(i for i, item in enumerate(value) if not isinstance(item, str))
             issues.append(_issue("string_type", loc + [name, at], _TYPE_ERRORS[str][1], value[at]))
         else:
-            event[name] = copy.copy(value)  # never share the default {} or []
+            # Never share the default {} or [] (strings and numbers need no copy).
+            event[name] = value.copy() if type(value) in (dict, list) else value
     return event if len(issues) == before else None
 
 
@@ -248,6 +258,7 @@ class _Store:
         self.changed = threading.Condition(self.lock)  # notified on every stored event
         self._db_path, self._db = db_path, None
         self._nodes: dict[tuple[str, str], dict] = {}
+        self._newest: dict[str, dict] = {}  # pattern_id -> its newest node (parent lookup)
         self._events: list[dict] = []
         self._seq = 0  # creation order of nodes, which decides the "newest" version
 
@@ -261,6 +272,7 @@ class _Store:
             nodes = [json.loads(body) for (body,) in self._db.execute(query.format("nodes"))]
             self._events = [json.loads(body) for (body,) in self._db.execute(query.format("events"))]
             self._nodes = {(n["pattern_id"], n["pattern_version"]): n for n in nodes}
+            self._newest = {n["pattern_id"]: n for n in nodes}  # ordered by seq
             self._seq = max((n["seq"] for n in nodes), default=0)
 
     def close(self) -> None:
@@ -272,15 +284,15 @@ class _Store:
     def _write(self, sql: str, *args: Any) -> None:
         if self._db is not None:
             with self._db:
-                self._db.execute(sql, args)
+                # Values may be callables, so JSON is made only when there is a file.
+                self._db.execute(sql, tuple(a() if callable(a) else a for a in args))
 
     def node(self, pattern_id: str, version: str) -> dict | None:
         return self._nodes.get((pattern_id, version))
 
     def newest(self, pattern_id: str) -> dict | None:
         """The latest node of that id, any version: how the service resolves a parent."""
-        found = [n for (pid, _), n in self._nodes.items() if pid == pattern_id]
-        return max(found, key=lambda n: n["seq"]) if found else None
+        return self._newest.get(pattern_id)
 
     def put_node(self, node: dict) -> None:
         with self.lock:
@@ -288,13 +300,16 @@ class _Store:
                 self._seq += 1
                 node["seq"] = self._seq
             self._nodes[(node["pattern_id"], node["pattern_version"])] = node
+            newest = self._newest.get(node["pattern_id"])
+            if newest is None or newest["seq"] <= node["seq"]:
+                self._newest[node["pattern_id"]] = node
             self._write("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, ?)",
-                        node["pattern_id"], node["pattern_version"], node["seq"], json.dumps(node))
+                        node["pattern_id"], node["pattern_version"], node["seq"], lambda: json.dumps(node))
 
     def add_event(self, event: dict) -> None:
         with self.lock:
             self._events.append(event)
-            self._write("INSERT INTO events (body) VALUES (?)", json.dumps(event))
+            self._write("INSERT INTO events (body) VALUES (?)", lambda: json.dumps(event))
             self.changed.notify_all()
 
     def sizes(self) -> tuple[int, int]:
@@ -311,7 +326,7 @@ class _Store:
 
     def clear(self) -> None:
         with self.lock:
-            self._nodes, self._events = {}, []
+            self._nodes, self._newest, self._events = {}, {}, []
             self._write("DELETE FROM nodes")
             self._write("DELETE FROM events")
 
@@ -329,8 +344,9 @@ class Collector:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, db_path: str | None = None,
                  rate_limit: int | None = None, window_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, batch_route: bool = True) -> None:
         self._host, self._port = host, port
+        self._batch_route = batch_route  # False: answer like an older service without it
         self._store = _Store(db_path)
         self._rate_limit, self._window_s, self._clock = rate_limit, window_s, clock
         self._stamps: deque[float] = deque()  # admitted requests inside the window
@@ -468,6 +484,8 @@ class Collector:
         path, route, match, elsewhere = urlsplit(target).path, None, None, False
         for verb, pattern, name in _ROUTES:
             found = pattern.fullmatch(path)
+            if found and name == "batch" and not self._batch_route:
+                found = None
             if found and verb == method:
                 route, match = name, found
                 break
@@ -532,7 +550,7 @@ class Collector:
 
     @staticmethod
     def _meta(started: float) -> dict:
-        return {"correlation_id": str(uuid.uuid4()),
+        return {"correlation_id": _new_id(),
                 "processing_time_ms": round((time.perf_counter() - started) * 1000, 3)}
 
     def _track(self, headers: Any, body: bytes, match: re.Match) -> _Reply:
@@ -560,7 +578,7 @@ class Collector:
             detail = _contract_error(event)
             if detail:  # one bad event rejects the whole batch before anything is stored
                 raise _Answer(400, {"detail": f"Event {index}: {detail}"})
-        batch_id, succeeded, failed = batch_id or str(uuid.uuid4()), [], []
+        batch_id, succeeded, failed = batch_id or _new_id(), [], []
         with self._store.lock:  # always in order, whatever was requested
             for index, event in enumerate(events):
                 one_started = time.perf_counter()
@@ -601,13 +619,13 @@ class Collector:
             raise _EventFailed(f"value too long for type character varying({too_long[0]})",
                                "StringDataRightTruncationError")
         if node is None:
-            node = {"node_id": str(uuid.uuid4()), "status": "active", "parents": [],
+            node = {"node_id": _new_id(), "status": "active", "parents": [],
                     "created_at": time.time(), **{name: event[name] for name in _NODE_FIELDS}}
         if edges or kind == "pattern_deprecated" or "seq" not in node:
             node["parents"] = node["parents"] + edges
             node["status"] = "deprecated" if kind == "pattern_deprecated" else node["status"]
             self._store.put_node(node)
-        self._store.add_event({"event_id": str(uuid.uuid4()), "received_at": time.time(),
+        self._store.add_event({"event_id": _new_id(), "received_at": time.time(),
                                "node_id": node["node_id"], "batch_id": batch_id, **event})
         return {"pattern_id": pid, "pattern_version": node["pattern_version"], "event_type": kind,
                 "node_id": node["node_id"], "status": status,
@@ -782,10 +800,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", metavar="PATH", help="keep nodes and events in this SQLite file")
     parser.add_argument("--rate-limit", type=int, metavar="N", help="requests per 60 s for all clients")
     parser.add_argument("--fault", choices=FAULT_MODES, default="none", help="start in this fault mode")
+    parser.add_argument("--no-batch-route", action="store_true", help="answer like a service without the batch route")
     args = parser.parse_args(argv)
     done = threading.Event()
     try:
-        collector = Collector(args.host, args.port, db_path=args.db, rate_limit=args.rate_limit).start()
+        collector = Collector(args.host, args.port, db_path=args.db, rate_limit=args.rate_limit,
+                              batch_route=not args.no_batch_route).start()
     except (OSError, sqlite3.Error) as exc:
         print(f"pattern_track collector: cannot start on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1

@@ -173,6 +173,7 @@ class Drainer:
                 return result
             try:
                 chunks_done = 0
+                renewed = core.clock.monotonic()
                 while not self._stop.is_set() and (max_chunks is None or chunks_done < max_chunks):
                     chunks = outbox.front_chunks(config.batch_size)
                     if not chunks:
@@ -183,7 +184,10 @@ class Drainer:
                         break
                     probe = False
                     chunks_done += len(chunks)
-                    outbox.acquire_lease(LEASE, core.owner, config.lease_ttl_s)  # renew
+                    now = core.clock.monotonic()
+                    if now - renewed >= config.lease_ttl_s / 4:  # renew well before expiry, not per batch
+                        outbox.acquire_lease(LEASE, core.owner, config.lease_ttl_s)
+                        renewed = now
                     settled = self._deliver(chunks)
                     core.counters.add("replayed", settled.sent)
                     result["synced"] += settled.sent
