@@ -216,12 +216,6 @@ def cmd_doctor(args: "argparse.Namespace") -> int:
     return 0 if problems == 0 else 1
 
 
-def cmd_serve(args: "argparse.Namespace") -> int:
-    from .collector import main as serve
-
-    return serve(args.rest)
-
-
 def _parser() -> "argparse.ArgumentParser":
     import argparse  # not on the hook's path
 
@@ -250,9 +244,7 @@ def _parser() -> "argparse.ArgumentParser":
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_dead_letter)
     sub.add_parser("doctor", parents=[common], help="check configuration, cache and service").set_defaults(func=cmd_doctor)
-    p = sub.add_parser("serve", help="run the reference collector (see --help of it)", add_help=False)
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=cmd_serve)
+    sub.add_parser("serve", help="run the reference collector (pattern-track serve --help)", add_help=False)
     return parser
 
 
@@ -262,6 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .hook import run  # the fast path: no argparse, nothing else
 
         return run()
+    if argv[:1] == ["serve"]:  # the collector parses its own options
+        from .collector import main as serve
+
+        return serve(argv[1:])
     args = _parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

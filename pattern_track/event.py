@@ -12,7 +12,8 @@ import hashlib
 import itertools
 import json
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = [
     "EDGE_TYPES", "EVENT_TYPES", "FIELDS", "InvalidEvent", "TRANSFORMATION_TYPES",
@@ -168,7 +169,7 @@ def build(event_type: Any, fields: Mapping[str, Any], *, triggered_by: str) -> d
 
 def event_id_of(event: Mapping[str, Any]) -> str | None:
     data = event.get("pattern_data")
-    return data.get(EVENT_ID_KEY) if isinstance(data, Mapping) else None
+    return data.get(EVENT_ID_KEY) if isinstance(data, dict) else None
 
 
 def encode(event: Mapping[str, Any]) -> bytes:

@@ -20,7 +20,7 @@ from . import event as _event
 from .clock import Clock
 from .config import Config, config_from_options
 from .core import Core, Counters
-from .cachedir import prepare_directory
+from .cachedir import check_directory, prepare_directory
 from .dispatcher import Dispatcher
 from .drainer import Drainer
 from .errors import PatternTrackError
@@ -107,7 +107,14 @@ class Tracker:
 
     def __init__(self, base_url: str | None = None, *, cache_dir: str | os.PathLike | None = None,
                  clock: Clock | None = None, **options: Any) -> None:
-        self.config = config_from_options(base_url, cache_dir, options)
+        config = config_from_options(base_url, cache_dir, options)
+        if config.cache_dir is not None and config.enabled:
+            # A path given in code that is unsafe is a configuration error: say so now.
+            check_directory(config.cache_dir)
+        self._setup(config, clock)
+
+    def _setup(self, config: Config, clock: Clock | None) -> None:
+        self.config = config
         self._clock = clock or Clock()
         self._counters = Counters()
         # Re-entrant: the SIGTERM handler may run on the main thread inside track().
@@ -117,9 +124,14 @@ class Tracker:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> "Tracker":
-        """A tracker configured from environment variables (bad values warn and fall back)."""
-        config = Config.from_env(environ, **options)
-        return cls(**{f: getattr(config, f) for f in config.__dataclass_fields__})
+        """A tracker configured from environment variables (bad values warn and fall back).
+
+        Unlike the constructor it never raises for the environment's sake: an unusable
+        cache directory is logged and counted, and events are held as well as they can be.
+        """
+        tracker = cls.__new__(cls)
+        tracker._setup(Config.from_env(environ, **options), None)
+        return tracker
 
     def _build(self) -> None:
         self._pid = os.getpid()
@@ -165,21 +177,22 @@ class Tracker:
             if self._closed:
                 self._counters.drop("closed")
                 return None
-            if not self._started or self._pid != os.getpid():
+            if not self._started:  # also after a fork: _after_fork() resets it
                 self._ensure_started()
-            event = _event.build(event_type, fields, triggered_by=self.config.triggered_by)
-            if self.config.before_send is not None:
+            config = self.config
+            event = _event.build(event_type, fields, triggered_by=config.triggered_by)
+            if config.before_send is not None:
                 event = self._before_send(event)
                 if event is None:
                     return None
             data = _event.encode(event)
-            if len(data) > self.config.max_event_bytes:
+            if len(data) > config.max_event_bytes:
                 self._counters.drop("too_large")
                 log.warning("event refused: %d bytes is over max_event_bytes", len(data))
                 return None
-            event_id = _event.event_id_of(event)
+            event_id = event["pattern_data"][_event.EVENT_ID_KEY]  # build() put it there
             self._counters.add("accepted")
-            if self.config.durable and self._write_durably(data):
+            if config.durable and self._write_durably(data):
                 return event_id
             if not self._dispatcher.submit(data):
                 self._counters.drop("closed", accepted=True)

@@ -84,11 +84,25 @@ def test_database_locked_for_long_by_another_process(cache_dir, env):
     assert set(ids) <= ids_on_disk(cache_dir)
 
 
-def test_a_file_where_the_cache_should_be(make_tracker, tmp_path):
-    """The cache path is a file: track() still accepts, the loss at close is counted, nothing raises."""
+def test_an_unsafe_cache_path_given_in_code_is_refused_at_construction(tmp_path):
+    """A symlink or a file passed as cache_dir is a clear CacheError from the constructor."""
+    from pattern_track import CacheError, Tracker
+
+    (tmp_path / "file").write_text("x")
+    os.symlink(tmp_path, tmp_path / "link")
+    for path in (tmp_path / "file", tmp_path / "link"):
+        with pytest.raises(CacheError):
+            Tracker("http://127.0.0.1:9", cache_dir=str(path))
+
+
+def test_a_file_where_the_cache_should_be(tmp_path):
+    """From the environment the same mistake never raises: track() accepts, the loss at close is counted."""
+    from pattern_track import Tracker
+
     bad = tmp_path / "file"
     bad.write_text("x")
-    tracker = make_tracker(closed_url(), cache_dir=str(bad), connect_timeout_s=0.2)
+    tracker = Tracker.from_env({"PATTERN_CACHE_DIR": str(bad), "INTELLIGENCE_SERVICE_URL": closed_url(),
+                                "PATTERN_TRACK_CONNECT_TIMEOUT_S": "0.2"})
     assert tracker.track("pattern_created", pattern_id="a", pattern_data={"code": "x"})
     assert tracker.flush(10) is False  # held in memory: the outbox is unusable
     tracker.close(timeout=0)
