@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from pattern_track import Tracker
+from tests.helpers import drainer_pids, kill_drainers
 from pattern_track.collector import Collector
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,37 +42,11 @@ def make_tracker(cache_dir):
         tracker.close(timeout=1.0)
 
 
-def _drainers_for(cache_dir):
-    """Pids of detached drainers started for ``cache_dir`` (read from /proc)."""
-    pids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmd = f.read()
-            if b"pattern_track" not in cmd or b"drain" not in cmd:
-                continue
-            with open(f"/proc/{name}/environ", "rb") as f:
-                environ = f.read().split(b"\0")
-        except OSError:
-            continue
-        if f"PATTERN_TRACK_CACHE_DIR={cache_dir}".encode() in environ:
-            pids.append(int(name))
-    return pids
-
-
 @pytest.fixture
 def reap_drainers(cache_dir):
     """Kill the detached drainers a test's hooks started, so none outlives its test."""
-    yield lambda: _drainers_for(cache_dir)
-    import signal
-
-    for pid in _drainers_for(cache_dir):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+    yield lambda: drainer_pids(cache_dir)
+    kill_drainers(cache_dir)
 
 
 @pytest.fixture
