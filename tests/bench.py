@@ -399,6 +399,15 @@ def bench_track(b: Bench) -> None:
                 b.check(f"{api} p50, service {state}", ns.median / 1e3, "<", 15, "us")
                 b.check(f"{api} p99, service {state}", ns.pct(99) / 1e3, "<", 100, "us")
                 b.check(f"{api} events dropped (sanity), service {state}", sum(s["dropped"].values()), "<=", 0, "ev")
+    # durable=True writes each event to a spool file before track() returns (reported apart).
+    tracker = Tracker(b.down_url, cache_dir=b.fresh_dir("track-durable"), durable=True, cache_max_size_mb=TRACK_CAP_MB)
+    try:
+        ns = Stats(_time_calls(tracker, "track", max(n // 10, 500), min(warmup, 200)))
+    finally:
+        tracker.close(timeout=0.25)
+    results["durable"] = {"n": max(n // 10, 500), "p50_us": ns.median / 1e3, "p99_us": ns.pct(99) / 1e3,
+                          "max_us": ns.max / 1e3, "dropped": sum(tracker.stats()["dropped"].values())}
+    b.check("track p99, durable=True (a file per event), service down", ns.pct(99) / 1e3, "<", 1000, "us")
     # Start-up under load: a burst straight after Tracker(), service down (no network in the way).
     cold = _cold_burst(b.down_url, b.fresh_dir("track-cold"), b.size["cold_burst_n"])
     results["cold_burst"] = cold
@@ -698,6 +707,10 @@ def report(meta: dict, results: dict, checks: list[dict], errors: dict) -> str:
                         f"after 1000 warm-up calls and a flush, outbox cap {TRACK_CAP_MB} MB; target p50 < 15 us, "
                         "p99 < 100 us; counts include the warm-up)",
                         ["call", "p50 us", "p99 us", "max us", ">1ms", "sent/outbox/drop"], rows)
+        durable = r["track"].get("durable")
+        if durable:
+            lines.append(f"   durable=True (service down, {durable['n']} calls): p50 {durable['p50_us']:.1f} us, "
+                         f"p99 {durable['p99_us']:.1f} us, max {durable['max_us']:.0f} us")
         cold = r["track"].get("cold_burst")
         if cold:
             reasons = ", ".join(f"{k[8:]}={v}" for k, v in cold.items() if k.startswith("dropped_")) or "none"
