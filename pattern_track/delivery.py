@@ -13,7 +13,7 @@ import logging
 import os
 from typing import Any, Sequence
 
-from .outcome import SUSPECT, TRANSIENT, Outcome, classify, classify_batch, classify_error
+from .outcome import TRANSIENT, Outcome, classify, classify_batch, classify_error
 
 __all__ = ["Delivery", "event_id_from"]
 
@@ -91,6 +91,3 @@ class Delivery:
                 break
         return outcomes
 
-
-def is_retryable(outcome: Outcome) -> bool:
-    return outcome.kind in (TRANSIENT, SUSPECT)
