@@ -6,7 +6,7 @@ import signal
 import subprocess
 from collections import Counter
 
-from tests.conftest import FIXTURES, PYTHON
+from tests.conftest import PYTHON
 from pattern_track.collector import Collector
 from pattern_track.outbox import Outbox
 
