@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 from typing import Any
@@ -69,7 +68,7 @@ class Core:
         self.config = config
         self.clock = clock
         self.counters = counters
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.owner = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
         self.outbox: Any = None
         self.store: Any = MemoryState()
         self.transport: Any = None

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import sqlite3
 import time
 from typing import Any, Iterator, NamedTuple
@@ -76,7 +75,7 @@ def _alive(owner: str) -> bool:
     return True
 
 
-_HOST = socket.gethostname()
+_HOST = os.uname().nodename  # what socket.gethostname() returns, without importing socket
 
 
 class Outbox:
