@@ -17,6 +17,7 @@ from typing import Any
 from .clock import Clock
 from .config import Config
 from .errors import OutboxError
+from .spool import Spool
 from .state import MemoryState
 
 __all__ = ["Core", "Counters"]
@@ -40,7 +41,7 @@ class Counters:
     """This process's outcome counts; every accepted event lands in exactly one."""
 
     FIELDS = ("accepted", "delivered", "outboxed", "dead_lettered", "dropped_after_accept",
-              "replayed", "replay_dead_lettered", "requests")
+              "replayed", "replay_dead_lettered")
 
     def __init__(self) -> None:
         self._lock = threading.RLock()  # re-entrant for the SIGTERM handler
@@ -70,6 +71,7 @@ class Core:
         self.counters = counters
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
         self.outbox: Any = None
+        self.spool = Spool(config.resolved_cache_dir)  # the outbox's stdlib front door
         self.store: Any = MemoryState()
         self.transport: Any = None
         self.breaker: Any = None

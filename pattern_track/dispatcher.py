@@ -22,7 +22,6 @@ import threading
 from typing import Any
 
 from .errors import OutboxError
-from .spool import Spool
 
 __all__ = ["Dispatcher"]
 
@@ -183,7 +182,7 @@ class Dispatcher:
                 log.warning("outbox write failed (%s); using the spool", exc)
         if not attempts or not any(attempts):
             try:
-                Spool(core.config.resolved_cache_dir).write(events)
+                core.spool.write(events)
                 core.counters.add("outboxed", len(events))
                 return
             except OSError as exc:

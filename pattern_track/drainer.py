@@ -17,7 +17,6 @@ from typing import Any
 
 from .backoff import Backoff
 from .errors import OutboxError
-from .spool import Spool
 
 __all__ = ["Drainer"]
 
@@ -37,7 +36,7 @@ class Drainer:
         self._idle = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one drain at a time within this process
-        self.spool = Spool(config.resolved_cache_dir)
+        self.spool = core.spool
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="pattern_track-drainer", daemon=True)

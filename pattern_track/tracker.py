@@ -24,7 +24,6 @@ from .cachedir import check_directory, prepare_directory
 from .dispatcher import Dispatcher
 from .drainer import Drainer
 from .errors import PatternTrackError
-from .spool import Spool
 
 __all__ = ["Tracker", "get_tracker"]
 
@@ -139,7 +138,7 @@ class Tracker:
         self._core = Core(self.config, self._clock, self._counters)
         self._dispatcher = Dispatcher(self._core)
         self._drainer = Drainer(self._core, self._dispatcher)
-        self._spool = Spool(self.config.resolved_cache_dir)
+        self._spool = self._core.spool
         self._spool_ready = False
 
     def _after_fork(self) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 import weakref
 from typing import Mapping, NamedTuple
 
@@ -184,8 +185,6 @@ class Transport:
     # -- deadlines and abort ---------------------------------------------------
 
     def _arm(self, channel: _Channel, deadline_s: float) -> int:
-        import time
-
         token = threading.get_ident()
         with self._lock:
             self._deadlines[token] = (time.monotonic() + deadline_s, channel)
@@ -200,8 +199,6 @@ class Transport:
             self._deadlines.pop(token, None)
 
     def _watch(self) -> None:
-        import time
-
         with self._lock:
             while not self._aborted:
                 now = time.monotonic()
