@@ -34,10 +34,6 @@ class _Failure(Exception):
     """Fed to pybreaker to count one failed delivery."""
 
 
-def _succeed() -> None:
-    return None
-
-
 def _fail() -> None:
     raise _Failure()
 
@@ -148,11 +144,23 @@ class Breaker:
         return max(self._cb.reset_timeout - elapsed, 0.0)
 
     def record(self, ok: bool) -> None:
-        """Count one request's outcome (True: the service answered sanely)."""
-        if ok and self._storage.state == CLOSED and self._storage.counter == 0:
-            return  # the common case: nothing to change, so no write to shared state
+        """Count one request's outcome (True: the service stored something).
+
+        A success closes the breaker for every process whatever its state: pybreaker
+        records nothing while open (pitfalls.md), so that takes an explicit ``close()``.
+        """
+        state = self._storage.state
+        if ok:
+            if state == CLOSED and self._storage.counter == 0:
+                return  # the common case: nothing to change, so no write to shared state
+            if state == CLOSED:
+                self._storage.reset_counter()
+            else:
+                self._cb.close()
+            self._store.release_lease("breaker-probe", self._owner)
+            return
         try:
-            self._cb.call(_succeed if ok else _fail)
+            self._cb.call(_fail)
         except (_Failure, pybreaker.CircuitBreakerError):
             pass
         finally:

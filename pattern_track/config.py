@@ -66,9 +66,11 @@ class Config:
     health_check_interval_s: float = 30.0
     health_check_timeout_s: float = 1.0
     connect_timeout_s: float = 1.0
-    read_timeout_s: float = 5.0
+    #: The service answers 504 after 30 s and commits what a client abandoned earlier
+    #: (wire-contract.md), so the background sender waits longer than that.
+    read_timeout_s: float = 35.0
     #: Whole-request bound, enforced outside requests (its read timeout is per read).
-    request_deadline_s: float = 10.0
+    request_deadline_s: float = 40.0
     #: At interpreter exit, how long delivery of what is still in memory may take
     #: before the rest is written to the outbox.
     exit_timeout_s: float = 0.5
@@ -81,6 +83,9 @@ class Config:
     #: Sender threads. One keeps delivery in order (a parent before its child).
     max_workers: int = 1
     batch_size: int = 100
+    #: A batch request's body stays under this many bytes (nginx's default limit is
+    #: 1 MiB); a 413 halves the batch, and an event alone over it is dead-lettered.
+    batch_max_bytes: int = 1_000_000
     #: Events held in memory before ``track()`` spills straight to the outbox.
     max_buffer_events: int = 10_000
     #: Serialised size above which an event is refused (counted as ``too_large``).
@@ -93,7 +98,7 @@ class Config:
     #: parent not found) before it is dead-lettered.
     max_attempts: int = 8
     #: Drain lease; renewed on every batch, must exceed ``request_deadline_s``.
-    lease_ttl_s: float = 30.0
+    lease_ttl_s: float = 60.0
     #: Keep breaker and health state in the cache, shared by every process.
     shared_state: bool = True
     api_key: str | None = dataclasses.field(default=None, repr=False)
@@ -103,6 +108,8 @@ class Config:
     #: ``before_send(event: dict) -> dict | None``: redact or drop (``None``) an event.
     before_send: Callable[[dict], Any] | None = None
     triggered_by: str = "pattern_track"
+    #: What ``from_env()`` ignored or corrected, one line each (not an option).
+    warnings: tuple = dataclasses.field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -126,36 +133,69 @@ class Config:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
-        """Build from environment variables; a bad value warns and keeps the default.
+        """Build from environment variables; ``overrides`` win and are validated strictly.
 
-        ``overrides`` win over the environment and are validated strictly.
+        Each variable is checked on its own: a bad one is logged as a warning, kept in
+        ``warnings`` (shown by ``stats()["config_warnings"]`` and ``doctor``) and falls
+        back to the default for that variable only, so ``PATTERN_TRACKING_ENABLED=false``
+        always wins. ``host:port`` without a scheme is read as ``http://host:port``.
+        Raises ``ConfigError`` only for ``overrides`` (unknown names or bad values).
         """
         environ = os.environ if environ is None else environ
+        _refuse_unknown(overrides)
         values: dict[str, Any] = {}
+        origin: dict[str, str] = {}
+        warnings: list[str] = []
         for var, name in _env_names():
             raw = environ.get(var)
             if raw is None or name in values:
                 continue
             try:
                 value = _parse(name, raw)
+                if name == "base_url" and isinstance(value, str) and "://" not in value and value:
+                    value = "http://" + value
+                    warnings.append(f"{var}={raw!r} has no scheme; using {value!r}")
                 _check(name, value)
+                if name == "base_url" and not value.startswith(("http://", "https://")):
+                    raise ConfigError(f"base_url must start with http:// or https://, got {raw!r}")
             except ConfigError as exc:
-                log.warning("ignoring %s: %s", var, exc)
+                warnings.append(f"ignoring {var}: {exc}; using the default")
                 continue
             values[name] = value
-        values.update(overrides)
-        try:
-            return cls(**values)
-        except ConfigError as exc:
-            if overrides and any(n in str(exc) for n in overrides):
-                raise
-            # A combination of environment values is inconsistent: keep the code's defaults.
-            log.warning("ignoring the environment's configuration: %s", exc)
-            return cls(**overrides)
+            origin[name] = var
+        while True:
+            try:
+                config = cls(**{**values, **overrides})
+                break
+            except ConfigError as exc:
+                # Values that are fine alone but not together: drop the environment's
+                # share of the conflict, one variable at a time.
+                culprit = next((n for n in _PAIRED if n in values and n not in overrides and n in str(exc)), None)
+                if culprit is None:
+                    raise
+                warnings.append(f"ignoring {origin[culprit]}: {exc}; using the default")
+                del values[culprit]
+        for warning in warnings:
+            log.warning("configuration: %s", warning)
+        object.__setattr__(config, "warnings", tuple(warnings))
+        return config
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
-_NOT_FROM_ENV = {"before_send"}
+_NOT_FROM_ENV = {"before_send", "warnings"}
+#: Fields checked against each other (lease must outlive a request).
+_PAIRED = ("lease_ttl_s", "request_deadline_s")
+
+
+def _refuse_unknown(options: Mapping[str, Any]) -> None:
+    """``ConfigError`` for option names that do not exist, with the closest valid name."""
+    import difflib
+
+    valid = sorted(set(_FIELDS) - {"warnings"})
+    for name in sorted(set(options) - set(valid)):
+        close = difflib.get_close_matches(name, valid, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; valid options: {', '.join(valid)}"
+        raise ConfigError(f"unknown option {name!r}{hint}")
 
 
 def _env_names():
@@ -198,6 +238,8 @@ def _check(name: str, value: Any) -> None:
         if value is not None and not callable(value):
             raise ConfigError("before_send must be callable or None")
         return
+    if name == "warnings":
+        return
     kind = _kind(name)
     if value is None:
         if _FIELDS[name].default is None:
@@ -217,15 +259,13 @@ def _check(name: str, value: Any) -> None:
 
 _AT_LEAST_ONE = {
     "breaker_failure_threshold", "max_workers", "batch_size", "max_buffer_events",
-    "max_event_bytes", "max_attempts", "outbox_max_events",
+    "max_event_bytes", "max_attempts", "outbox_max_events", "batch_max_bytes",
 }
 
 
 def config_from_options(base_url: str | None, cache_dir: str | None, options: Mapping[str, Any]) -> Config:
     """Build a Config from ``Tracker(...)`` arguments; unknown names raise ``ConfigError``."""
-    unknown = sorted(set(options) - set(_FIELDS))
-    if unknown:
-        raise ConfigError(f"unknown option(s): {', '.join(unknown)}; valid: {', '.join(sorted(_FIELDS))}")
+    _refuse_unknown(options)
     values = dict(options)
     if base_url is not None:
         values["base_url"] = base_url

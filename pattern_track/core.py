@@ -140,16 +140,51 @@ class Core:
         self.health = Health(self.transport.get, self.store, path=HEALTH_PATH,
                              interval_s=c.health_check_interval_s, timeout_s=c.health_check_timeout_s,
                              clock=self.clock, on_result=self.breaker.record)
-        self.delivery = Delivery(self.transport, self.breaker, track_path=TRACK_PATH, batch_path=BATCH_PATH)
+        self.delivery = Delivery(self.transport, self.breaker, track_path=TRACK_PATH, batch_path=BATCH_PATH,
+                                 batch_max_bytes=c.batch_max_bytes, health=self.health,
+                                 on_retry_after=self.set_not_before)
+
+    # -- when to send: the breaker decides, Retry-After delays, health only advises ----------
+
+    def set_not_before(self, seconds: float) -> None:
+        """Honour a ``Retry-After`` in every process: no request before ``seconds`` from now."""
+        from .outcome import RETRY_AFTER_MAX_S
+
+        until = self.clock.monotonic() + min(max(seconds, 0.0), RETRY_AFTER_MAX_S)
+        try:
+            if until > (self.store.get("not_before") or 0.0):
+                self.store.set("not_before", until)
+        except Exception as exc:
+            log.warning("cannot record Retry-After: %s", type(exc).__name__)
+
+    def not_before_s(self) -> float:
+        """Seconds left of the shared Retry-After wait (0: none). A stored value further
+        away than the cap cannot be ours (another boot's clock) and is ignored."""
+        from .outcome import RETRY_AFTER_MAX_S
+
+        left = (self.store.get("not_before") or 0.0) - self.clock.monotonic()
+        return left if 0.0 < left <= RETRY_AFTER_MAX_S else 0.0
+
+    def wait_s(self) -> float:
+        """Seconds before any request may go out: the breaker's open time or Retry-After."""
+        return max(self.breaker.seconds_until_probe(), self.not_before_s())
+
+    def health_allows(self) -> bool:
+        """Health is advice: when it says no, one probe per breaker reset timeout still goes
+        (across every process), because only a request refills the service's pool."""
+        if self.health.is_healthy():
+            return True
+        owner = "probe-" + os.urandom(6).hex()  # never a live pid: held until it expires
+        return self.store.acquire_lease("unhealthy-probe", owner, self.config.breaker_reset_timeout_s)
 
     def may_send(self) -> bool:
-        """Send now? Only when ready, the breaker allows and health is good."""
+        """Send now? When ready, no wait is due, health allows and the breaker allows."""
         if not self.ready.is_set() or self.delivery is None:
             return False
         try:
-            if self.breaker.seconds_until_probe() > 0:
-                return False  # open: no request at all, not even a health check
-            return self.health.is_healthy() and self.breaker.allow()
+            if self.wait_s() > 0:
+                return False  # open or told to wait: no request at all, not even a health check
+            return self.health_allows() and self.breaker.allow()
         except Exception as exc:  # shared state unreadable: be careful, keep events
-            log.warning("cannot read breaker/health state: %s", exc)
+            log.warning("cannot read breaker/health state: %s", type(exc).__name__)
             return False

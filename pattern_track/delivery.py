@@ -2,24 +2,33 @@
 
 Used by both engines (the dispatcher for fresh events, the drainer for the outbox). It
 prefers the batch route (one request, counted once by the service's rate limit) in
-``sequential`` mode, which keeps order; a batch refused because of one bad event is
+``sequential`` mode, which keeps order. Batches are bounded by ``batch_max_bytes`` as well
+as by count; a 413 (a proxy refusing the body) halves the batch, and a single event that
+is still too large is dead-lettered alone. A batch refused because of one bad event is
 resent one by one so only that event is dead-lettered; a collector without the batch
-route is remembered and served event by event. Each request's outcome feeds the breaker.
+route is remembered and served event by event.
+
+What the answers teach is reported through ``Feedback``: only the service's own answers
+move the shared breaker (outcome.py decides which); any stored event closes the breaker
+and marks health good for every process; a ``Retry-After`` becomes a shared "not before".
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from .outcome import TRANSIENT, Outcome, classify, classify_batch, classify_error
+from .outcome import OK, TRANSIENT, Outcome, classify, classify_batch, classify_error
 
 __all__ = ["Delivery", "event_id_from"]
 
 log = logging.getLogger(__name__)
 
 _ID_MARK = b'"event_id":"'
+#: What the batch envelope adds to the events' own bytes (keys, batch id, commas).
+_ENVELOPE_BYTES = 128
+_HALVE = object()  # _send_batch's answer to a 413 for a batch of several events
 
 
 def event_id_from(event: bytes) -> str:
@@ -31,24 +40,69 @@ def event_id_from(event: bytes) -> str:
     return event[start:event.find(b'"', start)].decode("ascii", "replace")
 
 
+def by_bytes(events: Sequence[bytes], max_bytes: int) -> list[Sequence[bytes]]:
+    """Consecutive parts of ``events`` whose batch body stays under ``max_bytes`` (each
+    part has at least one event, so an event over the limit travels alone)."""
+    parts: list[Sequence[bytes]] = []
+    start = size = 0
+    for index, event in enumerate(events):
+        cost = len(event) + 1
+        if index > start and size + cost + _ENVELOPE_BYTES > max_bytes:
+            parts.append(events[start:index])
+            start, size = index, 0
+        size += cost
+    if start < len(events):
+        parts.append(events[start:])
+    return parts
+
+
 class Delivery:
-    def __init__(self, transport: Any, breaker: Any, *, track_path: str, batch_path: str) -> None:
+    def __init__(self, transport: Any, breaker: Any, *, track_path: str, batch_path: str,
+                 batch_max_bytes: int = 1_000_000, health: Any = None,
+                 on_retry_after: Callable[[float], None] | None = None) -> None:
         self._transport = transport
         self._breaker = breaker
+        self._health = health
+        self._on_retry_after = on_retry_after
         self._track_path = track_path
         self._batch_path = batch_path
+        self._max_bytes = batch_max_bytes
         self.batch_supported = True
         self.requests = 0
 
     def send(self, events: Sequence[bytes]) -> list[Outcome]:
-        """One outcome per event, in order. Never raises."""
-        if len(events) > 1 and self.batch_supported:
-            outcomes = self._send_batch(events)
-            if outcomes is not None:
-                return outcomes
-        return self._send_each(events)
+        """One outcome per event, in order. Never raises.
 
-    def _send_batch(self, events: Sequence[bytes]) -> list[Outcome] | None:
+        After a transient failure the later events are not sent (``not_sent``): a failing
+        service is not hammered and order holds.
+        """
+        outcomes: list[Outcome] = []
+        for part in by_bytes(events, self._max_bytes):
+            got = self._send_part(part)
+            outcomes.extend(got)
+            if any(o.kind == TRANSIENT for o in got):
+                held = Outcome(TRANSIENT, "not_sent", "an earlier event of this batch failed", against_service=False)
+                outcomes.extend([held] * (len(events) - len(outcomes)))
+                break
+        self._learn(outcomes)
+        return outcomes
+
+    def _send_part(self, part: Sequence[bytes]) -> list[Outcome]:
+        if len(part) > 1 and self.batch_supported:
+            outcomes = self._send_batch(part)
+            if outcomes is _HALVE:
+                middle = len(part) // 2
+                log.info("the service refused a %d-byte batch as too large; halving it", sum(map(len, part)))
+                first = self._send_part(part[:middle])
+                if any(o.kind == TRANSIENT for o in first):
+                    held = Outcome(TRANSIENT, "not_sent", "an earlier event of this batch failed", against_service=False)
+                    return first + [held] * (len(part) - middle)
+                return first + self._send_part(part[middle:])
+            if outcomes is not None:
+                return outcomes  # type: ignore[return-value]
+        return self._send_each(part)
+
+    def _send_batch(self, events: Sequence[bytes]) -> Any:
         batch_id = os.urandom(8).hex()
         body = b'{"events":[' + b",".join(events) + b'],"processing_mode":"sequential","batch_id":"' + batch_id.encode() + b'"}'
         self.requests += 1
@@ -56,38 +110,53 @@ class Delivery:
             answer = self._transport.post(self._batch_path, body, {"X-Batch-Id": batch_id})
         except Exception as exc:
             outcome = classify_error(exc)
-            self._breaker.record(False)
+            self._record(outcome)
             return [outcome] * len(events)
+        if answer.status == 413:
+            return _HALVE
         verdict = classify_batch(answer.status, answer.headers, answer.body, len(events))
         if verdict.split:
             if answer.status in (404, 405):
                 log.info("the service has no batch route (HTTP %s); sending events one by one", answer.status)
                 self.batch_supported = False
-            self._breaker.record(True)
             return None
         if verdict.whole is not None:
-            self._breaker.record(not verdict.whole.counts_against_service)
+            self._record(verdict.whole)
             return [verdict.whole] * len(events)
         outcomes = list(verdict.per_event)
-        # The service answered; it is unwell only if no event got through for its sake.
-        self._breaker.record(not all(o.counts_against_service for o in outcomes))
+        # The service answered; it is unwell only if every event failed for its sake.
+        if all(o.counts_against_service for o in outcomes):
+            self._record(outcomes[0])
         return outcomes
 
     def _send_each(self, events: Sequence[bytes]) -> list[Outcome]:
         outcomes: list[Outcome] = []
-        for index, event in enumerate(events):
+        for event in events:
             self.requests += 1
             try:
                 answer = self._transport.post(self._track_path, event, {"X-Event-Id": event_id_from(event)})
                 outcome = classify(answer.status, answer.headers, answer.body)
             except Exception as exc:
                 outcome = classify_error(exc)
-            self._breaker.record(not outcome.counts_against_service)
+            self._record(outcome)
             outcomes.append(outcome)
             if outcome.kind == TRANSIENT:
-                # Do not hammer a failing service: the rest wait for the next attempt.
-                held = Outcome(TRANSIENT, "not_sent", "an earlier event of this batch failed")
-                outcomes.extend([held] * (len(events) - index - 1))
+                held = Outcome(TRANSIENT, "not_sent", "an earlier event of this batch failed", against_service=False)
+                outcomes.extend([held] * (len(events) - len(outcomes)))
                 break
         return outcomes
 
+    def _record(self, outcome: Outcome) -> None:
+        """A failure the service is to blame for feeds the breaker; nothing else does."""
+        if outcome.counts_against_service:
+            self._breaker.record(False)
+
+    def _learn(self, outcomes: Sequence[Outcome]) -> None:
+        """A stored event proves the service works: close the breaker for every process."""
+        if any(o.kind == OK for o in outcomes):
+            self._breaker.record(True)
+            if self._health is not None:
+                self._health.note_delivered()
+        waits = [o.retry_after_s for o in outcomes if o.retry_after_s]
+        if waits and self._on_retry_after is not None:
+            self._on_retry_after(max(waits))

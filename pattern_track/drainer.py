@@ -79,11 +79,12 @@ class Drainer:
         if core.outbox.pending() == 0:
             self._backoff.reset()
             return config.drain_interval_s
-        wait = core.breaker.seconds_until_probe()
+        wait = core.wait_s()
         if wait > 0:
             return wait
-        if not core.health.is_healthy():
-            return min(self._backoff.next(), config.health_check_interval_s)
+        if not core.health_allows():
+            # Health says no and this period's probe was taken: look again later.
+            return min(self._backoff.next(), config.breaker_reset_timeout_s)
         result = self.drain()
         if result["state"] == "busy":
             return config.drain_interval_s

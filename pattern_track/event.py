@@ -41,6 +41,8 @@ FIELDS: dict[str, int | None] = {
 _TEXT = {name: limit or 0 for name, limit in FIELDS.items() if name not in ("pattern_data", "parent_pattern_ids")}
 _NEEDS_DATA = {"pattern_created", "pattern_validated"}
 _NEEDS_PARENT = {"pattern_modified", "pattern_forked"}
+_NODE_ONLY = {"pattern_applied", "pattern_deprecated"}
+_NODE_ONLY_FIELDS = ("file_path", "tool_name", "language")
 #: The key under pattern_data that carries the event's stable id (stored verbatim).
 EVENT_ID_KEY = "event_id"
 
@@ -156,6 +158,12 @@ def build(event_type: Any, fields: Mapping[str, Any], *, triggered_by: str) -> d
     if event_type in _NEEDS_DATA and not data:
         raise InvalidEvent("empty_pattern_data", f"{event_type} needs a non-empty pattern_data")
     data = dict(data)  # a snapshot: later changes by the caller do not leak in
+    if event_type in _NODE_ONLY:
+        # The service keeps these top-level fields on nodes only (wire-contract.md):
+        # where a pattern was applied survives only inside pattern_data.
+        for name in _NODE_ONLY_FIELDS:
+            if name in event:
+                data.setdefault(name, event[name])
     data.pop(EVENT_ID_KEY, None)  # ours goes last, where event_id_from() finds it
     data[EVENT_ID_KEY] = new_event_id()
     event["pattern_data"] = data
@@ -173,7 +181,8 @@ def event_id_of(event: Mapping[str, Any]) -> str | None:
 
 
 def encode(event: Mapping[str, Any]) -> bytes:
-    """The event as compact ASCII JSON; ``InvalidEvent`` if JSON cannot carry it.
+    """The event as compact ASCII JSON; ``InvalidEvent`` if JSON or the service cannot carry it
+    (``not_json``, ``invalid_unicode``, ``nul_character``).
 
     ASCII output is the C encoder's fastest path. It would escape a lone surrogate
     (which the service's database cannot store) instead of failing, so text containing
@@ -181,6 +190,8 @@ def encode(event: Mapping[str, Any]) -> bytes:
     """
     try:
         text = _dumps(event)
+        if "\\u0000" in text:  # PostgreSQL cannot store NUL: the service refuses it for good
+            raise InvalidEvent("nul_character", "text contains a NUL character, which the service cannot store")
         if "\\ud" in text:
             _dumps_utf8(event).encode("utf-8")
         return text.encode("ascii")

@@ -1,8 +1,15 @@
 """Health pre-check of the service, cached and shared between processes.
 
-Healthy means what wire-contract.md says: 200, ``status == "healthy"``, the lineage tracker
-operational and a database pool that is not empty. Health can still say healthy while the
-database is gone, so it is only a cheap pre-check: real delivery outcomes drive the breaker.
+Healthy means what wire-contract.md says: 200, ``status == "healthy"`` and the lineage
+tracker operational; an empty database pool is healthy (it empties after 300 s idle and
+only a track request refills it). Health is **advice, never a wall**: it can say healthy
+while the database is gone, and degraded while a request would refill the pool, so real
+delivery outcomes drive the breaker and ``Core.may_send`` still lets one probe request
+through per breaker reset timeout while health says no. A delivery the service accepted
+records "healthy" for every process (``note_delivered``).
+
+Only answers of the service are recorded: a check we cut ourselves (exit) or that failed
+on our side (``RuntimeError`` at interpreter shutdown) records nothing.
 """
 
 from __future__ import annotations
@@ -53,8 +60,21 @@ class Health:
         try:
             answer = self._get(self._path, self.timeout_s)
             healthy, reason = health_verdict(answer.status, answer.body)
-        except Exception as exc:  # no answer at all: refused, timeout, aborted
-            healthy, reason = False, type(exc).__name__
+        except Exception as exc:  # no answer at all
+            if getattr(exc, "reason", None) is None or not getattr(exc, "service_fault", True):
+                # Our own cut or error says nothing about the service: record nothing.
+                log.debug("health check not recorded: %s", type(exc).__name__)
+                return False
+            healthy, reason = False, f"{exc.reason}: {str(exc)[:120]}"  # type: ignore[attr-defined]
+        return self._record(healthy, reason)
+
+    def note_delivered(self) -> None:
+        """The service stored events: it is healthy, whatever the last check said."""
+        record = self.cached()
+        if record is None or not record.get("healthy"):
+            self._record(True, "healthy (a delivery succeeded)")
+
+    def _record(self, healthy: bool, reason: str) -> bool:
         previous = self.cached()
         record = {"healthy": healthy, "reason": reason, "monotonic": self._clock.monotonic(),
                   "wall": self._clock.time(),

@@ -10,6 +10,11 @@ Every delivery ends in one ``Outcome``:
 - ``suspect``: may be either (an unknown ``error_type``, a parent not found yet, an
   answer we cannot read): retried like a transient one, but only ``max_attempts`` times
   before it is dead-lettered, so one odd event cannot block the outbox forever.
+
+Only the service's own answers move the shared breaker: ``against_service`` is true for
+transient answers and unreadable ones, never for an answer about one event (validation,
+parent not found, an unknown ``error_type`` on one event) and never for a request that
+we cut ourselves (exit, a client-side error): those are ``Outcome(..., against_service=False)``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import json
 import time
 from typing import Any, Mapping
 
-__all__ = ["BatchVerdict", "Outcome", "classify", "classify_batch", "classify_error", "health_verdict", "parse_retry_after"]
+__all__ = ["BatchVerdict", "Outcome", "RETRY_AFTER_MAX_S", "classify", "classify_batch", "classify_error", "health_verdict", "parse_retry_after"]
 
 OK = "ok"
 PERMANENT = "permanent"
@@ -29,6 +34,7 @@ SUSPECT = "suspect"
 #: error_type values the service gives when the event itself is wrong.
 PERMANENT_ERROR_TYPES = frozenset({
     "validation_error", "CheckViolationError", "StringDataRightTruncationError", "IndexError",
+    "UntranslatableCharacterError", "CharacterNotInRepertoireError",
 })
 #: error_type values that mean the database is down or two creations raced.
 TRANSIENT_ERROR_TYPES = frozenset({
@@ -38,7 +44,8 @@ TRANSIENT_ERROR_TYPES = frozenset({
 })
 #: Statuses that say the request (not the event) was misdirected: keep the events.
 _MISDIRECTED = {401, 403, 404, 405, 407, 408, 409, 421, 425}
-_RETRY_AFTER_MAX_S = 3600.0
+#: A ``Retry-After`` longer than this is treated as this (an absurd value must not park delivery).
+RETRY_AFTER_MAX_S = 600.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -47,6 +54,8 @@ class Outcome:
     reason: str
     detail: str = ""
     retry_after_s: float | None = None
+    #: None: decided by ``kind`` (only transient answers count against the service).
+    against_service: bool | None = None
 
     @property
     def ok(self) -> bool:
@@ -54,8 +63,10 @@ class Outcome:
 
     @property
     def counts_against_service(self) -> bool:
-        """Transient and suspect answers feed the breaker; a bad event does not."""
-        return self.kind in (TRANSIENT, SUSPECT)
+        """Does this outcome say the service is unwell? (feeds the shared breaker)"""
+        if self.against_service is not None:
+            return self.against_service
+        return self.kind == TRANSIENT
 
 
 STORED = Outcome(OK, "stored")
@@ -71,8 +82,14 @@ class BatchVerdict:
 
 
 def classify_error(exc: BaseException) -> Outcome:
-    """A request that got no answer (refused, reset, timeout, aborted) is transient."""
-    return Outcome(TRANSIENT, "no_answer", f"{type(exc).__name__}: {str(exc)[:200]}")
+    """A request that got no answer is transient; it counts against the service only when
+    the service is to blame (refused, reset, timed out, TLS, DNS), not when we cut it
+    (exit) or failed on our side (``RuntimeError`` at interpreter shutdown, encoding)."""
+    reason = getattr(exc, "reason", None)
+    detail = f"{type(exc).__name__}: {str(exc)[:200]}"
+    if reason is None:  # not a transport answer at all: our own error
+        return Outcome(TRANSIENT, "client_error", detail, against_service=False)
+    return Outcome(TRANSIENT, reason, detail, against_service=getattr(exc, "service_fault", True))
 
 
 def _json(body: bytes) -> Any:
@@ -87,6 +104,7 @@ def _from_error_type(error_type: Any, error: Any) -> Outcome:
     if error_type in PERMANENT_ERROR_TYPES:
         if error_type == "validation_error" and "not found" in text.lower():
             # During replay this means order broke (a parent not yet stored): retry, bounded.
+            # It is about this event, not the service: the breaker does not hear of it.
             return Outcome(SUSPECT, "parent_not_found", text)
         return Outcome(PERMANENT, str(error_type), text)
     name = str(error_type or "")
@@ -95,13 +113,18 @@ def _from_error_type(error_type: Any, error: Any) -> Outcome:
     return Outcome(SUSPECT, "unknown_error_type", f"{name}: {text}")
 
 
+def _unreadable(detail: str) -> Outcome:
+    """An answer we cannot read is the service's (or a proxy's) fault."""
+    return Outcome(SUSPECT, "unreadable_answer", detail, against_service=True)
+
+
 def classify(status: int, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> Outcome:
     """Classify the answer to ``POST /lineage/track``."""
     if 200 <= status < 300:
         doc = _json(body)
         if isinstance(doc, dict) and doc.get("success") is not False:
             return STORED
-        return Outcome(SUSPECT, "unreadable_answer", f"HTTP {status} without a success body")
+        return _unreadable(f"HTTP {status} without a success body")
     if status == 429:
         return Outcome(TRANSIENT, "rate_limited", "", parse_retry_after(headers.get("Retry-After"), now=now))
     if status >= 500:
@@ -113,9 +136,12 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, *, now: float
         if isinstance(doc, dict) and doc.get("success") is False:
             meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
             return _from_error_type(meta.get("error_type"), doc.get("error"))
-        return Outcome(SUSPECT, "unreadable_answer", "HTTP 400 with an unknown body")
-    if status in (413, 422):
-        return Outcome(PERMANENT, f"http_{status}", _detail(body))
+        return _unreadable("HTTP 400 with an unknown body")
+    if status == 413:
+        # A proxy (or the service) refuses the body's size: this event alone is too big.
+        return Outcome(PERMANENT, "too_large_for_service", _detail(body))
+    if status == 422:
+        return Outcome(PERMANENT, "http_422", _detail(body))
     if 300 <= status < 400:
         where = headers.get("Location", "?")
         return Outcome(TRANSIENT, "redirected", f"HTTP {status} to {where[:200]}: set the final URL as base_url")
@@ -131,14 +157,15 @@ def classify_batch(status: int, headers: Mapping[str, str], body: bytes, count: 
         if isinstance(doc, dict) and "detail" in doc:
             # One bad event rejects the whole batch and nothing is stored: resend one by one.
             return BatchVerdict(split=True)
-    if status in (404, 405):
-        # An older collector without the batch route.
+    if status in (404, 405, 413):
+        # An older collector without the batch route, or a body too large for a proxy
+        # in front of the service: send smaller (delivery.py halves on 413).
         return BatchVerdict(split=True)
     if status != 200:
         return BatchVerdict(whole=classify(status, headers, body, now=now))
     doc = _json(body)
     if not isinstance(doc, dict) or not isinstance(doc.get("batch_summary"), dict):
-        return BatchVerdict(whole=Outcome(SUSPECT, "unreadable_answer", "batch answer without batch_summary"))
+        return BatchVerdict(whole=_unreadable("batch answer without batch_summary"))
     results: list[Outcome | None] = [None] * count
     for item in doc.get("successful_results") or ():
         index = item.get("event_index") if isinstance(item, dict) else None
@@ -161,7 +188,9 @@ def _detail(body: bytes) -> str:
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or HTTP date), clamped to an hour."""
+    """Seconds to wait from a ``Retry-After`` header (seconds or HTTP date), clamped to
+    ``[0, RETRY_AFTER_MAX_S]``. HTTP dates are GMT (RFC 9110 5.6.7) whatever ``TZ`` says,
+    including the zone-less asctime form."""
     if not value:
         return None
     value = value.strip()
@@ -176,26 +205,36 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
             return None
         if when is None:
             return None
+        if when.tzinfo is None:  # asctime form: GMT by definition, not local time
+            import datetime
+
+            when = when.replace(tzinfo=datetime.timezone.utc)
         seconds = when.timestamp() - (time.time() if now is None else now)
     if seconds != seconds:
         return None
-    return min(max(seconds, 0.0), _RETRY_AFTER_MAX_S)
+    return min(max(seconds, 0.0), RETRY_AFTER_MAX_S)
 
 
 def health_verdict(status: int, body: bytes) -> tuple[bool, str]:
-    """Healthy only when the lineage database is really there (wire-contract.md)."""
+    """Healthy unless the service says its lineage database was never reached.
+
+    ``database_pool.pool_size == 0`` is *not* unhealthy: the real service's pool empties
+    after 300 s without a lineage request and only a track request refills it
+    (wire-contract.md, "health"). Health is advice for the sender, never a wall.
+    """
     if status != 200:
         return False, f"HTTP {status}"
     doc = _json(body)
     if not isinstance(doc, dict):
         return False, "health answer is not JSON"
     if doc.get("status") != "healthy":
-        return False, f"status {str(doc.get('status'))[:40]}"
+        components = doc.get("components") if isinstance(doc.get("components"), dict) else {}
+        return False, f"{str(doc.get('status'))[:40]} ({str(components.get('lineage_tracker'))[:40]})"
     components = doc.get("components") if isinstance(doc.get("components"), dict) else {}
     if components.get("lineage_tracker") != "operational":
         return False, f"lineage_tracker {str(components.get('lineage_tracker'))[:40]}"
     perf = doc.get("performance") if isinstance(doc.get("performance"), dict) else {}
     pool = perf.get("database_pool") if isinstance(perf.get("database_pool"), dict) else {}
     if pool.get("pool_size") == 0:
-        return False, "database pool is empty"
+        return True, "healthy (database pool idle)"
     return True, "healthy"

@@ -246,16 +246,23 @@ class Tracker:
                                parent_pattern_ids: Iterable[str] | None = None) -> str | None:
         """Record new code; return its pattern id (original scheme) or None.
 
-        With parents the event is sent as ``pattern_forked`` (``derived_from``): the service
-        ignores parents on a creation, so that is the only way the derivation is stored.
+        The id follows the original scheme over the caller's context (``language`` and
+        ``pattern_type`` as given, not inferred). The service ignores parents on a
+        creation, so with one parent the event is sent as ``pattern_forked``
+        (``derived_from``) and with several as ``pattern_merged`` (``merged_from``, the only
+        event type that stores an edge for every parent).
         """
         try:
             ctx = dict(context or {})
             language = ctx.get("language") or _event.language_for_path(ctx.get("file_path"))
             pattern_type = ctx.get("pattern_type") or "code"
-            pattern_id = _event.pattern_id_for(code, language, ctx.get("pattern_type"))
+            pattern_id = _event.pattern_id_for(code, ctx.get("language"), ctx.get("pattern_type"))
             parents = list(parent_pattern_ids or [])
             fields = self._fields_from(ctx, pattern_id, language, pattern_type, code, version="1.0.0")
+            if len(parents) > 1:
+                # Only a merge stores an edge per parent (a fork keeps the first only).
+                fields.update(parent_pattern_ids=parents, edge_type="merged_from", transformation_type="merge")
+                return pattern_id if self.track("pattern_merged", **fields) else None
             if parents:
                 fields.update(parent_pattern_ids=parents, edge_type="derived_from")
                 return pattern_id if self.track("pattern_forked", **fields) else None
@@ -272,7 +279,7 @@ class Tracker:
             ctx = dict(context or {})
             language = ctx.get("language") or _event.language_for_path(ctx.get("file_path"))
             pattern_type = ctx.get("pattern_type") or "code"
-            new_id = _event.pattern_id_for(new_code, language, ctx.get("pattern_type"))
+            new_id = _event.pattern_id_for(new_code, ctx.get("language"), ctx.get("pattern_type"))
             if new_id == pattern_id:
                 self._counters.drop("unchanged")
                 log.debug("modification of %s left the code unchanged; not sent", pattern_id)
@@ -311,7 +318,7 @@ class Tracker:
             sources = list(source_pattern_ids)
             language = ctx.get("language") or _event.language_for_path(ctx.get("file_path"))
             pattern_type = ctx.get("pattern_type") or "code"
-            new_id = _event.pattern_id_for(merged_code, language, ctx.get("pattern_type"))
+            new_id = _event.pattern_id_for(merged_code, ctx.get("language"), ctx.get("pattern_type"))
             fields = self._fields_from(ctx, new_id, language, pattern_type, merged_code, version="2.0.0")
             fields["pattern_data"]["merged_from"] = sources
             fields.update(parent_pattern_ids=sources, edge_type="merged_from", transformation_type="merge",

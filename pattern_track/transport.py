@@ -46,7 +46,34 @@ class Answer(NamedTuple):
 
 
 class NoAnswer(Exception):
-    """The request got no HTTP answer: refused, reset, timed out or aborted."""
+    """The request got no HTTP answer.
+
+    ``reason`` tells why: ``refused``, ``timed_out``, ``tls``, ``dns``, ``reset`` or
+    ``cut`` (we aborted it ourselves, at exit); ``service_fault`` is False for ``cut``,
+    so a request our own exit cut is never recorded against the service.
+    """
+
+    def __init__(self, message: str, reason: str = "connection_error", *, service_fault: bool = True) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.service_fault = service_fault
+
+
+def _reason(exc: BaseException, timeout_s: float) -> tuple[str, str]:
+    """(reason, message) for an exception of requests/urllib3 or a raw socket error."""
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "tls", text
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timed_out", f"no answer within {timeout_s:g}s"
+    if "NameResolution" in text or "Name or service not known" in text or "Failed to resolve" in text \
+            or "nodename nor servname" in text or "Temporary failure in name resolution" in text:
+        return "dns", text
+    if "refused" in text.lower():
+        return "refused", text
+    if "reset" in text.lower() or "aborted" in text.lower() or "RemoteDisconnected" in text:
+        return "reset", text
+    return "connection_error", text
 
 
 def _pool_classes(sockets: "weakref.WeakSet[socket.socket]") -> dict:
@@ -137,6 +164,7 @@ class Transport:
         self._lock = threading.Condition()
         self._channels: weakref.WeakSet[_Channel] = weakref.WeakSet()
         self._deadlines: dict[int, tuple[float, _Channel]] = {}
+        self._expired: set[int] = set()
         self._watchdog: threading.Thread | None = None
         self._aborted = False
 
@@ -154,7 +182,7 @@ class Transport:
 
     def _call(self, method, path, body, headers, timeout, deadline_s) -> Answer:  # type: ignore[no-untyped-def]
         if self._aborted:
-            raise NoAnswer("transport closed")
+            raise NoAnswer("transport closed", "cut", service_fault=False)
         channel = self._channel()
         token = self._arm(channel, deadline_s)
         try:
@@ -166,12 +194,21 @@ class Transport:
                 response = channel.adapter.send(channel.prepared(method, url, body, headers), timeout=timeout,
                                                 verify=self._config.verify_tls, proxies={})
             return Answer(response.status_code, response.headers, response.content)
-        except requests.RequestException as exc:
-            raise NoAnswer(f"{type(exc).__name__}: {exc}") from None
-        except OSError as exc:  # a socket shut down under urllib3 can surface raw
-            raise NoAnswer(f"{type(exc).__name__}: {exc}") from None
+        except (requests.RequestException, OSError) as exc:  # OSError: a socket shut down under urllib3
+            raise self._no_answer(exc, token, timeout[1], deadline_s) from None
         finally:
             self._disarm(token)
+
+    def _no_answer(self, exc: BaseException, token: int, read_timeout_s: float, deadline_s: float) -> NoAnswer:
+        if self._aborted:
+            return NoAnswer(f"cut by our own exit ({type(exc).__name__})", "cut", service_fault=False)
+        with self._lock:
+            expired = token in self._expired
+            self._expired.discard(token)
+        if expired:
+            return NoAnswer(f"no complete answer within the {deadline_s:g}s request deadline", "timed_out")
+        reason, message = _reason(exc, read_timeout_s)
+        return NoAnswer(message, reason)
 
     def _channel(self) -> _Channel:
         channel = getattr(self._local, "channel", None)
@@ -198,6 +235,10 @@ class Transport:
         with self._lock:
             self._deadlines.pop(token, None)
 
+    @property
+    def aborted(self) -> bool:
+        return self._aborted
+
     def _watch(self) -> None:
         with self._lock:
             while not self._aborted:
@@ -205,6 +246,7 @@ class Transport:
                 expired = [t for t, (d, _) in self._deadlines.items() if d <= now]
                 for token in expired:
                     _, channel = self._deadlines.pop(token)
+                    self._expired.add(token)
                     log.warning("request exceeded its %.1fs deadline; aborting it", self._config.request_deadline_s)
                     channel.shutdown_sockets()
                 nearest = min((d for d, _ in self._deadlines.values()), default=None)

@@ -382,7 +382,8 @@ def bench_track(b: Bench) -> None:
         with b.service(state) as url:
             for api in ("track", "track_pattern_creation"):
                 # A cap the burst cannot reach: refusals are cheaper than writes and would flatter the figures.
-                tracker = Tracker(url, cache_dir=b.fresh_dir(f"track-{state}"), cache_max_size_mb=TRACK_CAP_MB)
+                tracker = Tracker(url, cache_dir=b.fresh_dir(f"track-{state}"), cache_max_size_mb=TRACK_CAP_MB,
+                                  read_timeout_s=2.0, request_deadline_s=3.0)
                 try:
                     gc.collect()
                     ns = Stats(_time_calls(tracker, api, n, warmup))

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
+import time
 
-__all__ = ["drainer_pids", "kill_drainers"]
+__all__ = ["drainer_pids", "eventually", "kill_drainers"]
 
 
 def drainer_pids(root: str) -> list[int]:
@@ -37,3 +39,16 @@ def kill_drainers(root: str) -> int:
             os.kill(pid, signal.SIGKILL)
             killed += 1
     return killed
+
+
+def eventually(predicate, timeout: float, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass (a bounded wait on
+    state another thread or process changes; never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        pause.wait(interval)

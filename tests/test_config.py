@@ -80,3 +80,34 @@ def test_from_env_builds_a_tracker_with_overrides(tmp_path):
                                batch_size=7)
     assert (tracker.config.base_url, tracker.config.cache_dir, tracker.config.batch_size) == ("http://svc:1", str(tmp_path), 7)
     tracker.close()
+
+
+def test_a_bad_environment_value_falls_back_for_that_variable_only():
+    """A bad URL, an empty value or a conflicting deadline drop only themselves; the kill switch wins."""
+    for bad in ("ftp://example", "", " "):
+        config = Config.from_env({"INTELLIGENCE_SERVICE_URL": bad, "PATTERN_TRACKING_ENABLED": "false",
+                                  "PATTERN_CACHE_DIR": "/tmp/pt-x", "PATTERN_TRACK_API_KEY": "k"})
+        assert config.enabled is False and config.cache_dir == "/tmp/pt-x" and config.api_key == "k"
+        assert config.base_url == "http://localhost:8053"
+        assert any("INTELLIGENCE_SERVICE_URL" in w for w in config.warnings)
+    config = Config.from_env({"PATTERN_TRACK_REQUEST_DEADLINE_S": "70", "PATTERN_TRACKING_ENABLED": "0",
+                              "PATTERN_TRACK_BATCH_SIZE": "7"})
+    assert config.request_deadline_s == Config().request_deadline_s
+    assert config.enabled is False and config.batch_size == 7
+    assert any("PATTERN_TRACK_REQUEST_DEADLINE_S" in w for w in config.warnings)
+
+
+def test_host_and_port_without_a_scheme_is_read_as_http():
+    """INTELLIGENCE_SERVICE_URL=127.0.0.1:18053 means http://127.0.0.1:18053, with a warning."""
+    config = Config.from_env({"INTELLIGENCE_SERVICE_URL": "127.0.0.1:18053", "PATTERN_CACHE_DIR": "/tmp/pt-y"})
+    assert config.base_url == "http://127.0.0.1:18053" and config.cache_dir == "/tmp/pt-y"
+    assert len(config.warnings) == 1 and "no scheme" in config.warnings[0]
+
+
+def test_a_misspelt_option_suggests_the_right_name_in_both_constructors():
+    """Tracker.from_env() and Tracker() raise the same ConfigError for a typo, naming the fix."""
+    from pattern_track import Tracker
+
+    for make in (lambda: Tracker.from_env(conect_timeout_s=1), lambda: Tracker(conect_timeout_s=1)):
+        with pytest.raises(ConfigError, match="did you mean 'connect_timeout_s'"):
+            make()

@@ -148,3 +148,71 @@ def test_health_path():
     responses.get(BASE + HEALTH_PATH, json={"status": "healthy"})
     assert transport.get(HEALTH_PATH, 1.0).status == 200
     transport.close()
+
+
+@responses.activate
+def test_a_413_halves_the_batch_and_a_lone_oversized_event_is_dead_lettered():
+    """A proxy's body limit: batches halve until they pass; an event alone over it is dead-lettered alone."""
+    breaker = CountingBreaker()
+    transport = Transport(Config(base_url=BASE))
+    send = Delivery(transport, breaker, track_path=TRACK_PATH, batch_path=BATCH_PATH)
+    limit = 3000
+
+    def batch(request):
+        if len(request.body) > limit:
+            return 413, {}, "<html><head><title>413 Request Entity Too Large</title></head></html>"
+        n = len(json.loads(request.body)["events"])
+        return 200, {}, json.dumps(batch_ok(n))
+
+    def single(request):
+        if len(request.body) > limit:
+            return 413, {}, "<html>413</html>"
+        return 200, {}, json.dumps({"success": True, "data": {}})
+
+    responses.add_callback(responses.POST, BASE + BATCH_PATH, callback=batch)
+    responses.add_callback(responses.POST, BASE + TRACK_PATH, callback=single)
+    evs = events(8, reason="x" * 500)
+    evs.insert(3, events(1, reason="y" * 5000)[0])
+    outcomes = send.send(evs)
+    assert [o.kind for o in outcomes] == [OK] * 3 + [PERMANENT] + [OK] * 5
+    assert outcomes[3].reason == "too_large_for_service"
+    assert False not in breaker.records  # a size refusal says nothing about the service's health
+    transport.close()
+
+
+@responses.activate
+def test_batches_are_bounded_by_bytes_as_well_as_count():
+    """batch_max_bytes splits a batch before it is sent; every body stays under it."""
+    transport = Transport(Config(base_url=BASE))
+    send = Delivery(transport, CountingBreaker(), track_path=TRACK_PATH, batch_path=BATCH_PATH, batch_max_bytes=2000)
+    responses.add_callback(responses.POST, BASE + BATCH_PATH, callback=lambda r: (
+        200, {}, json.dumps(batch_ok(len(json.loads(r.body)["events"])))))
+    responses.post(BASE + TRACK_PATH, json={"success": True, "data": {}})  # a part of one event
+    assert all(o.ok for o in send.send(events(10, reason="z" * 400)))
+    assert len(responses.calls) > 1 and all(len(c.request.body) <= 2000 for c in responses.calls)
+    transport.close()
+
+
+@responses.activate
+def test_an_answer_about_one_event_never_counts_against_the_service(delivery):
+    """'Pattern not found' and an unknown error_type on one event leave the breaker alone."""
+    send, breaker = delivery
+    for error_type, error in (("validation_error", "Pattern ghost not found"), ("WeirdError", "odd")):
+        responses.post(BASE + TRACK_PATH, status=400,
+                       json={"success": False, "error": error, "metadata": {"error_type": error_type}})
+        send.send(events(1))
+        responses.reset()
+    assert False not in breaker.records
+
+
+@responses.activate
+def test_retry_after_is_reported_for_every_process_to_honour():
+    """A 429 with Retry-After hands the wait to on_retry_after (core shares it as 'not before')."""
+    waits = []
+    transport = Transport(Config(base_url=BASE))
+    send = Delivery(transport, CountingBreaker(), track_path=TRACK_PATH, batch_path=BATCH_PATH,
+                    on_retry_after=waits.append)
+    responses.post(BASE + BATCH_PATH, status=429, json={"detail": "Rate limit exceeded"}, headers={"Retry-After": "3"})
+    send.send(events(2))
+    assert waits == [3.0]
+    transport.close()

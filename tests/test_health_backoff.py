@@ -6,7 +6,7 @@ from pattern_track.backoff import Backoff
 from pattern_track.health import Health
 from pattern_track.state import MemoryState
 from pattern_track.testing import FakeClock
-from pattern_track.transport import Answer
+from pattern_track.transport import Answer, NoAnswer
 
 
 class FakeService:
@@ -42,18 +42,31 @@ def test_answer_is_cached_for_the_interval():
 def test_cached_answer_is_shared_between_processes():
     """A second monitor on the same store does not ask again."""
     clock, store = FakeClock(), MemoryState()
-    service = FakeService(ConnectionError("refused"))
+    service = FakeService(NoAnswer("Connection refused", "refused"))
     assert not make(service, store, clock).is_healthy()
     assert not make(service, store, clock).is_healthy()
     assert service.calls == 1
+    assert store.get("health")["reason"].startswith("refused")
 
 
-def test_degraded_and_empty_pool_are_unhealthy():
-    """200 is not enough: degraded status or an empty database pool mean unhealthy."""
+def test_our_own_cut_or_error_records_nothing():
+    """A check our exit cut, or a RuntimeError of ours, says nothing about the service."""
+    store = MemoryState()
+    for error in (NoAnswer("cut by our own exit", "cut", service_fault=False),
+                  RuntimeError("can't create new thread at interpreter shutdown")):
+        failures = []
+        health = Health(FakeService(error).get, store, path="/h", interval_s=30, timeout_s=1,
+                        clock=FakeClock(), on_result=failures.append)
+        assert health.check() is False
+        assert store.get("health") is None and failures == []
+
+
+def test_degraded_is_unhealthy_but_an_empty_pool_is_not():
+    """Degraded is unhealthy; an empty pool (idle for 300 s) is healthy: only a request refills it."""
     degraded = dict(HEALTHY, status="degraded")
     no_pool = dict(HEALTHY, performance={"database_pool": {"pool_size": 0}})
     assert not make(FakeService(degraded)).check()
-    assert not make(FakeService(no_pool)).check()
+    assert make(FakeService(no_pool)).check()
     assert make(FakeService(HEALTHY)).snapshot()["is_healthy"] is False  # nothing checked yet
 
 

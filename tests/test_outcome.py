@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from pattern_track.outcome import (OK, PERMANENT, SUSPECT, TRANSIENT, classify, classify_batch,
-                                   health_verdict, parse_retry_after)
+from pattern_track.outcome import (OK, PERMANENT, RETRY_AFTER_MAX_S, SUSPECT, TRANSIENT, classify, classify_batch,
+                                   classify_error, health_verdict, parse_retry_after)
 
 
 def body(doc):
@@ -51,10 +51,10 @@ def test_rate_limit_without_retry_after_leaves_backoff_to_us():
 
 
 def test_retry_after_accepts_seconds_and_http_dates_and_clamps():
-    """Both header forms are honoured; absurd values are clamped to an hour."""
+    """Both header forms are honoured; absurd values are clamped to RETRY_AFTER_MAX_S."""
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after("Thu, 01 Jan 2037 00:00:10 GMT", now=2114380800.0) == 10.0
-    assert parse_retry_after("99999") == 3600.0
+    assert parse_retry_after("99999") == RETRY_AFTER_MAX_S == 600.0
     assert parse_retry_after("-5") == 0.0
     assert parse_retry_after("soon") is None
 
@@ -97,7 +97,7 @@ def health(status="healthy", tracker="operational", pool=None):
 @pytest.mark.parametrize("status,payload,healthy", [
     (200, health(), True),
     (200, health(pool=5), True),
-    (200, health(pool=0), False),
+    (200, health(pool=0), True),  # idle pool: only a track request refills it
     (200, health(status="degraded", tracker="database_unavailable"), False),
     (200, health(tracker="database_unavailable"), False),
     (200, b"<html>", False),
@@ -106,3 +106,42 @@ def health(status="healthy", tracker="operational", pool=None):
 def test_health_verdict(status, payload, healthy):
     """Healthy means what the contract says, not merely HTTP 200."""
     assert health_verdict(status, payload)[0] is healthy
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/Los_Angeles", "Asia/Tokyo"])
+def test_http_dates_are_gmt_whatever_tz_says(monkeypatch, zone):
+    """The asctime form has no zone and means GMT: 120 s stays 120 s in every TZ."""
+    import time
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        now = 2_000_000_000.0
+        asctime = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(now + 120))
+        rfc = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now + 120))
+        assert parse_retry_after(asctime, now=now) == 120.0
+        assert parse_retry_after(rfc, now=now) == 120.0
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_only_the_services_own_failures_count_against_it():
+    """Answers about one event and errors of our own never feed the shared breaker."""
+    from pattern_track.transport import NoAnswer
+
+    def single(error_type, error="x"):
+        return classify(400, {}, body({"success": False, "error": error, "metadata": {"error_type": error_type}}))
+
+    assert not single("validation_error", "Pattern ghost not found").counts_against_service
+    assert not single("WeirdError").counts_against_service
+    assert single("UntranslatableCharacterError").kind == PERMANENT
+    assert single("CharacterNotInRepertoireError").kind == PERMANENT
+    assert single("ConnectionRefusedError").counts_against_service
+    assert classify(500, {}, b"{}").counts_against_service
+    assert classify(200, {}, b"<html>").counts_against_service  # an unreadable answer
+    assert not classify_error(RuntimeError("can't create new thread at interpreter shutdown")).counts_against_service
+    assert not classify_error(NoAnswer("cut", "cut", service_fault=False)).counts_against_service
+    for reason in ("refused", "timed_out", "tls", "dns"):
+        outcome = classify_error(NoAnswer("no answer", reason))
+        assert outcome.counts_against_service and outcome.reason == reason

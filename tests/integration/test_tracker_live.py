@@ -8,6 +8,7 @@ import pytest
 
 from pattern_track import Tracker
 from pattern_track.collector import Collector
+from tests.helpers import eventually
 from pattern_track.outbox import Outbox
 
 
@@ -86,16 +87,22 @@ def test_breaker_opens_and_stops_requests(collector, make_tracker):
     assert stats["pending"] == 21 and counts_add_up(stats)
 
 
-def test_degraded_health_means_no_track_request(collector, make_tracker):
-    """A 200 'degraded' health is not healthy: events wait in the outbox, unsent."""
+def test_degraded_health_is_advice_one_probe_per_reset_timeout_then_recovery(collector, make_tracker):
+    """Degraded health holds events but lets one probe per reset timeout through; recovery needs no action."""
+    import time
+
     collector.set_fault("degraded")
-    tracker = make_tracker(collector.url)
+    tracker = make_tracker(collector.url, breaker_reset_timeout_s=1.0)
+    started = time.monotonic()
     for i in range(5):
         tracker.track_pattern_creation(f"z = {i}", {"language": "python"})
     assert tracker.flush(10)
-    assert track_requests(collector) == 0
-    assert tracker.stats()["pending"] == 5
+    probes = track_requests(collector)
+    assert probes <= 1 + (time.monotonic() - started) / 1.0
     assert tracker.stats()["health"]["is_healthy"] is False
+    collector.set_fault("none")  # the database came back: only a request can tell
+    assert collector.wait_for_events(5, timeout=20)
+    assert eventually(lambda: tracker.stats()["health"]["is_healthy"] is True, timeout=5)
 
 
 def test_database_lost_after_start_keeps_events(collector, make_tracker):
