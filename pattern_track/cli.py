@@ -58,6 +58,12 @@ def cmd_drain(args: "argparse.Namespace") -> int:
     from .cachedir import prepare_directory
 
     cache_dir = prepare_directory(config.resolved_cache_dir)
+    if args.after_pid:
+        from .launcher import pid_running
+
+        give_up = time.monotonic() + 30.0  # the exiting process has nothing left to wait for
+        while pid_running(args.after_pid) and time.monotonic() < give_up:
+            time.sleep(0.01)
     lock = drainer_lock(cache_dir)
     if lock is None:
         return 0  # another drainer is at work
@@ -227,6 +233,8 @@ def _parser() -> "argparse.ArgumentParser":
     sub.add_parser("hook", help="Claude Code hook: read one payload on stdin (always exits 0)").set_defaults(func=cmd_hook)
     p = sub.add_parser("drain", parents=[common], help="deliver the outbox until idle (used by the hook)")
     p.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--after-pid", type=int, metavar="PID",
+                   help="first wait (up to 30 s) for process PID to end, then adopt its journal")
     p.add_argument("--idle", type=float, default=2.0, help="exit after this many idle seconds")
     p.add_argument("--max", type=float, default=120.0, help="exit after this many seconds in all")
     p.set_defaults(func=cmd_drain)

@@ -41,7 +41,7 @@ class Counters:
     """This process's outcome counts; every accepted event lands in exactly one."""
 
     FIELDS = ("accepted", "delivered", "outboxed", "dead_lettered", "dropped_after_accept",
-              "replayed", "replay_dead_lettered")
+              "replayed", "replay_dead_lettered", "adopted")
 
     def __init__(self) -> None:
         self._lock = threading.RLock()  # re-entrant for the SIGTERM handler
@@ -83,6 +83,16 @@ class Core:
 
     def start(self, *, network: bool = True) -> None:
         """Open the outbox, then the network parts. Never raises."""
+        try:
+            from . import lifecycle
+
+            # Imports on a background thread: fork() waits for them (lifecycle.py).
+            with lifecycle.import_guard:
+                from . import outbox  # noqa: F401  diskcache, sqlite3
+                if network:
+                    from . import breaker, delivery, health, transport  # noqa: F401  requests, pybreaker
+        except Exception:
+            log.exception("pattern_track could not import its delivery parts")
         try:
             self._open_outbox()
         finally:

@@ -1,15 +1,19 @@
-"""Fresh events: a bounded memory stage and the executor that sends it.
+"""Fresh events: a bounded memory stage in front of the journal, and the executor that sends it.
 
-``submit()`` (called by ``track()``) appends serialised bytes to a deque and, when no
-sender is running, submits one pump to a ``ThreadPoolExecutor``; it never touches the
-network or the disk except when the memory stage overflows. A pump takes up to
-``batch_size`` events at a time and either sends them (service healthy, breaker closed,
-outbox empty so order holds) or writes them to the outbox as one chunk.
+``submit()`` (called by ``track()`` after the journal write) appends ``(seq, bytes)`` to a
+deque and, once the network parts are up (``kick()``), submits one pump to a
+``ThreadPoolExecutor``; it never touches the network. Memory is only a cache of the
+journal's tail: when it is full, later events stay in the journal alone (a *gap*) and
+the pump reads them back in order when memory has room, so nothing newer is ever written
+ahead of something older. A pump sends ``batch_size`` events at a time (service allowed,
+outbox empty so order holds) or writes them to the outbox; each settled batch moves the
+journal's watermark.
 
-Exit: CPython joins executor threads *before* ``atexit`` handlers run, so ``shutdown()`` is
-called from a ``threading._register_atexit`` hook (see tracker.py). It lets delivery run
-for ``exit_timeout_s``, then aborts the sockets, lets pumps put what they hold in the
-outbox, and spills the rest itself: exit waits on the disk, never on the network.
+Exit (``exit()``, from the exit hook in lifecycle.py): no new request starts; a request
+in flight gets at most ``timeout_s``, then its socket is shut (a cut, never recorded
+against the service); what is not settled simply stays in the journal for a drainer.
+Events the journal could not take (unwritable cache) are still written to the outbox or
+spool, as before.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import concurrent.futures
 import concurrent.futures.thread  # noqa: F401  imported eagerly: importing it during shutdown fails
 import logging
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from .errors import OutboxError
 
@@ -29,20 +33,23 @@ log = logging.getLogger(__name__)
 
 #: When the pump cannot send, it writes up to this many batches in one transaction.
 _STORE_BATCHES = 20
-#: After the delivery window, how long pumps get to move what they hold to disk.
-_DISK_GRACE_S = 1.0
 
 
 class Dispatcher:
-    def __init__(self, core: Any) -> None:
+    def __init__(self, core: Any, journal: Any = None, on_backlog: Callable[[], None] | None = None) -> None:
         self._core = core
+        self._journal = journal
+        self._on_backlog = on_backlog  # a full batch waits: end the linger early
         config = core.config
         self._batch_size = config.batch_size
         self._max_buffer = config.max_buffer_events
         self._max_workers = config.max_workers
-        self._buffer: collections.deque[bytes] = collections.deque()
+        self._buffer: collections.deque[tuple[int | None, bytes]] = collections.deque()
         self._held: collections.deque[tuple[bytes, int]] = collections.deque()
-        # Re-entrant: the SIGTERM handler may interrupt submit() on the main thread.
+        self._gap: list[int] | None = None  # [first, last] seq held only in the journal
+        self._flying: dict[int, int] = {}  # id(batch) -> its lowest seq, while it is settled
+        self._left: int | None = None  # lowest seq left unsettled at exit
+        # Re-entrant: track() may be called from a signal handler inside submit().
         self._cond = threading.Condition(threading.RLock())
         self._pumps = 0  # scheduled, running or not
         self._running = 0
@@ -53,39 +60,42 @@ class Dispatcher:
 
     # -- the caller's side -----------------------------------------------------------
 
-    def submit(self, data: bytes) -> bool:
+    def submit(self, data: bytes, seq: int | None = None) -> bool:
         """Queue one serialised event; False only if it was dropped (and counted)."""
-        overflow = None
-        schedule = False
         with self._cond:
-            if self._closed:
+            if self._closed and seq is None:
                 return False
+            if seq is not None and (self._gap is not None or len(self._buffer) >= self._max_buffer or self._closed):
+                # Memory is full (or we are exiting): the journal alone holds it, in order.
+                if self._gap is None:
+                    self._gap = [seq, seq]
+                self._gap[1] = seq
+                return True
             if len(self._buffer) >= self._max_buffer:
-                overflow = list(self._buffer)
-                self._buffer.clear()
-                self._in_flight += len(overflow)
-            self._buffer.append(data)
-            if self._pumps < self._max_workers:
+                return self._overflow_unjournaled(data)
+            self._buffer.append((seq, data))
+            backlog = len(self._buffer) >= self._batch_size and not self._core.ready.is_set()
+            schedule = self._core.ready.is_set() and self._pumps < self._max_workers and not self._closed
+            if schedule:
                 self._pumps += 1
-                schedule = True
-        if overflow is not None:
-            self._spill(overflow)
         if schedule:
             self._schedule()
+        elif backlog and self._on_backlog is not None:
+            self._on_backlog()
         return True
 
-    def _spill(self, events: list) -> None:
-        """The memory stage is full: write it to disk from the caller's thread.
+    def _overflow_unjournaled(self, data: bytes) -> bool:
+        """No journal and memory full: the rare old path, straight to the outbox or spool."""
+        self._store([data])
+        return True
 
-        Rare by design (the pump writes in bulk when it cannot send), but it must not
-        drop: before the outbox is open (a burst right after start) it goes to the spool.
-        """
-        try:
-            self._store(events)
-        finally:
-            with self._cond:
-                self._in_flight -= len(events)
-                self._cond.notify_all()
+    def kick(self) -> None:
+        """The network parts are up: start sending what waits (called by the drainer thread)."""
+        with self._cond:
+            if self._closed or self._pumps >= self._max_workers or not (self._buffer or self._gap):
+                return
+            self._pumps += 1
+        self._schedule()
 
     def _schedule(self) -> None:
         try:
@@ -94,7 +104,7 @@ class Dispatcher:
                     max_workers=self._max_workers, thread_name_prefix="pattern_track-send")
             self._executor.submit(self._pump)
         except RuntimeError:
-            # The interpreter is shutting down; the exit hook spills the buffer.
+            # The interpreter is shutting down: the journal keeps the events.
             with self._cond:
                 self._pumps -= 1
                 self._cond.notify_all()
@@ -104,60 +114,93 @@ class Dispatcher:
     def _pump(self) -> None:
         with self._cond:
             self._running += 1
-        finished = False
+        retired = False
         try:
-            finished = self._pump_loop()
+            retired = self._pump_loop()
+        except Exception:
+            log.exception("unexpected error in the sender; the journal keeps the events")
         finally:
-            if not finished:  # an unexpected error: leave the accounting consistent
+            if not retired:
                 with self._cond:
-                    self._running -= 1
-                    self._pumps -= 1
-                    self._cond.notify_all()
+                    self._retire()
+
+    def _retire(self) -> bool:
+        """Called with the lock held: the same lock submit() checks, so no event is stranded."""
+        self._running -= 1
+        self._pumps -= 1
+        self._cond.notify_all()
+        return True
 
     def _pump_loop(self) -> bool:
         core = self._core
-        while not core.ready.wait(0.05):
-            if self._network_closed:
-                break
         while True:
+            self._refill()
             with self._cond:
-                if not self._buffer:
-                    # Retire under the same lock submit() checks, so no event is stranded.
-                    self._running -= 1
-                    self._pumps -= 1
-                    self._cond.notify_all()
-                    return True
-            # Decided before taking events: sending takes one batch, storing takes many
-            # (one transaction for up to 20 chunks keeps up with a fast caller).
-            send = not self._network_closed and not self._outbox_has_work() and core.may_send()
+                if not self._buffer or self._network_closed:
+                    return self._retire()
+            # Decided before taking events: sending takes one batch, storing takes many.
+            send = not self._outbox_has_work() and core.may_send()
             with self._cond:
+                if not self._buffer or self._network_closed:
+                    return self._retire()
                 n = min(len(self._buffer), self._batch_size * (1 if send else _STORE_BATCHES))
-                batch = [self._buffer.popleft() for _ in range(n)]
+                taken = [self._buffer.popleft() for _ in range(n)]
+                seqs = [s for s, _ in taken if s is not None]
+                token = id(taken)
+                if seqs:
+                    self._flying[token] = min(seqs)
                 self._in_flight += n
+            batch = [data for _, data in taken]
+            kept = True
             try:
-                if batch:
-                    self._handle(batch, send)
+                kept = self._handle(batch, send)
             except Exception:
                 log.exception("unexpected error while sending; keeping the events")
-                self._store(batch)
+                kept = self._store(batch) if not self._network_closed else False
             finally:
                 with self._cond:
-                    self._in_flight -= len(batch)
+                    self._in_flight -= n
+                    first = self._flying.pop(token, None)
+                    if not kept and first is not None:  # cut at exit: the journal keeps them
+                        self._left = first if self._left is None else min(self._left, first)
                     self._cond.notify_all()
+                self._ack()
 
-    def _handle(self, batch: list, send: bool) -> None:
+    def _refill(self) -> None:
+        """Memory has room and events wait only in the journal: read them back, in order."""
+        with self._cond:
+            if self._gap is None or len(self._buffer) > self._max_buffer // 2:
+                return
+            first, room = self._gap[0], self._max_buffer - len(self._buffer)
+        try:
+            events = self._journal.read_since(first, room)
+        except OSError as exc:
+            log.warning("cannot read the journal back (%s); a drainer will deliver it", type(exc).__name__)
+            return
+        with self._cond:
+            events = [(s, d) for s, d in events if s <= self._gap[1]]
+            self._buffer.extend(events)
+            if events and events[-1][0] < self._gap[1]:
+                self._gap[0] = events[-1][0] + 1
+            else:
+                self._gap = None
+
+    def _handle(self, batch: list, send: bool) -> bool:
+        """Send or store one batch; False if (at exit) it was left to the journal."""
         core = self._core
         if not send:
-            self._store(batch)
-            return
+            return self._store(batch)
         from .settle import settle  # the send path loads on first use, not at import
 
         outcomes = core.delivery.send(batch)
+        if self._network_closed and any(o.reason == "cut" for o in outcomes):
+            return False  # our exit cut it: settle nothing, the journal keeps it all
         result = settle(batch, [0] * len(batch), outcomes, max_attempts=core.config.max_attempts)
         core.counters.add("delivered", result.sent)
         self.dead_letter(result.dead, replay=False)
         if result.keep:
-            self._store(result.keep, result.keep_attempts)
+            return self._store(result.keep, result.keep_attempts)
+        return True
 
     def _outbox_has_work(self) -> bool:
         outbox = self._core.outbox
@@ -166,8 +209,8 @@ class Dispatcher:
         except OutboxError:
             return False
 
-    def _store(self, events: list, attempts: list | None = None) -> None:
-        """Put events in the outbox; hold them in memory if it cannot take them now."""
+    def _store(self, events: list, attempts: list | None = None) -> bool:
+        """Put events in the outbox (else the spool, else memory); True once they are safe."""
         core = self._core
         outbox = core.outbox
         if outbox is not None:
@@ -177,22 +220,44 @@ class Dispatcher:
                 if taken < len(events):
                     core.counters.drop("outbox_full", len(events) - taken, accepted=True)
                     log.warning("outbox full (cap reached): %d events refused", len(events) - taken)
-                return
+                return True
             except OutboxError as exc:
-                log.warning("outbox write failed (%s); using the spool", exc)
+                log.warning("outbox write failed (%s); using the spool", type(exc).__name__)
         if not attempts or not any(attempts):
             try:
                 core.spool.write(events)
                 core.counters.add("outboxed", len(events))
-                return
+                return True
             except OSError as exc:
-                log.warning("spool write failed, holding %d events in memory: %s", len(events), exc)
+                log.warning("spool write failed, holding %d events in memory: %s", len(events), type(exc).__name__)
         with self._cond:
             room = max(self._max_buffer - len(self._held), 0)
             kept = list(zip(events, attempts or [0] * len(events)))[:room]
             self._held.extend(kept)
         if len(events) > len(kept):
             core.counters.drop("outbox_unavailable", len(events) - len(kept), accepted=True)
+        return False  # only in memory: the journal must keep them
+
+    def _ack(self) -> None:
+        """Move the journal's watermark to the lowest event not yet settled."""
+        journal = self._journal
+        if journal is None:
+            return
+        with self._cond:
+            candidates = list(self._flying.values())
+            if self._left is not None:
+                candidates.append(self._left)
+            if self._gap is not None:
+                candidates.append(self._gap[0])
+            for seq, _ in self._buffer:
+                if seq is not None:
+                    candidates.append(seq)
+                    break
+            watermark = min(candidates, default=journal.next_seq)
+        try:
+            journal.ack(watermark)
+        except OSError as exc:
+            log.warning("cannot record progress in the journal (%s); a drainer may resend", type(exc).__name__)
 
     def dead_letter(self, dead: list, *, replay: bool) -> None:
         core = self._core
@@ -201,7 +266,7 @@ class Dispatcher:
                 if core.outbox is not None:
                     core.outbox.add_dead(event, outcome.reason, outcome.detail)
             except OutboxError as exc:
-                log.warning("could not store a dead letter: %s", exc)
+                log.warning("could not store a dead letter: %s", type(exc).__name__)
         core.counters.add("replay_dead_lettered" if replay else "dead_lettered", len(dead))
 
     def retry_held(self) -> None:
@@ -211,62 +276,86 @@ class Dispatcher:
                 return
             held = list(self._held)
             self._held.clear()
-        events = [e for e, _ in held]
-        attempts = [a for _, a in held]
-        with self._cond:
-            self._in_flight += len(events)
+            self._in_flight += len(held)
         try:
-            self._store(events, attempts)
+            self._store([e for e, _ in held], [a for _, a in held])
         finally:
             with self._cond:
-                self._in_flight -= len(events)
+                self._in_flight -= len(held)
 
-    # -- flush and shutdown --------------------------------------------------------------
+    # -- flush and exit --------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
         with self._cond:
+            gap = 0 if self._gap is None else self._gap[1] - self._gap[0] + 1
             return {"buffered": len(self._buffer), "in_flight": self._in_flight, "held": len(self._held),
-                    "pumps": self._pumps}
+                    "pumps": self._pumps, "journal_only": gap}
 
     def flush(self, timeout_s: float) -> bool:
-        """Wait until nothing is in memory (sent, in the outbox or dead-lettered)."""
+        """Wait until nothing is only in memory or the journal (sent, in the outbox or
+        dead-lettered)."""
         clock = self._core.clock
         deadline = clock.monotonic() + timeout_s
         with self._cond:
-            while self._buffer or self._in_flight:
+            while self._buffer or self._in_flight or self._gap is not None:
                 remaining = deadline - clock.monotonic()
                 if remaining <= 0:
                     return False
                 self._cond.wait(min(remaining, 0.1))
             return not self._held
 
-    def shutdown(self, timeout_s: float) -> None:
-        """Deliver for up to ``timeout_s``, then put everything left in the outbox."""
+    def exit(self, timeout_s: float) -> None:
+        """No new request from now on; a request in flight gets ``timeout_s``, then it is cut.
+        What is not settled stays in the journal (events without one go to the spool)."""
         core = self._core
         clock = core.clock
-        self.flush(timeout_s)
         with self._cond:
             self._closed = True
             self._network_closed = True
-        if core.transport is not None:
+            deadline = clock.monotonic() + timeout_s
+            while self._running and clock.monotonic() < deadline:
+                self._cond.wait(min(deadline - clock.monotonic(), 0.05))
+            unjournaled = [data for seq, data in self._buffer if seq is None]
+            self._buffer = collections.deque((s, d) for s, d in self._buffer if s is not None)
+        if core.transport is not None and self._running:
             core.transport.abort()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
-        # Running pumps now only write to disk; give them a bounded moment so the
-        # outbox keeps their (older) events ahead of the leftovers.
-        deadline = clock.monotonic() + _DISK_GRACE_S
-        with self._cond:
-            while self._running and clock.monotonic() < deadline:
-                self._cond.wait(0.02)
-            leftovers = list(self._buffer)
-            self._buffer.clear()
-        if leftovers:
-            core.outbox_ready.wait(max(deadline - clock.monotonic(), 0.0))
-            self._store(leftovers)
+        if unjournaled:
+            self._store(unjournaled)
         self.retry_held()
         with self._cond:
             lost = len(self._held)
             self._held.clear()
         if lost:
             core.counters.drop("outbox_unavailable", lost, accepted=True)
-            log.error("%d events lost at exit: the outbox could not be written", lost)
+            log.error("%d events lost at exit: neither the journal nor the outbox could be written", lost)
+        self._ack()
+
+    def spill_unsettled(self) -> None:
+        """For ``close()`` in a process that goes on: put every unsettled journal event in
+        the outbox (or spool), in order, so the journal can be removed now."""
+        journal = self._journal
+        with self._cond:
+            deadline = self._core.clock.monotonic() + 1.0
+            while self._running and self._core.clock.monotonic() < deadline:
+                self._cond.wait(0.05)  # a pump finishing a cut request
+            self._buffer.clear()
+            self._gap = None
+            self._flying.clear()
+            self._left = None
+        if journal is None or journal.settled():
+            return
+        self._core.outbox_ready.wait(1.0)
+        try:
+            events = journal.read_since(journal.watermark, 1 << 62)
+        except OSError as exc:
+            log.warning("cannot read the journal back (%s); a drainer will adopt it", type(exc).__name__)
+            return
+        if events and self._store([data for _, data in events]):
+            journal.ack(journal.next_seq)
+
+    def unsettled(self) -> bool:
+        """Does the journal hold events that no one has settled yet?"""
+        journal = self._journal
+        return journal is not None and not journal.settled()

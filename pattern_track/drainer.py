@@ -1,11 +1,14 @@
 """The outbox drainer: one daemon thread per tracker, one drain lease per machine.
 
-It opens the outbox and builds the network parts (``Core.start``), then loops
+It waits ``linger_s`` after the first event (a process that ends sooner never loads
+requests or diskcache: a detached drainer delivers its journal), then opens the outbox
+and builds the network parts (``Core.start``), starts the sender, then loops
 ``while not clock.wait(stop, delay): delay = step()``. A step delivers the outbox in order
 when the breaker allows and health is good, holding the shared ``drain`` lease so two
 processes never send the same events at once, and deleting a chunk only after the service
 acknowledged it. A drainer killed at any instant loses nothing: its lease expires and the
-unacknowledged chunk is sent again (at-least-once; events carry a stable id).
+unacknowledged chunk is sent again (at-least-once; events carry a stable id). Each step
+also moves spool files and the journals of dead processes into the outbox.
 Being a daemon, it never holds the interpreter at exit.
 """
 
@@ -17,6 +20,7 @@ from typing import Any
 
 from .backoff import Backoff
 from .errors import OutboxError
+from .journal import adopt_orphans, exiting_writers, orphan_count
 
 __all__ = ["Drainer"]
 
@@ -29,6 +33,7 @@ class Drainer:
     def __init__(self, core: Any, dispatcher: Any) -> None:
         self._core = core
         self._dispatcher = dispatcher
+        self._linger = threading.Event()  # set: stop lingering (a full batch, or stop())
         config = core.config
         self._backoff = Backoff(config.backoff_base_s, config.backoff_max_s)
         self._stop = threading.Event()
@@ -38,20 +43,34 @@ class Drainer:
         self._lock = threading.Lock()  # one drain at a time within this process
         self.spool = core.spool
 
+    def attach(self, dispatcher: Any) -> None:
+        self._dispatcher = dispatcher
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="pattern_track-drainer", daemon=True)
         self._thread.start()
+
+    def end_linger(self) -> None:
+        """A full batch waits: load the network parts now."""
+        self._linger.set()
 
     def stop(self, timeout_s: float) -> None:
         """Ask the loop to end and wait (bounded) for it to release its lease."""
         self._stop.set()
         self._wake.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
+        self._linger.set()
+        if timeout_s > 0 and self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
 
     def _run(self) -> None:
         core = self._core
+        self._linger.wait(core.config.linger_s)
+        if self._stop.is_set():
+            return  # the process ended first: its journal goes to a detached drainer
         core.start()
+        if self._stop.is_set():
+            return
+        self._dispatcher.kick()
         delay = 0.0
         while True:
             core.clock.wait(self._wake, delay)
@@ -94,23 +113,32 @@ class Drainer:
         return 0.0 if result["synced"] or result["skipped"] else config.drain_interval_s
 
     def ingest(self) -> int:
-        """Move spool files into the outbox, under the drain lease (so each moves once)."""
+        """Move spool files and the journals of dead processes into the outbox, under the
+        drain lease (so each moves once, and after what is already there)."""
         core = self._core
-        if core.outbox is None or not self.spool.files():
+        cache_dir = core.config.resolved_cache_dir
+        if core.outbox is None or not (self.spool.files() or orphan_count(cache_dir)):
             return 0
         with self._lock:
             if not core.outbox.acquire_lease(LEASE, core.owner, core.config.lease_ttl_s):
                 return 0
             try:
                 size = core.config.batch_size
-                moved = self.spool.ingest(lambda events: core.outbox.append_chunks(events, chunk_size=size))
+
+                def append(events: list) -> int:
+                    return core.outbox.append_chunks(events, chunk_size=size)
+
+                moved = adopt_orphans(cache_dir, append) + self.spool.ingest(append)
             finally:
                 core.outbox.release_lease(LEASE, core.owner)
+        if moved:
+            core.counters.add("adopted", moved)
         return moved
 
     def has_work(self) -> bool:
         core = self._core
-        return bool(self.spool.files()) or (core.outbox is not None and core.outbox.pending() > 0)
+        return (bool(self.spool.files()) or exiting_writers(core.config.resolved_cache_dir) > 0
+                or (core.outbox is not None and core.outbox.pending() > 0))
 
     def run_until_idle(self, *, idle_s: float, max_s: float) -> bool:
         """Drain on this thread until nothing is left for ``idle_s`` or ``max_s`` passes.

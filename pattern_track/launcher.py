@@ -5,7 +5,9 @@ whole life, so "is one running?" is one non-blocking lock attempt, correct even 
 SIGKILL (the kernel drops the lock with the process). The child gets stdin, stdout and
 stderr on /dev/null and its own session: the hook host waits for EOF on the hook's
 pipes, and must not wait for the drainer. ``drainer.resume`` holds a wall-clock time
-before which hooks do not start one (the last drainer found the service down).
+before which hooks do not start one (the last drainer found the service down); a time
+further ahead than ``MAX_RESUME_S`` can only come from a clock that was wrong, and is
+ignored, so a wall-clock jump never parks delivery.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ __all__ = ["drainer_lock", "ensure_drainer", "resume_after", "set_resume_after"]
 
 LOCK_NAME = "drainer.lock"
 RESUME_NAME = "drainer.resume"
+#: The longest a stored resume time may lie ahead (a breaker reset timeout is 60 s).
+MAX_RESUME_S = 300.0
 
 
 def drainer_lock(cache_dir: str) -> int | None:
@@ -34,11 +38,29 @@ def drainer_lock(cache_dir: str) -> int | None:
 
 
 def resume_after(cache_dir: str) -> float:
+    """The wall-clock time before which no drainer should start (0: now)."""
     try:
         with open(os.path.join(cache_dir, RESUME_NAME), encoding="ascii") as handle:
-            return float(handle.read().strip() or 0)
+            when = float(handle.read().strip() or 0)
     except (OSError, ValueError):
         return 0.0
+    return when if when - time.time() <= MAX_RESUME_S else 0.0
+
+
+def pid_running(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie has ended: its files and locks are released)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return not os.path.exists("/proc/self")  # /proc exists but not this pid: gone
 
 
 def set_resume_after(cache_dir: str, when: float) -> None:
@@ -53,8 +75,14 @@ def set_resume_after(cache_dir: str, when: float) -> None:
         pass
 
 
-def ensure_drainer(cache_dir: str, environ: Mapping[str, str] | None = None) -> bool:
-    """Spawn ``python -m pattern_track drain --detached`` unless one runs; True if spawned."""
+def ensure_drainer(cache_dir: str, environ: Mapping[str, str] | None = None, *, after_pid: int | None = None,
+                   settings: Mapping[str, object] | None = None) -> bool:
+    """Spawn ``python -m pattern_track drain --detached`` unless one runs; True if spawned.
+
+    ``after_pid``: the drainer first waits (bounded) for that process to end, so it can
+    adopt its journal (used at exit). ``settings``: config fields the drainer must share
+    with the tracker that hands off (its service URL, key, TLS and timeouts), passed as
+    ``PATTERN_TRACK_*`` variables."""
     if time.time() < resume_after(cache_dir):
         return False
     fd = drainer_lock(cache_dir)
@@ -65,11 +93,16 @@ def ensure_drainer(cache_dir: str, environ: Mapping[str, str] | None = None) -> 
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     env["PATTERN_TRACK_CACHE_DIR"] = cache_dir
+    for name, value in (settings or {}).items():
+        if value is not None:
+            env["PATTERN_TRACK_" + name.upper()] = str(value)
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
         (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
     ]
-    os.posix_spawn(sys.executable, [sys.executable, "-m", "pattern_track", "drain", "--detached"],
-                   env, file_actions=actions, setsid=True)
+    argv = [sys.executable, "-m", "pattern_track", "drain", "--detached"]
+    if after_pid is not None:
+        argv += ["--after-pid", str(after_pid)]
+    os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
     return True

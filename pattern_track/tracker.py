@@ -1,96 +1,37 @@
 """The facade: ``Tracker`` and the process-wide ``get_tracker()``.
 
 ``track()`` checks and serialises the event on the caller's thread (so a bad event is
-refused at once, with a reason), then hands bytes to the dispatcher; it never raises,
-never waits on the network and never prints. Threads start on the first event, are
-rebuilt in a forked child, and are stopped by one exit hook that runs before CPython
-joins the executor's threads.
+refused at once, with a reason), appends it to this process's journal with one
+``write()`` (from then on it survives the death of the process), then hands it to the
+dispatcher; it never raises, never waits on the network and never prints. Threads start
+on the first event; the network parts load only after ``linger_s`` (or a full batch), so
+a short process never imports requests or diskcache. Exit, fork and the hand-off to a
+detached drainer live in lifecycle.py.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
-import weakref
 from typing import Any, Iterable, Mapping
 
 from . import event as _event
+from . import lifecycle
 from .clock import Clock
 from .config import Config, config_from_options
 from .core import Core, Counters
-from .cachedir import check_directory, prepare_directory
+from .cachedir import check_directory
 from .dispatcher import Dispatcher
 from .drainer import Drainer
-from .errors import PatternTrackError
+from .journal import Journal, JournalFull
 
 __all__ = ["Tracker", "get_tracker"]
 
 log = logging.getLogger(__name__)
 
-_live: "weakref.WeakSet[Tracker]" = weakref.WeakSet()
-_exit_hook_registered = False
-_registry_lock = threading.Lock()
-
-
-def _at_exit() -> None:
-    """Runs before the executor's threads are joined (registered LIFO after them)."""
-    for tracker in list(_live):
-        try:
-            tracker.close()
-        except Exception:  # never let one tracker stop the others' flush
-            log.exception("pattern_track: error while closing at exit")
-
-
-def _register_exit_hook() -> None:
-    global _exit_hook_registered
-    with _registry_lock:
-        if _exit_hook_registered:
-            return
-        try:
-            # threading's atexit runs before concurrent.futures joins its workers (and
-            # before the atexit module), which is the only moment a flush can bound exit.
-            threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
-        except (AttributeError, RuntimeError):
-            import atexit
-
-            atexit.register(_at_exit)
-        _exit_hook_registered = True
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    """Put events still in memory on disk, then die of SIGTERM as the process would have."""
-    for tracker in list(_live):
-        try:
-            tracker.close(timeout=0)
-        except Exception:
-            pass
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _install_sigterm_handler() -> None:
-    """Only where nobody set one: an application's own handler is left alone."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    try:
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _on_sigterm)
-    except (ValueError, OSError):
-        pass
-
-
-def _reinit_after_fork() -> None:
-    global _registry_lock
-    _registry_lock = threading.Lock()
-    _event.reset_event_ids()  # a child must not repeat its parent's ids
-    for tracker in list(_live):
-        tracker._after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_after_fork)
+#: Kept alive in a forked child: closing a parent's SQLite handle there is unsafe.
+_inherited: list = []
 
 
 class Tracker:
@@ -99,9 +40,9 @@ class Tracker:
     >>> with Tracker("http://localhost:8053", cache_dir="/tmp/pt-doc") as t:   # doctest: +SKIP
     ...     pid = t.track_pattern_creation("def f(): pass", {"language": "python"})
 
-    Options are keyword-only and validated (``ConfigError`` names a bad one); see
-    ``Config`` for all of them. ``Tracker()`` uses the code defaults; ``Tracker.from_env()``
-    and ``get_tracker()`` read the environment.
+    Options are keyword-only and validated (``ConfigError`` names a bad one and suggests
+    the closest name); see ``Config`` for all of them. ``Tracker()`` uses the code
+    defaults; ``Tracker.from_env()`` and ``get_tracker()`` read the environment.
     """
 
     def __init__(self, base_url: str | None = None, *, cache_dir: str | os.PathLike | None = None,
@@ -116,9 +57,14 @@ class Tracker:
         self.config = config
         self._clock = clock or Clock()
         self._counters = Counters()
-        # Re-entrant: the SIGTERM handler may run on the main thread inside track().
+        # Re-entrant: track() may run in a signal handler inside track().
         self._lock = threading.RLock()
         self._closed = False
+        self._close_done = threading.Event()
+        self._journal = Journal(config.resolved_cache_dir, fsync=config.journal_fsync,
+                                max_bytes=int(config.cache_max_size_mb * 1024 * 1024))
+        self._journal_ok = True
+        self._handed_off = False
         self._build()
 
     @classmethod
@@ -127,6 +73,7 @@ class Tracker:
 
         Unlike the constructor it never raises for the environment's sake: an unusable
         cache directory is logged and counted, and events are held as well as they can be.
+        Misspelt ``options`` raise ``ConfigError`` as in the constructor.
         """
         tracker = cls.__new__(cls)
         tracker._setup(Config.from_env(environ, **options), None)
@@ -136,15 +83,19 @@ class Tracker:
         self._pid = os.getpid()
         self._started = False
         self._core = Core(self.config, self._clock, self._counters)
-        self._dispatcher = Dispatcher(self._core)
-        self._drainer = Drainer(self._core, self._dispatcher)
+        self._drainer = Drainer(self._core, None)
+        self._dispatcher = Dispatcher(self._core, self._journal, on_backlog=self._drainer.end_linger)
+        self._drainer.attach(self._dispatcher)
         self._spool = self._core.spool
-        self._spool_ready = False
 
     def _after_fork(self) -> None:
-        """In a forked child: fresh locks, threads and connections; the parent keeps its events."""
+        """In a forked child: fresh locks, threads and connections, a journal of its own;
+        the parent keeps (and delivers) its own events."""
+        _inherited.append(self._core)
         self._lock = threading.RLock()
         self._counters = Counters()
+        self._journal.reinit_after_fork()
+        self._handed_off = False
         self._build()
 
     def _ensure_started(self) -> None:
@@ -155,10 +106,9 @@ class Tracker:
                 self._after_fork()
             if self._started or self._closed:
                 return
-            _live.add(self)
-            _register_exit_hook()
-            if self.config.handle_sigterm:
-                _install_sigterm_handler()
+            lifecycle.register(self)
+            if lifecycle.exiting():
+                return  # no thread may start now (3.12.0-3.12.2); the journal and hand-off cover it
             self._drainer.start()
             self._started = True
 
@@ -176,7 +126,7 @@ class Tracker:
             if self._closed:
                 self._counters.drop("closed")
                 return None
-            if not self._started:  # also after a fork: _after_fork() resets it
+            if not self._started or self._pid != os.getpid():  # first event, or a forked child
                 self._ensure_started()
             config = self.config
             event = _event.build(event_type, fields, triggered_by=config.triggered_by)
@@ -190,12 +140,15 @@ class Tracker:
                 log.warning("event refused: %d bytes is over max_event_bytes", len(data))
                 return None
             event_id = event["pattern_data"][_event.EVENT_ID_KEY]  # build() put it there
+            seq = self._journal_write(data)
+            if seq is False:
+                return None
             self._counters.add("accepted")
-            if config.durable and self._write_durably(data):
-                return event_id
-            if not self._dispatcher.submit(data):
+            if not self._dispatcher.submit(data, seq):
                 self._counters.drop("closed", accepted=True)
                 return None
+            if lifecycle.exiting() and not self._handed_off and seq is not None:
+                self._hand_off()  # tracked after the exit hook: a drainer delivers it
             return event_id
         except _event.InvalidEvent as exc:
             self._counters.drop(exc.reason)
@@ -205,20 +158,22 @@ class Tracker:
             log.error("event refused by an internal error: %s", type(exc).__name__, exc_info=True)
         return None
 
-    def _write_durably(self, data: bytes) -> bool:
-        """Durable mode: the event is in a spool file before track() returns."""
+    def _journal_write(self, data: bytes) -> "int | None | bool":
+        """The event's journal sequence number; None if the journal is unusable (memory
+        carries the event, counted); False if the cache's size cap refuses it."""
+        if not self._journal_ok:
+            return None
         try:
-            if not self._spool_ready:
-                prepare_directory(self.config.resolved_cache_dir)
-                self._spool_ready = True
-            self._spool.write([data])
-        except (OSError, PatternTrackError) as exc:
-            self._counters.note("spool_unwritable")
-            log.warning("durable write failed (%s); keeping the event in memory", exc)
+            return self._journal.append(data)
+        except JournalFull:
+            self._counters.drop("cache_full")
+            log.warning("event refused: the cache is at cache_max_size_mb")
             return False
-        self._counters.add("outboxed")
-        self._drainer.wake()
-        return True
+        except OSError as exc:
+            self._journal_ok = False
+            self._counters.note("journal_unwritable")
+            log.warning("journal unwritable (%s); events are held in memory until delivered", type(exc).__name__)
+            return None
 
     def _before_send(self, event: dict) -> dict | None:
         try:
@@ -344,28 +299,59 @@ class Tracker:
     # -- delivery control -------------------------------------------------------------------
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait up to ``timeout`` s until nothing tracked is only in memory; True if so."""
+        """Wait up to ``timeout`` s until every tracked event is delivered, in the outbox or
+        dead-lettered (not only in memory or the journal); True if so. Never raises."""
         try:
             if not self._started:
                 return True
-            return self._dispatcher.flush(timeout)
+            return self._dispatcher.flush(_seconds(timeout, 5.0))
         except Exception:
             log.error("flush failed", exc_info=True)
             return False
 
     def close(self, timeout: float | None = None) -> None:
-        """Deliver for up to ``timeout`` s (default ``exit_timeout_s``), then keep the rest
-        in the outbox and stop the threads. Idempotent; later ``track()`` calls are counted drops."""
+        """Deliver for up to ``timeout`` s (default ``exit_timeout_s``), then put what is left
+        in the outbox and stop the threads. Idempotent: a second call waits (up to its own
+        ``timeout``) for the first to finish. Later ``track()`` calls are counted drops.
+        A bad ``timeout`` is logged and the default used. Never raises."""
+        timeout_s = _seconds(timeout, self.config.exit_timeout_s)
         with self._lock:
-            if self._closed:
-                return
+            first = not self._closed
             self._closed = True
-        if not self._started or self._pid != os.getpid():
+        if not first:
+            self._close_done.wait(timeout_s)
             return
-        timeout_s = self.config.exit_timeout_s if timeout is None else timeout
-        self._dispatcher.shutdown(timeout_s)
-        self._drainer.stop(0.2)
-        _live.discard(self)
+        try:
+            if self._started and self._pid == os.getpid():
+                self._dispatcher.flush(timeout_s)
+                self._dispatcher.exit(0.0)
+                self._dispatcher.spill_unsettled()
+                self._drainer.stop(0.2)
+                self._finish_journal()
+        except Exception:
+            log.error("close failed; the journal keeps what was not settled", exc_info=True)
+        finally:
+            lifecycle.unregister(self)
+            self._close_done.set()
+
+    def _on_exit(self) -> None:
+        """The interpreter is exiting (lifecycle's hook): hand off instead of flushing."""
+        if self._closed or not self._started or self._pid != os.getpid():
+            return
+        self._dispatcher.exit(self.config.exit_timeout_s)
+        self._drainer.stop(0.0)
+        self._finish_journal()
+
+    def _finish_journal(self) -> None:
+        """Remove the journal if everything is settled; else make sure a drainer adopts it."""
+        if not self._journal.close():
+            self._journal.mark_exiting()
+            self._hand_off()
+
+    def _hand_off(self) -> None:
+        self._handed_off = True
+        if self.config.handoff:
+            lifecycle.hand_off(self.config)
 
     def __enter__(self) -> "Tracker":
         return self
@@ -494,7 +480,11 @@ class Tracker:
                 "outboxed": values["outboxed"], "dead_lettered": values["dead_lettered"],
                 "dropped_after_accept": values["dropped_after_accept"], "buffered": memory["buffered"],
                 "in_flight": memory["in_flight"], "held_in_memory": memory["held"],
+                "journal_only": memory["journal_only"],
             },
+            "journal": {"unsettled": self._journal.next_seq - self._journal.watermark,
+                        "usable": self._journal_ok, "fsync": self.config.journal_fsync},
+            "config_warnings": list(self.config.warnings),
             "replayed": values["replayed"],
             "requests": core.delivery.requests if core.delivery is not None else 0,
             "outbox": {"path": self.config.resolved_cache_dir, "available": core.outbox is not None if ready else None,
@@ -535,6 +525,18 @@ class Tracker:
                 },
             },
         }
+
+
+def _seconds(value: Any, default: float) -> float:
+    """A timeout in seconds from what a caller passed; a bad one is logged, not raised."""
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        log.warning("timeout %s is not a number of seconds; using %s", type(value).__name__, default)
+        return default
+    return seconds if seconds == seconds and seconds >= 0 else default
 
 
 _TOP_LEVEL = {"language", "file_path", "tool_name", "pattern_name", "pattern_type", "pattern_version",

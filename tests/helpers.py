@@ -52,3 +52,31 @@ def eventually(predicate, timeout: float, interval: float = 0.02) -> bool:
         if time.monotonic() >= deadline:
             return False
         pause.wait(interval)
+
+
+def kept_event_ids(cache_dir: str) -> set:
+    """Ids of every undelivered event kept on disk: outbox, spool and journals.
+
+    Kill the cache's drainers first (``kill_drainers``) so nothing moves while counting;
+    an event caught between two stores is counted once (a set of ids).
+    """
+    import json
+
+    from pattern_track.delivery import event_id_from
+    from pattern_track.journal import _events, _watermark, _writers
+    from pattern_track.outbox import Outbox
+    from pattern_track.spool import Spool
+
+    ids = set()
+    if os.path.exists(os.path.join(cache_dir, "cache.db")):
+        box = Outbox(cache_dir, max_events=10**9, max_bytes=10**12)
+        for chunk in box.chunks():
+            ids.update(event_id_from(e) for e in chunk.events)
+        box.close()
+    for path in Spool(cache_dir).files():
+        with open(path, encoding="utf-8") as handle:
+            ids.update(event_id_from(t.encode()) for t in json.load(handle))
+    for paths in _writers(os.path.join(cache_dir, "journal")).values():
+        mark = max(_watermark(p) for p in paths)
+        ids.update(event_id_from(data) for p in paths for seq, data in _events(p) if seq >= mark)
+    return ids

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from tests.conftest import PYTHON
+from tests.helpers import kept_event_ids, kill_drainers
 from pattern_track.outbox import Outbox
 from pattern_track.spool import Spool
 
@@ -27,17 +28,9 @@ while True:
 
 
 def ids_on_disk(cache_dir):
-    """Event ids in the outbox and the spool of ``cache_dir``."""
-    found = set()
-    box = Outbox(cache_dir, max_events=10**7, max_bytes=10**10)
-    for chunk in box.chunks():
-        found |= {json.loads(e)["pattern_data"]["event_id"] for e in chunk.events}
-    spool = Spool(cache_dir)
-    for path in spool.files():
-        with open(path, encoding="utf-8") as f:
-            found |= {json.loads(e)["pattern_data"]["event_id"] for e in json.load(f)}
-    box.close()
-    return found
+    """Event ids kept on disk under ``cache_dir`` (outbox, spool, journals), drainers stopped."""
+    kill_drainers(cache_dir)
+    return kept_event_ids(cache_dir)
 
 
 def kill_while_tracking(url, cache_dir, env, sig, durable, after):
@@ -54,7 +47,8 @@ def kill_while_tracking(url, cache_dir, env, sig, durable, after):
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_sigterm_while_tracking_keeps_every_returned_event(collector, cache_dir, env, seed):
-    """SIGTERM at a random point (service hung, events in memory): all returned ids are on disk."""
+    """SIGTERM at a random point (service hung): every returned id is on disk, and the
+    process dies of SIGTERM at once (no handler of ours delays it)."""
     collector.set_fault("hang")
     after = random.Random(seed).randint(1, 400)
     returned = kill_while_tracking(collector.url, cache_dir, env, signal.SIGTERM, False, after)
@@ -63,11 +57,11 @@ def test_sigterm_while_tracking_keeps_every_returned_event(collector, cache_dir,
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_sigkill_in_durable_mode_loses_nothing_returned(collector, cache_dir, env, seed):
-    """durable=True: even SIGKILL right after track() returned keeps the event."""
+def test_sigkill_right_after_track_returned_loses_nothing(collector, cache_dir, env, seed):
+    """The journal is written before track() returns: even SIGKILL keeps every returned event."""
     collector.set_fault("hang")
     after = random.Random(seed).randint(1, 300)
-    returned = kill_while_tracking(collector.url, cache_dir, env, signal.SIGKILL, True, after)
+    returned = kill_while_tracking(collector.url, cache_dir, env, signal.SIGKILL, False, after)
     assert set(returned) <= ids_on_disk(cache_dir)
 
 

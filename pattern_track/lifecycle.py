@@ -1,0 +1,117 @@
+"""Process lifecycle: exit, fork and the hand-off to a detached drainer.
+
+Every accepted event is already in this process's journal, so the end of a process has
+nothing to save; it only decides who delivers what is left:
+
+- **Exit.** One hook, registered with ``threading._register_atexit`` (it runs before
+  CPython joins the executor's threads and before ``atexit`` handlers), tells each live
+  tracker to stop starting requests and to give a request in flight at most
+  ``exit_timeout_s``. If the journal still holds unsettled events, a detached drainer is
+  started (``pattern-track drain --after-pid``; unless ``handoff=False``) that waits for
+  this process to die, then adopts its journal. ``track()`` after the hook (non-daemon
+  threads, the application's executors, ``atexit`` handlers) only writes the journal and
+  makes sure that hand-off happens. No thread is started once exit began (3.12.0-3.12.2
+  refuse it) and no signal handler is installed: the application's own SIGTERM
+  semantics stay untouched, and SIGTERM, SIGKILL or ``os._exit`` at any moment lose
+  nothing that ``track()`` accepted.
+- **Fork.** A child rebuilds every lock, thread and connection on its first ``track()``,
+  writes a journal of its own and never resends its parent's events. The heavy imports
+  of the background thread run under ``import_guard``, which ``fork()`` waits for, so a
+  child never inherits a module import lock held by a thread that no longer exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from typing import Any
+
+__all__ = ["exiting", "hand_off", "import_guard", "register"]
+
+log = logging.getLogger(__name__)
+
+_live: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_state = {"hook": False, "exiting": False}
+_lock = threading.Lock()
+#: Held while the background thread imports requests/diskcache; fork() waits for it.
+import_guard = threading.Lock()
+
+
+def exiting() -> bool:
+    """Has this interpreter begun to exit (our exit hook ran)?"""
+    return _state["exiting"]
+
+
+def register(tracker: Any) -> None:
+    """Track ``tracker`` for the exit hook (registered once per process)."""
+    _live.add(tracker)
+    with _lock:
+        if _state["hook"]:
+            return
+        try:
+            threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
+        except (AttributeError, RuntimeError):  # exit already began, or another Python
+            import atexit
+
+            atexit.register(_at_exit)
+        _state["hook"] = True
+
+
+def unregister(tracker: Any) -> None:
+    _live.discard(tracker)
+
+
+def _at_exit() -> None:
+    _state["exiting"] = True
+    for tracker in list(_live):
+        try:
+            tracker._on_exit()
+        except Exception:  # never let one tracker stop the others
+            log.exception("pattern_track: error at exit")
+
+
+#: What a detached drainer must share with the tracker that hands off to it.
+HANDOFF_SETTINGS = ("base_url", "api_key", "verify_tls", "trust_env", "connect_timeout_s", "read_timeout_s",
+                    "request_deadline_s", "lease_ttl_s", "batch_size", "batch_max_bytes", "max_attempts",
+                    "breaker_failure_threshold", "breaker_reset_timeout_s", "cache_max_size_mb",
+                    "outbox_max_events", "shared_state")
+
+
+def hand_off(config: Any) -> bool:
+    """Start a detached drainer that adopts this process's journal once it has died,
+    unless a drainer already runs (it adopts the journal too). True if one was started."""
+    from .launcher import ensure_drainer
+
+    settings = {name: getattr(config, name) for name in HANDOFF_SETTINGS}
+    try:
+        return ensure_drainer(config.resolved_cache_dir, after_pid=os.getpid(), settings=settings)
+    except OSError as exc:
+        log.warning("cannot start a drainer (%s); the next one adopts this journal", type(exc).__name__)
+        return False
+
+
+def _before_fork() -> None:
+    import_guard.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    import_guard.release()
+
+
+def _after_fork_in_child() -> None:
+    global import_guard, _lock
+    import_guard = threading.Lock()
+    _lock = threading.Lock()
+    _state["exiting"] = False
+    from . import event
+
+    event.reset_event_ids()  # a child must not repeat its parent's ids
+    for tracker in list(_live):
+        tracker._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
