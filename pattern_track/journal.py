@@ -25,7 +25,7 @@ import os
 import threading
 from typing import Callable, Iterator
 
-__all__ = ["Journal", "JournalFull", "adopt_orphans", "exiting_writers", "orphan_count"]
+__all__ = ["Journal", "JournalFull", "adopt_orphans", "exiting_writers", "orphan_count", "orphans_waiting"]
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +229,25 @@ def exiting_writers(cache_dir: str) -> int:
 def orphan_count(cache_dir: str) -> int:
     """How many segment files lie in the journal directory (live writers included)."""
     return sum(len(p) for p in _writers(os.path.join(cache_dir, "journal")).values())
+
+
+def orphans_waiting(cache_dir: str) -> int:
+    """Journals whose writer is gone (their first segment is not locked): work for a drainer.
+    Cheap enough for exit: one listdir and one non-blocking lock try per writer."""
+    waiting = 0
+    for paths in _writers(os.path.join(cache_dir, "journal")).values():
+        try:
+            fd = os.open(paths[0], os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            waiting += 1
+        except OSError:
+            pass
+        finally:
+            os.close(fd)  # closing drops the lock we may have taken
+    return waiting
 
 
 def adopt_orphans(cache_dir: str, append: Callable[[list], int]) -> int:

@@ -24,7 +24,7 @@ from .core import Core, Counters
 from .cachedir import check_directory
 from .dispatcher import Dispatcher
 from .drainer import Drainer
-from .journal import Journal, JournalFull
+from .journal import Journal, JournalFull, orphans_waiting
 
 __all__ = ["Tracker", "get_tracker"]
 
@@ -66,6 +66,10 @@ class Tracker:
         self._journal_ok = True
         self._handed_off = False
         self._build()
+        if config.enabled:
+            # Even before its first event: at exit it hands off journals that processes
+            # killed without an exit (pool workers after `with Pool`) left behind.
+            lifecycle.register(self)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> "Tracker":
@@ -336,11 +340,14 @@ class Tracker:
 
     def _on_exit(self) -> None:
         """The interpreter is exiting (lifecycle's hook): hand off instead of flushing."""
-        if self._closed or not self._started or self._pid != os.getpid():
+        if self._closed or self._pid != os.getpid():
             return
-        self._dispatcher.exit(self.config.exit_timeout_s)
-        self._drainer.stop(0.0)
-        self._finish_journal()
+        if self._started:
+            self._dispatcher.exit(self.config.exit_timeout_s)
+            self._drainer.stop(0.0)
+            self._finish_journal()
+        if not self._handed_off and orphans_waiting(self.config.resolved_cache_dir):
+            self._hand_off()
 
     def _finish_journal(self) -> None:
         """Remove the journal if everything is settled; else make sure a drainer adopts it."""
