@@ -151,19 +151,64 @@ def events_for(payload: Any, files: FileState | None, *, triggered_by: str = "cl
     return out
 
 
-def _read_all(stream: BinaryIO) -> bytes:
-    chunks = []
+#: The longest the hook waits for its payload (the host's own limit is 60 s).
+STDIN_BOUND_S = 5.0
+
+
+def read_payload(stream: BinaryIO, bound_s: float = STDIN_BOUND_S) -> bytes:
+    """Read stdin until EOF, one complete JSON document, or ``bound_s`` seconds.
+
+    Some hosts write the whole payload and never close the pipe; waiting for EOF there
+    would wedge the hook until it is killed, and keep nothing.
+    """
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return stream.read()  # not a real file (tests): read it whole
+    import select
+    import time
+
+    deadline = time.monotonic() + bound_s
+    chunks: list[bytes] = []
     while True:
-        chunk = stream.read(1 << 20)
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            log.warning("hook input incomplete after %.0f s (%d bytes); using what arrived",
+                        bound_s, sum(map(len, chunks)))
+            return b"".join(chunks)
+        chunk = os.read(fd, 1 << 20)
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
+        if chunk.rstrip().endswith(b"}"):
+            data = b"".join(chunks)
+            try:
+                json.loads(data)
+                return data  # one complete document: the host has written it all
+            except (ValueError, UnicodeDecodeError):
+                chunks = [data]
+
+
+def usable_cache_dir(preferred: str) -> str:
+    """``preferred`` if it can be used, else a private per-user directory in the temp dir
+    (0700, owner checked). Raises ``CacheError`` if neither can."""
+    import tempfile
+
+    from .cachedir import prepare_directory
+    from .errors import CacheError
+
+    try:
+        return prepare_directory(preferred)
+    except (CacheError, OSError) as exc:
+        fallback = os.path.join(tempfile.gettempdir(), f"pattern_track-{os.getuid()}")
+        log.warning("cache directory unusable (%s); using %s", exc, fallback)
+        return prepare_directory(fallback)
 
 
 def run(stdin: BinaryIO | None = None, environ: Mapping[str, str] | None = None, *, spawn: bool = True) -> int:
     """Handle one hook call. Always returns 0; never writes to stdout or raises."""
     try:
-        raw = _read_all(stdin if stdin is not None else sys.stdin.buffer)
+        raw = read_payload(stdin if stdin is not None else sys.stdin.buffer)
     except Exception:
         return 0
     try:
@@ -175,10 +220,7 @@ def run(stdin: BinaryIO | None = None, environ: Mapping[str, str] | None = None,
         except (ValueError, UnicodeDecodeError):
             log.warning("hook input is not JSON (%d bytes); ignored", len(raw))
             return 0
-        cache_dir = config.resolved_cache_dir
-        from .cachedir import prepare_directory
-
-        prepare_directory(cache_dir)
+        cache_dir = usable_cache_dir(config.resolved_cache_dir)
         events = events_for(payload, FileState(cache_dir))
         if not events:
             return 0
@@ -193,5 +235,5 @@ def run(stdin: BinaryIO | None = None, environ: Mapping[str, str] | None = None,
 
             ensure_drainer(cache_dir, environ)
     except Exception as exc:  # full disk, unsafe directory, anything: the host must not see it
-        log.warning("hook failed: %s: %s", type(exc).__name__, exc)
+        log.warning("hook failed: %s", type(exc).__name__)
     return 0

@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import FIXTURES, PYTHON
 from pattern_track.collector import Collector
 from pattern_track.hook import FileState, events_for
+from tests.helpers import kill_drainers
 
 if not os.path.isdir(FIXTURES):  # the samples live in the project's shared/ folder, beside the repo
     pytest.skip(f"hook payload samples not found at {FIXTURES}", allow_module_level=True)
@@ -122,3 +123,40 @@ def test_edit_without_original_content_is_a_creation(tmp_path):
 def test_other_events_are_ignored(sample, tmp_path):
     """Events that are not file edits produce nothing."""
     assert events_for(json.loads(load(sample)), FileState(str(tmp_path))) == []
+
+
+def test_a_host_that_never_closes_stdin_cannot_wedge_the_hook(collector, env):
+    """The whole payload is written but the pipe stays open: the hook finishes and keeps the event."""
+    import time
+
+    env = dict(env, INTELLIGENCE_SERVICE_URL=collector.url)
+    proc = subprocess.Popen([PYTHON, "-m", "pattern_track", "hook"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    started = time.monotonic()
+    proc.stdin.write(load("post_tool_use_write.json"))
+    proc.stdin.flush()  # and never close it
+    try:
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.stdin.close()
+    assert time.monotonic() - started < 10
+    assert proc.stdout.read() == b""
+    assert collector.wait_for_events(1, timeout=15)
+
+
+@pytest.mark.parametrize("where", ["file", "below_a_file"])
+def test_an_unusable_cache_directory_falls_back_and_the_event_arrives(tmp_path, collector, env, where):
+    """PATTERN_CACHE_DIR is a file, or lies below one: a private temp dir is used, nothing lost."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory")
+    bad = str(blocker) if where == "file" else str(blocker / "cache")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = dict(env, INTELLIGENCE_SERVICE_URL=collector.url, PATTERN_CACHE_DIR=bad, TMPDIR=str(temp))
+    try:
+        code, out, err = run_hook(load("post_tool_use_write.json"), env)
+        assert (code, out) == (0, b"")
+        assert collector.wait_for_events(1, timeout=15)
+        assert oct(os.stat(temp / f"pattern_track-{os.getuid()}").st_mode & 0o777) == "0o700"
+    finally:
+        kill_drainers(str(temp))
