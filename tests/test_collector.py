@@ -6,6 +6,7 @@ import concurrent.futures
 import http.client
 import json
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -641,3 +642,37 @@ def test_main_reports_a_busy_port(collector, capsys):
     """main() returns 1 with a message on stderr when it cannot listen."""
     assert main(["--port", str(collector.port)]) == 1
     assert "cannot start" in capsys.readouterr().err
+
+
+def test_serve_help_shows_command_port_modes_and_routes(capsys):
+    """main(["--help"]) names pattern-track serve, the default port, each fault mode and each control route."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: pattern-track serve ")
+    assert re.search(r"--port PORT [^-]*default: 8053", " ".join(out.split()))
+    lines = out.splitlines()
+    for mode in FAULT_MODES:
+        assert any(line.startswith(f"  {mode} ") for line in lines), mode
+    for route in ("GET /_collector/events", "GET /_collector/state", "POST /_collector/fault",
+                  "POST /_collector/reset"):
+        assert any(line.startswith(f"  {route} ") for line in lines), route
+
+
+@pytest.mark.parametrize("command,usage", [
+    (["-m", "pattern_track", "serve", "--help"], "usage: pattern-track serve "),
+    (["-m", "pattern_track.collector", "--help"], "usage: python -m pattern_track.collector "),
+], ids=["cli", "module"])
+def test_help_names_the_command_it_was_run_as(command, usage):
+    """--help through pattern-track says pattern-track serve; through python -m, the module."""
+    done = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout.startswith(usage), done.stderr
+
+
+def test_every_fault_mode_is_in_the_package_docstring():
+    """The package docstring has a bullet for every fault mode."""
+    import pattern_track.collector as package
+
+    for mode in FAULT_MODES:
+        assert re.search(rf"^- ``{mode}[`(]", package.__doc__, re.M), mode

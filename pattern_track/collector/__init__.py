@@ -24,7 +24,8 @@ only where said):
 - ``slow(delay_s=0.5)``: wait, then answer normally (health too).
 - ``trickle(interval_s=1.0)``: headers at once, then one body byte per interval.
 - ``redirect(location="/redirected")``: 307 to ``location``.
-- ``html``: 200 with an HTML page (health too). ``empty``: 200 with an empty body.
+- ``html``: 200 with an HTML page (health too).
+- ``empty``: 200 with an empty body.
 
 Control routes: ``POST /_collector/fault``, ``GET /_collector/state``,
 ``GET /_collector/events``, ``POST /_collector/reset``.

@@ -2,4 +2,4 @@
 
 from .command import main
 
-raise SystemExit(main())
+raise SystemExit(main(prog="python -m pattern_track.collector"))

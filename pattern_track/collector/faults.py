@@ -26,18 +26,17 @@ FAULTS: dict[str, dict[str, Any]] = {
     "trickle": {"interval_s": 1.0}, "redirect": {"location": "/redirected"}, "html": {}, "empty": {},
 }
 FAULT_MODES = tuple(FAULTS)
-#: What each mode imitates, one line each (``--help``).
+#: What each mode imitates, one line each (``--help`` adds the parameters).
 FAULT_HELP = {
     "none": "normal service",
-    "error": "track routes answer {detail} with that status (503 and 504 with the service's texts)",
+    "error": "track routes answer {detail} with status (503, 504 as the service)",
     "rate_limit": "track routes answer 429, with Retry-After only when given",
-    "degraded": "never reached its database: health says degraded, track routes answer 503",
-    "db_down": "database lost: health says healthy with an empty pool; one event gets the transient "
-               "400 ConnectionRefusedError, a batch a 200 with every event failed",
-    "hang": "never answer (health too) until the mode changes, then 504 with nothing stored",
-    "flaky": "every n-th track request answers 500",
-    "slow": "wait delay_s, then answer normally (health too)",
-    "trickle": "track answers: headers at once, then one body byte per interval_s",
+    "degraded": "never reached its database: health says degraded, track routes 503",
+    "db_down": "database lost: health healthy, pool empty; events fail 400 ConnectionRefusedError",
+    "hang": "no answer (health too) until the mode changes, then 504 and nothing stored",
+    "flaky": "every n-th track request answers 500 (n = every)",
+    "slow": "answer normally after delay_s (health too)",
+    "trickle": "track routes: headers at once, then one body byte per interval_s",
     "redirect": "track routes answer 307 to location",
     "html": "200 with an HTML sign-in page (health too)",
     "empty": "track routes answer 200 with an empty body",

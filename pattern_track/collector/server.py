@@ -28,10 +28,10 @@ _CONTROL = re.compile("/_collector/(?P<action>fault|reset|state|events)")
 _CONTROL_METHODS = {"fault": "POST", "reset": "POST", "state": "GET", "events": "GET"}
 #: The inspection and control routes, one line each (``--help``).
 CONTROL_ROUTES = {
-    "GET /_collector/events": "the stored events in arrival order, duplicates included (JSON list)",
-    "GET /_collector/state": "fault mode and params, request counts by route and status, sizes, rate window",
-    "POST /_collector/fault": 'switch the fault mode: {"mode": MODE, PARAM: VALUE, ...}; answers the state',
-    "POST /_collector/reset": "forget events, nodes, counts and the rate window (the fault mode stays)",
+    "GET /_collector/events": "the stored events, in arrival order, duplicates included",
+    "GET /_collector/state": "fault mode, request counts by route and status, sizes, rate window",
+    "POST /_collector/fault": 'set the fault mode: {"mode": MODE, PARAM: VALUE, ...}; answers the state',
+    "POST /_collector/reset": "forget events, nodes, counts and the rate window (keeps the fault mode)",
 }
 
 
