@@ -190,6 +190,38 @@ def test_missing_parent_or_pattern_is_validation_error(collector, event):
     assert len(collector.events()) == 1
 
 
+@pytest.mark.parametrize("event,error_type", [
+    (created(pattern_data={"code": "a\x00b"}), "UntranslatableCharacterError"),
+    (created(pattern_data={"nested": [{"k\x00": 1}]}), "UntranslatableCharacterError"),
+    (created(file_path="src/a\x00.py"), "CharacterNotInRepertoireError"),
+    (created(pattern_name="n\x00"), "CharacterNotInRepertoireError"),
+    (derived("x", "2.0.0", "p\x001"), "CharacterNotInRepertoireError"),
+], ids=["data_value", "data_key", "file_path", "pattern_name", "parent_id"])
+def test_nul_character_is_a_per_event_400(collector, event, error_type):
+    """A NUL in pattern_data is UntranslatableCharacterError, in a text field CharacterNotInRepertoireError."""
+    post(collector, TRACK, created("p1"))
+    response = post(collector, TRACK, event)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["success"] is False and body["error"]
+    assert body["metadata"]["error_type"] == error_type and "correlation_id" in body["metadata"]
+    assert len(collector.events()) == 1
+
+
+def test_nul_in_a_batch_fails_only_that_event(collector):
+    """In a batch, events with a NUL are in failed_results with their error_type; the others are stored."""
+    events = [created("a"), created("b", pattern_data={"code": "\x00"}), created("c", file_path="\x00"),
+              created("d", pattern_data={"code": "\\u0000 is only text"})]
+    response = post(collector, BATCH, {"events": events, "processing_mode": "sequential"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is False
+    assert body["batch_summary"]["successful_events"] == 2 and body["batch_summary"]["failed_events"] == 2
+    assert [(f["event_index"], f["pattern_id"], f["metadata"]["error_type"]) for f in body["failed_results"]] == [
+        (1, "b", "UntranslatableCharacterError"), (2, "c", "CharacterNotInRepertoireError")]
+    assert [e["pattern_id"] for e in collector.events()] == ["a", "d"]
+
+
 def test_only_first_parent_of_a_modification_is_used(collector):
     """A modification resolves only its first parent, so a missing second parent is not an error."""
     post(collector, TRACK, created("a"))

@@ -2,8 +2,8 @@
 
 Tests need a service that behaves like the real one in ``wire-contract.md``: the same
 routes, status codes and body shapes, odd ones included (a duplicate is a 200, a lost
-database is a 400 for one event but a 200 for a batch, ``/lineage/track-batch`` is a 405,
-a 429 has no ``Retry-After``). This is that service, in memory or on SQLite, built on the
+database is a 400 for one event but a 200 for a batch, a NUL character is a per-event 400,
+``/lineage/track-batch`` is a 405, a 429 has no ``Retry-After``). This is that service, in memory or on SQLite, built on the
 standard library alone and importing nothing else from ``pattern_track``, so it runs
 anywhere: ``python -m pattern_track.collector --port 8053``.
 

@@ -15,9 +15,9 @@ from os import urandom
 from typing import Any
 
 __all__ = [
-    "API", "Answer", "CREATIONS", "DEFAULT_PORT", "DERIVATIONS", "DETAILS", "EDGE_TYPES",
-    "EVENT_TYPES", "EventFailed", "MAX_LENGTHS", "NODE_FIELDS", "PHRASES", "Reply",
-    "SERVICE_RATE_LIMIT", "TRANSFORMATION_TYPES", "contract_error", "json_reply", "new_id",
+    "API", "Answer", "CREATIONS", "DEFAULT_PORT", "DERIVATIONS", "DETAILS", "EDGE_TYPES", "EVENT_TYPES",
+    "EventFailed", "MAX_LENGTHS", "NODE_FIELDS", "NUL_IN_JSON", "NUL_IN_TEXT", "PHRASES", "Reply",
+    "SERVICE_RATE_LIMIT", "TRANSFORMATION_TYPES", "contract_error", "has_nul", "json_reply", "new_id",
     "parse_body", "validate_batch", "validate_event",
 ]
 
@@ -35,6 +35,9 @@ DERIVATIONS = ("pattern_modified", "pattern_forked")
 #: varchar limits of the real tables: a longer value fails at INSERT, per event.
 MAX_LENGTHS = {"pattern_id": 255, "pattern_name": 255, "pattern_type": 100, "pattern_version": 50,
                "tool_name": 255, "language": 50, "triggered_by": 100}
+#: PostgreSQL stores no NUL character: as a text parameter, or as ``\u0000`` inside jsonb.
+NUL_IN_TEXT = ('invalid byte sequence for encoding "UTF8": 0x00', "CharacterNotInRepertoireError")
+NUL_IN_JSON = ("unsupported Unicode escape sequence", "UntranslatableCharacterError")
 NODE_FIELDS = ("pattern_id", "pattern_version", "pattern_name", "pattern_type", "language",
                "tool_name", "file_path", "pattern_data")
 
@@ -164,6 +167,22 @@ def validate_batch(doc: Any) -> tuple[list[dict], str | None, str]:
     if issues:
         raise Answer(422, {"detail": issues})
     return events, batch_id, mode
+
+
+def has_nul(value: Any) -> bool:
+    """Whether a NUL character is anywhere in a JSON value, keys included."""
+    stack = [value]  # a loop, not recursion: the nesting is the client's choice
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def contract_error(event: dict) -> str | None:

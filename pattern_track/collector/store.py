@@ -3,7 +3,8 @@
 Nodes are keyed by ``(pattern_id, pattern_version)``; a parent resolves to the newest node
 of its id, any version, as in the real service. ``Store.apply`` holds the service's rules
 for storing one contract-valid event (``wire-contract.md``): what a duplicate answers,
-which parents become edges, and the per-event failures the database gives.
+which parents become edges, and the per-event failures the database gives (parent not
+found, a value too long for its column, a NUL character, which PostgreSQL cannot store).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import threading
 import time
 from typing import Any
 
-from .contract import CREATIONS, MAX_LENGTHS, NODE_FIELDS, Answer, EventFailed, new_id
+from .contract import (CREATIONS, MAX_LENGTHS, NODE_FIELDS, NUL_IN_JSON, NUL_IN_TEXT, Answer, EventFailed, has_nul,
+                       new_id)
 
 __all__ = ["Store"]
 
@@ -112,6 +114,8 @@ class Store:
         Raises EventFailed for the service's per-event failures, Answer for a self-loop.
         """
         kind, pid, version = event["event_type"], event["pattern_id"], event["pattern_version"]
+        if has_nul([pid, version]):  # the first lookup already carries them
+            raise EventFailed(*NUL_IN_TEXT)
         node, edges, status = self.node(pid, version), [], "created"
         if kind in CREATIONS:  # parent_pattern_ids and edge_type are ignored
             status = "already_exists" if node else "created"
@@ -125,6 +129,11 @@ class Store:
         if too_long:
             raise EventFailed(f"value too long for type character varying({too_long[0]})",
                               "StringDataRightTruncationError")
+        # The INSERTs carry the other text fields, and pattern_data as jsonb (node and event row).
+        if has_nul([value for value in event.values() if isinstance(value, str)]):
+            raise EventFailed(*NUL_IN_TEXT)
+        if has_nul(event["pattern_data"]):
+            raise EventFailed(*NUL_IN_JSON)
         if node is None:
             node = {"node_id": new_id(), "status": "active", "parents": [],
                     "created_at": time.time(), **{name: event[name] for name in NODE_FIELDS}}
@@ -145,6 +154,8 @@ class Store:
         transformation = "merge" if merge else (event["transformation_type"] or "refactor")
         edges = []
         for name in event["parent_pattern_ids"][:None if merge else 1]:
+            if "\x00" in name:
+                raise EventFailed(*NUL_IN_TEXT)
             parent = self.newest(name)
             if parent is None:
                 raise EventFailed(f"Parent pattern {name} not found", "validation_error")
