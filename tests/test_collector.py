@@ -427,6 +427,47 @@ def test_db_down_fault(collector):
     assert collector.events() == []
 
 
+def test_unknown_error_fault_fails_one_event_with_its_type(collector):
+    """unknown_error answers one event with a 400 success:false carrying the given error_type."""
+    collector.set_fault("unknown_error")
+    response = post(collector, TRACK, created())
+    assert response.status_code == 400
+    body = response.json()
+    assert body["success"] is False and body["error"]
+    assert body["metadata"]["error_type"] == "WeirdError" and "correlation_id" in body["metadata"]
+    assert collector.events() == []
+
+
+def test_unknown_error_fault_in_a_batch_fails_only_matching_events(collector):
+    """In a batch, only events whose pattern_id contains match fail; the others are stored, summary counted."""
+    collector.set_fault("unknown_error", error_type="KeyError", match="bad")
+    events = [created("ok-1"), created("bad-1"), created("ok-2")]
+    response = post(collector, BATCH, {"events": events, "processing_mode": "sequential"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is False
+    assert body["batch_summary"] == {"total_events": 3, "successful_events": 2, "failed_events": 1,
+                                     "handled_duplicates": 0, "processing_mode": "sequential",
+                                     "requested_processing_mode": "sequential"}
+    (failed,) = body["failed_results"]
+    assert (failed["event_index"], failed["pattern_id"], failed["metadata"]) == (1, "bad-1", {"error_type": "KeyError"})
+    assert failed["error"]
+    assert [r["event_index"] for r in body["successful_results"]] == [0, 2]
+    assert [e["pattern_id"] for e in collector.events()] == ["ok-1", "ok-2"]
+    assert post(collector, TRACK, created("fine")).status_code == 200
+
+
+def test_unknown_error_fault_set_over_http(collector):
+    """unknown_error takes its parameters over POST /_collector/fault; health stays healthy with a pool."""
+    response = requests.post(collector.url + "/_collector/fault", timeout=5,
+                             json={"mode": "unknown_error", "error_type": "OSError", "match": "x"})
+    assert response.json()["params"] == {"error_type": "OSError", "match": "x"}
+    assert post(collector, TRACK, created("x1")).json()["metadata"]["error_type"] == "OSError"
+    assert post(collector, TRACK, created("y1")).status_code == 200
+    health = requests.get(collector.url + HEALTH, timeout=5).json()
+    assert health["status"] == "healthy" and health["performance"]["database_pool"]["pool_size"] > 0
+
+
 def test_hang_fault_times_out_until_released(collector):
     """In hang mode track and health never answer; set_fault("none") restores service."""
     collector.set_fault("hang")
@@ -530,7 +571,8 @@ def test_empty_fault(collector):
 
 @pytest.mark.parametrize("mode,params", [
     ("explode", {}), ("error", {"status": "x"}), ("error", {"status": 200}), ("flaky", {"every": 0}),
-    ("slow", {"delay": 1}), ("trickle", {"interval_s": -1})])
+    ("slow", {"delay": 1}), ("trickle", {"interval_s": -1}), ("unknown_error", {"error_type": ""}),
+    ("unknown_error", {"pattern": "x"})])
 def test_set_fault_rejects_bad_modes_and_params(collector, mode, params):
     """An unknown mode, an unknown parameter or a bad value raises ValueError."""
     with pytest.raises(ValueError):

@@ -26,6 +26,11 @@ only where said):
 - ``redirect(location="/redirected")``: 307 to ``location``.
 - ``html``: 200 with an HTML page (health too).
 - ``empty``: 200 with an empty body.
+- ``unknown_error(error_type="WeirdError", match="")``: each event whose ``pattern_id``
+  contains ``match`` (every event when empty) fails in the service's per-event shape with
+  that ``error_type``: a 400 ``{success: false, error, metadata: {error_type}}`` alone, an
+  entry of ``failed_results`` in a batch (a 200) whose other events are stored. The type
+  a client has never seen, for testing how it treats one.
 
 Control routes: ``POST /_collector/fault``, ``GET /_collector/state``,
 ``GET /_collector/events``, ``POST /_collector/reset``.

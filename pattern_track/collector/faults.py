@@ -24,6 +24,7 @@ FAULTS: dict[str, dict[str, Any]] = {
     "none": {}, "error": {"status": 500, "detail": None}, "rate_limit": {"retry_after": None},
     "degraded": {}, "db_down": {}, "hang": {}, "flaky": {"every": 2}, "slow": {"delay_s": 0.5},
     "trickle": {"interval_s": 1.0}, "redirect": {"location": "/redirected"}, "html": {}, "empty": {},
+    "unknown_error": {"error_type": "WeirdError", "match": ""},
 }
 FAULT_MODES = tuple(FAULTS)
 #: What each mode imitates, one line each (``--help`` adds the parameters).
@@ -40,9 +41,10 @@ FAULT_HELP = {
     "redirect": "track routes answer 307 to location",
     "html": "200 with an HTML sign-in page (health too)",
     "empty": "track routes answer 200 with an empty body",
+    "unknown_error": "events with match in pattern_id fail with error_type, one by one",
 }
 _PARAM_TYPES = {"status": int, "detail": str, "retry_after": str, "every": int,
-                "delay_s": float, "interval_s": float, "location": str}
+                "delay_s": float, "interval_s": float, "location": str, "error_type": str, "match": str}
 _DB_DOWN = ("[Errno 111] Connect call failed", "ConnectionRefusedError")
 _HTML = b"<html><head><title>Sign in</title></head><body><h1>Please sign in</h1></body></html>"
 #: asyncpg's pool: min_size connections once created, what health shows when it is not empty.
@@ -65,6 +67,8 @@ def checked_params(mode: str, params: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"fault parameter {name}={value!r} is not {expected}") from None
     if mode == "error" and (merged["status"] < 400 or merged["status"] not in PHRASES):
         raise ValueError(f"fault status {merged['status']} is not an HTTP error status")
+    if mode == "unknown_error" and not merged["error_type"]:
+        raise ValueError("fault unknown_error needs a non-empty error_type")
     if merged.get("every", 1) < 1 or min(merged.get("delay_s", 0), merged.get("interval_s", 0)) < 0:
         raise ValueError(f"fault parameters out of range: {merged}")
     return merged
@@ -155,10 +159,17 @@ class Faults:
         return None
 
     def event_failure(self, event: dict) -> EventFailed | None:
-        """The per-event failure the mode imposes on this event, checked before it is stored."""
+        """The per-event failure the mode imposes on this event, checked before it is stored.
+
+        The route answers it in the service's per-event shape: a 400 for one event, an
+        entry of ``failed_results`` in a batch whose other events are stored.
+        """
         with self._lock:
-            if self._mode == "db_down":
-                return EventFailed(*_DB_DOWN)
+            mode, params = self._mode, self._params
+        if mode == "db_down":
+            return EventFailed(*_DB_DOWN)
+        if mode == "unknown_error" and params["match"] in event["pattern_id"]:
+            return EventFailed(f"unexpected {params['error_type']} while storing the event", params["error_type"])
         return None
 
     def health(self) -> tuple[bool, dict | None]:
