@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -33,6 +34,14 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def poll_until(predicate, timeout_s=5.0):
+    """Ask predicate() every 20 ms until it holds or timeout_s pass; returns its last answer."""
+    deadline, tick = time.monotonic() + timeout_s, threading.Event()
+    while not predicate() and time.monotonic() < deadline:
+        tick.wait(0.02)
+    return predicate()
 
 
 @pytest.fixture
@@ -468,6 +477,46 @@ def test_unknown_error_fault_set_over_http(collector):
     assert health["status"] == "healthy" and health["performance"]["database_pool"]["pool_size"] > 0
 
 
+def pool(c):
+    """Health's (pool_size, free_size), after checking it still says healthy and operational."""
+    body = requests.get(c.url + HEALTH, timeout=5).json()
+    assert body["status"] == "healthy" and body["components"]["lineage_tracker"] == "operational"
+    return body["performance"]["database_pool"]["pool_size"], body["performance"]["database_pool"]["free_size"]
+
+
+def test_idle_pool_fault_empties_the_pool_until_a_track_request():
+    """idle_pool: the pool is empty when set and idle_s after the last track request; only track refills it."""
+    clock = FakeClock()
+    with Collector(clock=clock) as c:
+        c.set_fault("idle_pool")
+        assert pool(c) == (0, 0) and c.state()["pool_size"] == 0
+        assert post(c, TRACK, created("a")).status_code == 200
+        full = pool(c)
+        assert full[0] > 0 and full[1] > 0
+        clock.now += 299.9
+        assert pool(c) == full
+        clock.now += 0.1
+        assert pool(c) == (0, 0) and pool(c) == (0, 0)  # asking health does not refill it
+        assert post(c, TRACK, {"bad": True}).status_code == 422  # never reached the database
+        assert pool(c) == (0, 0)
+        assert post(c, BATCH, {"events": [created("b")], "processing_mode": "sequential"}).status_code == 200
+        assert pool(c) == full
+        assert [e["pattern_id"] for e in c.events()] == ["a", "b"]
+        c.set_fault("none")
+        clock.now += 10_000
+        assert pool(c) == full  # the default mode never idles
+
+
+def test_idle_pool_fault_empties_again_on_the_real_clock(collector):
+    """With a small idle_s on the real clock, a refilled pool empties again by itself."""
+    collector.set_fault("idle_pool", idle_s=0.5)
+    assert collector.state()["pool_size"] == 0
+    assert post(collector, TRACK, created()).status_code == 200
+    assert collector.state()["pool_size"] > 0
+    assert poll_until(lambda: collector.state()["pool_size"] == 0, timeout_s=5.0)
+    assert pool(collector) == (0, 0)
+
+
 def test_hang_fault_times_out_until_released(collector):
     """In hang mode track and health never answer; set_fault("none") restores service."""
     collector.set_fault("hang")
@@ -572,7 +621,7 @@ def test_empty_fault(collector):
 @pytest.mark.parametrize("mode,params", [
     ("explode", {}), ("error", {"status": "x"}), ("error", {"status": 200}), ("flaky", {"every": 0}),
     ("slow", {"delay": 1}), ("trickle", {"interval_s": -1}), ("unknown_error", {"error_type": ""}),
-    ("unknown_error", {"pattern": "x"})])
+    ("unknown_error", {"pattern": "x"}), ("idle_pool", {"idle_s": -1}), ("idle_pool", {"idle_s": "soon"})])
 def test_set_fault_rejects_bad_modes_and_params(collector, mode, params):
     """An unknown mode, an unknown parameter or a bad value raises ValueError."""
     with pytest.raises(ValueError):

@@ -31,6 +31,12 @@ only where said):
   that ``error_type``: a 400 ``{success: false, error, metadata: {error_type}}`` alone, an
   entry of ``failed_results`` in a batch (a 200) whose other events are stored. The type
   a client has never seen, for testing how it treats one.
+- ``idle_pool(idle_s=300.0)``: the real service's asyncpg pool, which empties after 300 s
+  without a lineage request: health says healthy / operational but ``database_pool`` has
+  ``pool_size`` and ``free_size`` 0 from the moment the mode is set, and again ``idle_s``
+  after the last track request (single or batch) that got past validation; such a
+  request is served normally and refills the pool. Health requests never refill it. The
+  collector's ``clock`` times it. (Mode ``none`` always reports a full pool.)
 
 Control routes: ``POST /_collector/fault``, ``GET /_collector/state``,
 ``GET /_collector/events``, ``POST /_collector/reset``.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from .contract import DETAILS, PHRASES, EventFailed, Reply, json_reply
 
@@ -24,7 +24,7 @@ FAULTS: dict[str, dict[str, Any]] = {
     "none": {}, "error": {"status": 500, "detail": None}, "rate_limit": {"retry_after": None},
     "degraded": {}, "db_down": {}, "hang": {}, "flaky": {"every": 2}, "slow": {"delay_s": 0.5},
     "trickle": {"interval_s": 1.0}, "redirect": {"location": "/redirected"}, "html": {}, "empty": {},
-    "unknown_error": {"error_type": "WeirdError", "match": ""},
+    "unknown_error": {"error_type": "WeirdError", "match": ""}, "idle_pool": {"idle_s": 300.0},
 }
 FAULT_MODES = tuple(FAULTS)
 #: What each mode imitates, one line each (``--help`` adds the parameters).
@@ -42,9 +42,11 @@ FAULT_HELP = {
     "html": "200 with an HTML sign-in page (health too)",
     "empty": "track routes answer 200 with an empty body",
     "unknown_error": "events with match in pattern_id fail with error_type, one by one",
+    "idle_pool": "health healthy, but pool_size 0 until a track request and idle_s after one",
 }
 _PARAM_TYPES = {"status": int, "detail": str, "retry_after": str, "every": int,
-                "delay_s": float, "interval_s": float, "location": str, "error_type": str, "match": str}
+                "delay_s": float, "interval_s": float, "location": str, "error_type": str, "match": str,
+                "idle_s": float}
 _DB_DOWN = ("[Errno 111] Connect call failed", "ConnectionRefusedError")
 _HTML = b"<html><head><title>Sign in</title></head><body><h1>Please sign in</h1></body></html>"
 #: asyncpg's pool: min_size connections once created, what health shows when it is not empty.
@@ -69,20 +71,25 @@ def checked_params(mode: str, params: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"fault status {merged['status']} is not an HTTP error status")
     if mode == "unknown_error" and not merged["error_type"]:
         raise ValueError("fault unknown_error needs a non-empty error_type")
-    if merged.get("every", 1) < 1 or min(merged.get("delay_s", 0), merged.get("interval_s", 0)) < 0:
+    durations = [merged.get(name, 0) for name in ("delay_s", "interval_s", "idle_s")]
+    if merged.get("every", 1) < 1 or min(durations) < 0:
         raise ValueError(f"fault parameters out of range: {merged}")
     return merged
 
 
 class Faults:
-    """The current fault mode, shared by the request threads; ``stopping`` ends waits early."""
+    """The current fault mode, shared by the request threads.
 
-    def __init__(self, stopping: threading.Event) -> None:
-        self._stopping = stopping
+    ``stopping`` ends waits early; ``clock`` (monotonic seconds) times the idle pool.
+    """
+
+    def __init__(self, stopping: threading.Event, clock: Callable[[], float]) -> None:
+        self._stopping, self._clock = stopping, clock
         self._lock = threading.Lock()  # everything below
         self._mode, self._params = "none", {}
         self._release = threading.Event()  # set when the current hang must end
         self._hits = self._hanging = 0
+        self._last_track: float | None = None  # when a track request last reached the database
 
     def set(self, mode: str, **params: Any) -> None:
         """Switch the mode; requests hung so far are released (and answer 504)."""
@@ -91,6 +98,7 @@ class Faults:
             self._release.set()
             self._release = threading.Event()
             self._mode, self._params, self._hits = mode, merged, 0
+            self._last_track = None  # an idle pool starts empty
         logger.info("collector fault mode %s %s", mode, merged)
 
     def rearm(self) -> None:
@@ -109,7 +117,9 @@ class Faults:
 
     def state(self) -> dict:
         with self._lock:
-            return {"mode": self._mode, "params": dict(self._params), "hanging": self._hanging}
+            state = {"mode": self._mode, "params": dict(self._params), "hanging": self._hanging}
+        pool = self.health()[1]
+        return {**state, "pool_size": None if pool is None else pool["pool_size"]}
 
     def before(self, route: str) -> Reply | None | bool:
         """The answer the mode imposes on this route, False for none, None to hang up."""
@@ -172,11 +182,22 @@ class Faults:
             return EventFailed(f"unexpected {params['error_type']} while storing the event", params["error_type"])
         return None
 
-    def health(self) -> tuple[bool, dict | None]:
-        """Whether health says degraded, and its ``performance.database_pool`` (None: no pool)."""
+    def track_reached_database(self) -> None:
+        """A track request passed validation and used the database: asyncpg refills its pool."""
+        now = self._clock()
         with self._lock:
-            mode = self._mode
+            self._last_track = now
+
+    def health(self) -> tuple[bool, dict | None]:
+        """Whether health says degraded, and its ``performance.database_pool`` (None: no pool).
+
+        Health never refills an idle pool: only ``track_reached_database`` does.
+        """
+        now = self._clock()
+        with self._lock:
+            mode, params, last = self._mode, self._params, self._last_track
         if mode == "degraded":  # a service that never reached its database has no pool at all
             return True, None
-        size = 0 if mode == "db_down" else _POOL["min_size"]
+        idle = mode == "idle_pool" and (last is None or now - last >= params["idle_s"])
+        size = 0 if mode == "db_down" or idle else _POOL["min_size"]
         return False, {**_POOL, "pool_size": size, "free_size": size}

@@ -43,7 +43,8 @@ class Collector:
     ...     requests.post(c.url + "/api/pattern-traceability/lineage/track", json=event)
 
     ``rate_limit`` requests per sliding ``window_s`` are shared by all clients (None: no
-    limit); ``clock`` is the window's monotonic clock, so tests can move time by hand.
+    limit); ``clock`` is the monotonic clock of the rate window and of the ``idle_pool``
+    fault, so tests can move time by hand.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, db_path: str | None = None,
@@ -52,7 +53,7 @@ class Collector:
         self._host, self._port = host, port
         self._store = Store(db_path)
         self._stopping = threading.Event()
-        self._faults = Faults(self._stopping)
+        self._faults = Faults(self._stopping, clock)
         self._service = Service(self._store, self._faults, rate_limit=rate_limit, window_s=window_s,
                                 clock=clock, batch_route=batch_route)
         self._lock = threading.Lock()  # the counts
@@ -130,7 +131,7 @@ class Collector:
             return store.changed.wait_for(lambda: store.sizes()[1] >= count, timeout)
 
     def state(self) -> dict:
-        """Fault mode and params, request counts by route and status, storage sizes, rate window."""
+        """Fault mode and params, health's pool_size, request counts by route and status, sizes, rate window."""
         nodes, events = self._store.sizes()
         with self._lock:
             requests = {route: dict(counts) for route, counts in self._counts.items()}

@@ -113,6 +113,7 @@ class Service:
         detail = contract_error(event)
         if detail:
             raise Answer(400, {"detail": detail})
+        self._faults.track_reached_database()
         try:
             with self._store.lock:
                 data = self._apply(event, None)
@@ -130,6 +131,7 @@ class Service:
             detail = contract_error(event)
             if detail:  # one bad event rejects the whole batch before anything is stored
                 raise Answer(400, {"detail": f"Event {index}: {detail}"})
+        self._faults.track_reached_database()
         batch_id, succeeded, failed = batch_id or new_id(), [], []
         with self._store.lock:  # always in order, whatever was requested
             for index, event in enumerate(events):
