@@ -517,6 +517,52 @@ def test_idle_pool_fault_empties_again_on_the_real_clock(collector):
     assert pool(collector) == (0, 0)
 
 
+def test_body_limit_fault_refuses_large_bodies_like_nginx(collector):
+    """body_limit answers a body over max_bytes with nginx's HTML 413 and stores nothing; at the limit it serves."""
+    collector.set_fault("body_limit", max_bytes=1000)
+    body = json.dumps(created("big", pattern_data={"blob": "x" * 2000}))
+    for path, data in ((TRACK, body), (BATCH, json.dumps({"events": [json.loads(body)]}))):
+        response = requests.post(collector.url + path, data=data, timeout=5,
+                                 headers={"Content-Type": "application/json"})
+        assert response.status_code == 413
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert response.headers["Connection"] == "close"
+        assert "<title>413 Request Entity Too Large</title>" in response.text
+    assert collector.events() == []
+    assert collector.state()["rate_limit"]["current_window_requests"] == 0  # refused before the service
+    assert collector.state()["requests"] == {"track": {"413": 1}, "batch": {"413": 1}}
+    exact = json.dumps(created("small")).encode()
+    collector.set_fault("body_limit", max_bytes=len(exact))
+    assert requests.post(collector.url + TRACK, data=exact, timeout=5,
+                         headers={"Content-Type": "application/json"}).status_code == 200
+    collector.set_fault("body_limit", max_bytes=len(exact) - 1)
+    assert requests.post(collector.url + TRACK, data=exact, timeout=5,
+                         headers={"Content-Type": "application/json"}).status_code == 413
+    assert [e["pattern_id"] for e in collector.events()] == ["small"]
+
+
+def test_body_limit_fault_spares_control_routes(collector):
+    """The collector's own routes are not behind the proxy: a large fault request still switches the mode."""
+    collector.set_fault("body_limit", max_bytes=10)
+    assert collector.state()["params"] == {"max_bytes": 10}
+    padded = b'{"mode": "none"' + b" " * 100 + b"}"
+    assert requests.post(collector.url + "/_collector/fault", data=padded, timeout=5).status_code == 200
+    assert collector.state()["mode"] == "none"
+
+
+def test_body_limit_default_is_64_kib(collector):
+    """body_limit's default max_bytes is 65536: 64 KiB passes, one byte more is refused."""
+    collector.set_fault("body_limit")
+    overhead = len(json.dumps(created(pattern_data={"blob": ""})))
+    fits = json.dumps(created(pattern_data={"blob": "x" * (65536 - overhead)}))
+    assert len(fits) == 65536
+    assert requests.post(collector.url + TRACK, data=fits, timeout=5,
+                         headers={"Content-Type": "application/json"}).status_code == 200
+    response = requests.post(collector.url + TRACK, data=fits + " ", timeout=5,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and len(collector.events()) == 1
+
+
 def test_hang_fault_times_out_until_released(collector):
     """In hang mode track and health never answer; set_fault("none") restores service."""
     collector.set_fault("hang")
@@ -621,7 +667,8 @@ def test_empty_fault(collector):
 @pytest.mark.parametrize("mode,params", [
     ("explode", {}), ("error", {"status": "x"}), ("error", {"status": 200}), ("flaky", {"every": 0}),
     ("slow", {"delay": 1}), ("trickle", {"interval_s": -1}), ("unknown_error", {"error_type": ""}),
-    ("unknown_error", {"pattern": "x"}), ("idle_pool", {"idle_s": -1}), ("idle_pool", {"idle_s": "soon"})])
+    ("unknown_error", {"pattern": "x"}), ("idle_pool", {"idle_s": -1}), ("idle_pool", {"idle_s": "soon"}),
+    ("body_limit", {"max_bytes": -1}), ("body_limit", {"limit": 10})])
 def test_set_fault_rejects_bad_modes_and_params(collector, mode, params):
     """An unknown mode, an unknown parameter or a bad value raises ValueError."""
     with pytest.raises(ValueError):

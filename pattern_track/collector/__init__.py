@@ -37,6 +37,11 @@ only where said):
   after the last track request (single or batch) that got past validation; such a
   request is served normally and refills the pool. Health requests never refill it. The
   collector's ``clock`` times it. (Mode ``none`` always reports a full pool.)
+- ``body_limit(max_bytes=65536)``: a proxy in front of the service that refuses large
+  bodies, as nginx's ``client_max_body_size`` does: a request (to any route but
+  ``/_collector/*``) whose body is longer than ``max_bytes`` gets a 413 with nginx's
+  HTML page and ``Connection: close``, and nothing is stored or counted against the
+  rate limit; smaller requests are served normally.
 
 Control routes: ``POST /_collector/fault``, ``GET /_collector/state``,
 ``GET /_collector/events``, ``POST /_collector/reset``.

@@ -65,7 +65,8 @@ DETAILS = {500: "Internal Server Error", 503: "Database connection not available
 
 @dataclasses.dataclass
 class Reply:
-    """One answer as the handler writes it; ``trickle_s`` sends the body a byte at a time."""
+    """One answer as the handler writes it; ``trickle_s`` sends the body a byte at a time,
+    ``close`` ends the connection after it."""
 
     status: int
     body: bytes = b""
@@ -73,6 +74,7 @@ class Reply:
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     trickle_s: float | None = None
     route: str = "unknown"
+    close: bool = False
 
 
 _ids = itertools.count(int.from_bytes(urandom(6), "big"))

@@ -3,8 +3,9 @@
 ``FAULTS`` declares each mode with its parameters and their defaults (any other parameter
 is refused) and ``FAULT_HELP`` says in one line what each imitates; the package docstring
 and ``--help`` describe them to people. ``Faults`` holds the current mode for the request
-threads: what it imposes on a route before the route runs (``before``), on one event
-(``event_failure``), and on the health answer (``health``).
+threads: what a proxy in front refuses (``proxy_refusal``), what the mode imposes on a
+route before the route runs (``before``), on one event (``event_failure``), and on the
+health answer (``health``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ FAULTS: dict[str, dict[str, Any]] = {
     "degraded": {}, "db_down": {}, "hang": {}, "flaky": {"every": 2}, "slow": {"delay_s": 0.5},
     "trickle": {"interval_s": 1.0}, "redirect": {"location": "/redirected"}, "html": {}, "empty": {},
     "unknown_error": {"error_type": "WeirdError", "match": ""}, "idle_pool": {"idle_s": 300.0},
+    "body_limit": {"max_bytes": 65536},
 }
 FAULT_MODES = tuple(FAULTS)
 #: What each mode imitates, one line each (``--help`` adds the parameters).
@@ -43,12 +45,17 @@ FAULT_HELP = {
     "empty": "track routes answer 200 with an empty body",
     "unknown_error": "events with match in pattern_id fail with error_type, one by one",
     "idle_pool": "health healthy, but pool_size 0 until a track request and idle_s after one",
+    "body_limit": "a proxy in front: a body over max_bytes gets nginx's HTML 413, nothing stored",
 }
 _PARAM_TYPES = {"status": int, "detail": str, "retry_after": str, "every": int,
                 "delay_s": float, "interval_s": float, "location": str, "error_type": str, "match": str,
-                "idle_s": float}
+                "idle_s": float, "max_bytes": int}
 _DB_DOWN = ("[Errno 111] Connect call failed", "ConnectionRefusedError")
 _HTML = b"<html><head><title>Sign in</title></head><body><h1>Please sign in</h1></body></html>"
+#: nginx's own page for client_max_body_size (it also closes the connection).
+_NGINX_413 = (b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n"
+              b"<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n"
+              b"</body>\r\n</html>\r\n")
 #: asyncpg's pool: min_size connections once created, what health shows when it is not empty.
 _POOL = {"min_size": 2, "max_size": 10}
 
@@ -72,7 +79,7 @@ def checked_params(mode: str, params: dict[str, Any]) -> dict[str, Any]:
     if mode == "unknown_error" and not merged["error_type"]:
         raise ValueError("fault unknown_error needs a non-empty error_type")
     durations = [merged.get(name, 0) for name in ("delay_s", "interval_s", "idle_s")]
-    if merged.get("every", 1) < 1 or min(durations) < 0:
+    if merged.get("every", 1) < 1 or min(durations) < 0 or merged.get("max_bytes", 0) < 0:
         raise ValueError(f"fault parameters out of range: {merged}")
     return merged
 
@@ -120,6 +127,13 @@ class Faults:
             state = {"mode": self._mode, "params": dict(self._params), "hanging": self._hanging}
         pool = self.health()[1]
         return {**state, "pool_size": None if pool is None else pool["pool_size"]}
+
+    def proxy_refusal(self, body_bytes: int) -> Reply | None:
+        """What a proxy in front of the service answers instead of passing the request on."""
+        with self._lock:
+            if self._mode == "body_limit" and body_bytes > self._params["max_bytes"]:
+                return Reply(413, _NGINX_413, "text/html", close=True)
+        return None
 
     def before(self, route: str) -> Reply | None | bool:
         """The answer the mode imposes on this route, False for none, None to hang up."""

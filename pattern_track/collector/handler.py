@@ -88,6 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         server.count(reply)
+        self.close_connection = self.close_connection or reply.close
         try:
             self.send_response(reply.status)
             if reply.content_type:

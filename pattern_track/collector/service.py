@@ -1,9 +1,10 @@
 """``Service``: the real service's routes over a ``Store``, with the fault mode and the rate window.
 
-A request is routed (a path known under another method is a 405, as in FastAPI), counted
-against the rate window shared by all clients, offered to the fault mode, then answered
-by its route: the two track routes store through ``Store``, health reports the fault
-mode's view of the database, ``GET /lineage/{id}`` reads the store back.
+A request is routed (a path known under another method is a 405, as in FastAPI), may be
+refused by a proxy in front (the ``body_limit`` fault), is counted against the rate window
+shared by all clients, offered to the fault mode, then answered by its route: the two
+track routes store through ``Store``, health reports the fault mode's view of the
+database, ``GET /lineage/{id}`` reads the store back.
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ class Service:
                 route, match = name, found
                 break
             elsewhere = elsewhere or bool(found)
+        # A proxy in front refuses before the service routes, limits or stores anything.
+        if (refused := self._faults.proxy_refusal(len(body))) is not None:
+            refused.route = route or "unknown"
+            return refused
         if route is None:
             status, detail = (405, "Method Not Allowed") if elsewhere else (404, "Not Found")
             return json_reply(status, {"detail": detail})
