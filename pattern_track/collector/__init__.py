@@ -2,14 +2,15 @@
 
 Tests need a service that behaves like the real one in ``wire-contract.md``: the same
 routes, status codes and body shapes, odd ones included (a duplicate is a 200, a lost
-database is a 400 for one event but a 200 for a batch, a NUL character is a per-event 400,
-``/lineage/track-batch`` is a 405, a 429 has no ``Retry-After``). This is that service, in memory or on SQLite, built on the
-standard library alone and importing nothing else from ``pattern_track``, so it runs
-anywhere: ``python -m pattern_track.collector --port 8053``.
+database is a 400 for one event but a 200 for a batch, a NUL character is a per-event
+400, ``/lineage/track-batch`` is a 405, a 429 has no ``Retry-After``). This is that
+service, in memory or on SQLite, built on the standard library alone and importing
+nothing else from ``pattern_track``, so it runs anywhere:
+``python -m pattern_track.collector --port 8053`` or ``pattern-track serve``.
 
 Fault modes, switched at run time by ``Collector.set_fault(mode, **params)`` or
 ``POST /_collector/fault {"mode": ..., **params}``, act on the two track routes (health
-only where said):
+and other routes only where said):
 
 - ``none``: normal service.
 - ``error(status=500, detail=None)``: ``{"detail"}`` with that status (503 and 504 carry
