@@ -6,10 +6,12 @@ import concurrent.futures
 import http.client
 import json
 import pathlib
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -32,6 +34,14 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def poll_until(predicate, timeout_s=5.0):
+    """Ask predicate() every 20 ms until it holds or timeout_s pass; returns its last answer."""
+    deadline, tick = time.monotonic() + timeout_s, threading.Event()
+    while not predicate() and time.monotonic() < deadline:
+        tick.wait(0.02)
+    return predicate()
 
 
 @pytest.fixture
@@ -187,6 +197,38 @@ def test_missing_parent_or_pattern_is_validation_error(collector, event):
     assert body["success"] is False and "not found" in body["error"]
     assert body["metadata"]["error_type"] == "validation_error"
     assert len(collector.events()) == 1
+
+
+@pytest.mark.parametrize("event,error_type", [
+    (created(pattern_data={"code": "a\x00b"}), "UntranslatableCharacterError"),
+    (created(pattern_data={"nested": [{"k\x00": 1}]}), "UntranslatableCharacterError"),
+    (created(file_path="src/a\x00.py"), "CharacterNotInRepertoireError"),
+    (created(pattern_name="n\x00"), "CharacterNotInRepertoireError"),
+    (derived("x", "2.0.0", "p\x001"), "CharacterNotInRepertoireError"),
+], ids=["data_value", "data_key", "file_path", "pattern_name", "parent_id"])
+def test_nul_character_is_a_per_event_400(collector, event, error_type):
+    """A NUL in pattern_data is UntranslatableCharacterError, in a text field CharacterNotInRepertoireError."""
+    post(collector, TRACK, created("p1"))
+    response = post(collector, TRACK, event)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["success"] is False and body["error"]
+    assert body["metadata"]["error_type"] == error_type and "correlation_id" in body["metadata"]
+    assert len(collector.events()) == 1
+
+
+def test_nul_in_a_batch_fails_only_that_event(collector):
+    """In a batch, events with a NUL are in failed_results with their error_type; the others are stored."""
+    events = [created("a"), created("b", pattern_data={"code": "\x00"}), created("c", file_path="\x00"),
+              created("d", pattern_data={"code": "\\u0000 is only text"})]
+    response = post(collector, BATCH, {"events": events, "processing_mode": "sequential"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is False
+    assert body["batch_summary"]["successful_events"] == 2 and body["batch_summary"]["failed_events"] == 2
+    assert [(f["event_index"], f["pattern_id"], f["metadata"]["error_type"]) for f in body["failed_results"]] == [
+        (1, "b", "UntranslatableCharacterError"), (2, "c", "CharacterNotInRepertoireError")]
+    assert [e["pattern_id"] for e in collector.events()] == ["a", "d"]
 
 
 def test_only_first_parent_of_a_modification_is_used(collector):
@@ -394,6 +436,133 @@ def test_db_down_fault(collector):
     assert collector.events() == []
 
 
+def test_unknown_error_fault_fails_one_event_with_its_type(collector):
+    """unknown_error answers one event with a 400 success:false carrying the given error_type."""
+    collector.set_fault("unknown_error")
+    response = post(collector, TRACK, created())
+    assert response.status_code == 400
+    body = response.json()
+    assert body["success"] is False and body["error"]
+    assert body["metadata"]["error_type"] == "WeirdError" and "correlation_id" in body["metadata"]
+    assert collector.events() == []
+
+
+def test_unknown_error_fault_in_a_batch_fails_only_matching_events(collector):
+    """In a batch, only events whose pattern_id contains match fail; the others are stored, summary counted."""
+    collector.set_fault("unknown_error", error_type="KeyError", match="bad")
+    events = [created("ok-1"), created("bad-1"), created("ok-2")]
+    response = post(collector, BATCH, {"events": events, "processing_mode": "sequential"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["success"] is False
+    assert body["batch_summary"] == {"total_events": 3, "successful_events": 2, "failed_events": 1,
+                                     "handled_duplicates": 0, "processing_mode": "sequential",
+                                     "requested_processing_mode": "sequential"}
+    (failed,) = body["failed_results"]
+    assert (failed["event_index"], failed["pattern_id"], failed["metadata"]) == (1, "bad-1", {"error_type": "KeyError"})
+    assert failed["error"]
+    assert [r["event_index"] for r in body["successful_results"]] == [0, 2]
+    assert [e["pattern_id"] for e in collector.events()] == ["ok-1", "ok-2"]
+    assert post(collector, TRACK, created("fine")).status_code == 200
+
+
+def test_unknown_error_fault_set_over_http(collector):
+    """unknown_error takes its parameters over POST /_collector/fault; health stays healthy with a pool."""
+    response = requests.post(collector.url + "/_collector/fault", timeout=5,
+                             json={"mode": "unknown_error", "error_type": "OSError", "match": "x"})
+    assert response.json()["params"] == {"error_type": "OSError", "match": "x"}
+    assert post(collector, TRACK, created("x1")).json()["metadata"]["error_type"] == "OSError"
+    assert post(collector, TRACK, created("y1")).status_code == 200
+    health = requests.get(collector.url + HEALTH, timeout=5).json()
+    assert health["status"] == "healthy" and health["performance"]["database_pool"]["pool_size"] > 0
+
+
+def pool(c):
+    """Health's (pool_size, free_size), after checking it still says healthy and operational."""
+    body = requests.get(c.url + HEALTH, timeout=5).json()
+    assert body["status"] == "healthy" and body["components"]["lineage_tracker"] == "operational"
+    return body["performance"]["database_pool"]["pool_size"], body["performance"]["database_pool"]["free_size"]
+
+
+def test_idle_pool_fault_empties_the_pool_until_a_track_request():
+    """idle_pool: the pool is empty when set and idle_s after the last track request; only track refills it."""
+    clock = FakeClock()
+    with Collector(clock=clock) as c:
+        c.set_fault("idle_pool")
+        assert pool(c) == (0, 0) and c.state()["pool_size"] == 0
+        assert post(c, TRACK, created("a")).status_code == 200
+        full = pool(c)
+        assert full[0] > 0 and full[1] > 0
+        clock.now += 299.9
+        assert pool(c) == full
+        clock.now += 0.1
+        assert pool(c) == (0, 0) and pool(c) == (0, 0)  # asking health does not refill it
+        assert post(c, TRACK, {"bad": True}).status_code == 422  # never reached the database
+        assert pool(c) == (0, 0)
+        assert post(c, BATCH, {"events": [created("b")], "processing_mode": "sequential"}).status_code == 200
+        assert pool(c) == full
+        assert [e["pattern_id"] for e in c.events()] == ["a", "b"]
+        c.set_fault("none")
+        clock.now += 10_000
+        assert pool(c) == full  # the default mode never idles
+
+
+def test_idle_pool_fault_empties_again_on_the_real_clock(collector):
+    """With a small idle_s on the real clock, a refilled pool empties again by itself."""
+    collector.set_fault("idle_pool", idle_s=0.5)
+    assert collector.state()["pool_size"] == 0
+    assert post(collector, TRACK, created()).status_code == 200
+    assert collector.state()["pool_size"] > 0
+    assert poll_until(lambda: collector.state()["pool_size"] == 0, timeout_s=5.0)
+    assert pool(collector) == (0, 0)
+
+
+def test_body_limit_fault_refuses_large_bodies_like_nginx(collector):
+    """body_limit answers a body over max_bytes with nginx's HTML 413 and stores nothing; at the limit it serves."""
+    collector.set_fault("body_limit", max_bytes=1000)
+    body = json.dumps(created("big", pattern_data={"blob": "x" * 2000}))
+    for path, data in ((TRACK, body), (BATCH, json.dumps({"events": [json.loads(body)]}))):
+        response = requests.post(collector.url + path, data=data, timeout=5,
+                                 headers={"Content-Type": "application/json"})
+        assert response.status_code == 413
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert response.headers["Connection"] == "close"
+        assert "<title>413 Request Entity Too Large</title>" in response.text
+    assert collector.events() == []
+    assert collector.state()["rate_limit"]["current_window_requests"] == 0  # refused before the service
+    assert collector.state()["requests"] == {"track": {"413": 1}, "batch": {"413": 1}}
+    exact = json.dumps(created("small")).encode()
+    collector.set_fault("body_limit", max_bytes=len(exact))
+    assert requests.post(collector.url + TRACK, data=exact, timeout=5,
+                         headers={"Content-Type": "application/json"}).status_code == 200
+    collector.set_fault("body_limit", max_bytes=len(exact) - 1)
+    assert requests.post(collector.url + TRACK, data=exact, timeout=5,
+                         headers={"Content-Type": "application/json"}).status_code == 413
+    assert [e["pattern_id"] for e in collector.events()] == ["small"]
+
+
+def test_body_limit_fault_spares_control_routes(collector):
+    """The collector's own routes are not behind the proxy: a large fault request still switches the mode."""
+    collector.set_fault("body_limit", max_bytes=10)
+    assert collector.state()["params"] == {"max_bytes": 10}
+    padded = b'{"mode": "none"' + b" " * 100 + b"}"
+    assert requests.post(collector.url + "/_collector/fault", data=padded, timeout=5).status_code == 200
+    assert collector.state()["mode"] == "none"
+
+
+def test_body_limit_default_is_64_kib(collector):
+    """body_limit's default max_bytes is 65536: 64 KiB passes, one byte more is refused."""
+    collector.set_fault("body_limit")
+    overhead = len(json.dumps(created(pattern_data={"blob": ""})))
+    fits = json.dumps(created(pattern_data={"blob": "x" * (65536 - overhead)}))
+    assert len(fits) == 65536
+    assert requests.post(collector.url + TRACK, data=fits, timeout=5,
+                         headers={"Content-Type": "application/json"}).status_code == 200
+    response = requests.post(collector.url + TRACK, data=fits + " ", timeout=5,
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and len(collector.events()) == 1
+
+
 def test_hang_fault_times_out_until_released(collector):
     """In hang mode track and health never answer; set_fault("none") restores service."""
     collector.set_fault("hang")
@@ -497,7 +666,9 @@ def test_empty_fault(collector):
 
 @pytest.mark.parametrize("mode,params", [
     ("explode", {}), ("error", {"status": "x"}), ("error", {"status": 200}), ("flaky", {"every": 0}),
-    ("slow", {"delay": 1}), ("trickle", {"interval_s": -1})])
+    ("slow", {"delay": 1}), ("trickle", {"interval_s": -1}), ("unknown_error", {"error_type": ""}),
+    ("unknown_error", {"pattern": "x"}), ("idle_pool", {"idle_s": -1}), ("idle_pool", {"idle_s": "soon"}),
+    ("body_limit", {"max_bytes": -1}), ("body_limit", {"limit": 10})])
 def test_set_fault_rejects_bad_modes_and_params(collector, mode, params):
     """An unknown mode, an unknown parameter or a bad value raises ValueError."""
     with pytest.raises(ValueError):
@@ -641,3 +812,37 @@ def test_main_reports_a_busy_port(collector, capsys):
     """main() returns 1 with a message on stderr when it cannot listen."""
     assert main(["--port", str(collector.port)]) == 1
     assert "cannot start" in capsys.readouterr().err
+
+
+def test_serve_help_shows_command_port_modes_and_routes(capsys):
+    """main(["--help"]) names pattern-track serve, the default port, each fault mode and each control route."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: pattern-track serve ")
+    assert re.search(r"--port PORT [^-]*default: 8053", " ".join(out.split()))
+    lines = out.splitlines()
+    for mode in FAULT_MODES:
+        assert any(line.startswith(f"  {mode} ") for line in lines), mode
+    for route in ("GET /_collector/events", "GET /_collector/state", "POST /_collector/fault",
+                  "POST /_collector/reset"):
+        assert any(line.startswith(f"  {route} ") for line in lines), route
+
+
+@pytest.mark.parametrize("command,usage", [
+    (["-m", "pattern_track", "serve", "--help"], "usage: pattern-track serve "),
+    (["-m", "pattern_track.collector", "--help"], "usage: python -m pattern_track.collector "),
+], ids=["cli", "module"])
+def test_help_names_the_command_it_was_run_as(command, usage):
+    """--help through pattern-track says pattern-track serve; through python -m, the module."""
+    done = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout.startswith(usage), done.stderr
+
+
+def test_every_fault_mode_is_in_the_package_docstring():
+    """The package docstring has a bullet for every fault mode."""
+    import pattern_track.collector as package
+
+    for mode in FAULT_MODES:
+        assert re.search(rf"^- ``{mode}[`(]", package.__doc__, re.M), mode

@@ -3,12 +3,16 @@
 import ast
 import os
 import re
+import sys
 
 import pattern_track
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.join(ROOT, "pattern_track")
-MODULES = sorted(f[:-3] for f in os.listdir(PKG) if f.endswith(".py"))
+#: Every module of the package, subpackages included, as "tracker" or "collector/store".
+MODULES = sorted(os.path.relpath(os.path.join(d, f), PKG)[:-3].replace(os.sep, "/")
+                 for d, _, files in os.walk(PKG) for f in files if f.endswith(".py"))
+COLLECTOR = [m for m in MODULES if m.startswith("collector/")]
 
 #: Each third-party library is imported by exactly one module of ours.
 OWNERS = {"requests": {"transport"}, "urllib3": {"transport"}, "pybreaker": {"breaker"}, "diskcache": {"outbox"}}
@@ -16,9 +20,13 @@ OWNERS = {"requests": {"transport"}, "urllib3": {"transport"}, "pybreaker": {"br
 HOOK_PATH = {"hook", "spool", "launcher", "cachedir", "config", "event", "errors"}
 
 
-def imports(module):
+def parse(module):
     with open(os.path.join(PKG, module + ".py"), encoding="utf-8") as f:
-        tree = ast.parse(f.read())
+        return ast.parse(f.read())
+
+
+def imports(module):
+    tree = parse(module)
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -49,9 +57,40 @@ def test_each_third_party_library_has_one_owner_module():
         assert users == owners, (lib, users)
 
 
+def qualified_imports(module):
+    """The full names a module imports, relative imports resolved ("collector/store" -> ...)."""
+    package = ["pattern_track"] + module.split("/")[:-1]
+    found = set()
+    for node in ast.walk(parse(module)):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
+            found |= {base} if node.module else {f"{base}.{a.name}" for a in node.names}
+    return found
+
+
 def test_collector_imports_nothing_of_ours():
-    """The reference collector is standard library only."""
-    assert not any(name.startswith(".") for name in imports("collector"))
+    """Each module of the collector subpackage imports only the standard library and its siblings."""
+    assert {"collector/__init__", "collector/__main__", "collector/server"} <= set(COLLECTOR)
+    for module in COLLECTOR:
+        for name in qualified_imports(module):
+            if name.split(".")[0] == "pattern_track":
+                assert name.startswith("pattern_track.collector."), (module, name)
+            else:
+                assert name.split(".")[0] in sys.stdlib_module_names, (module, name)
+
+
+def test_collector_public_surface_is_declared_and_sorted():
+    """pattern_track.collector exports Collector, DEFAULT_PORT, FAULT_MODES and main, sorted."""
+    import pattern_track.collector as collector
+
+    assert collector.__all__ == sorted(collector.__all__)
+    assert set(collector.__all__) >= {"Collector", "DEFAULT_PORT", "FAULT_MODES", "main"}
+    for name in collector.__all__:
+        assert getattr(collector, name) is not None
 
 
 def test_hook_path_stays_light():
@@ -62,9 +101,9 @@ def test_hook_path_stays_light():
 
 
 def test_library_never_prints():
-    """Only the CLI and the collector may write to the terminal."""
+    """Only the CLI and the collector subpackage may write to the terminal."""
     for module in MODULES:
-        if module in ("cli", "collector", "__main__"):
+        if module in ("cli", "__main__") or module in COLLECTOR:
             continue
         with open(os.path.join(PKG, module + ".py"), encoding="utf-8") as f:
             text = f.read()

@@ -1,0 +1,61 @@
+"""A reference collector that answers like the pattern intelligence service.
+
+Tests need a service that behaves like the real one in ``wire-contract.md``: the same
+routes, status codes and body shapes, odd ones included (a duplicate is a 200, a lost
+database is a 400 for one event but a 200 for a batch, a NUL character is a per-event
+400, ``/lineage/track-batch`` is a 405, a 429 has no ``Retry-After``). This is that
+service, in memory or on SQLite, built on the standard library alone and importing
+nothing else from ``pattern_track``, so it runs anywhere:
+``python -m pattern_track.collector --port 8053`` or ``pattern-track serve``.
+
+Fault modes, switched at run time by ``Collector.set_fault(mode, **params)`` or
+``POST /_collector/fault {"mode": ..., **params}``, act on the two track routes (health
+and other routes only where said):
+
+- ``none``: normal service.
+- ``error(status=500, detail=None)``: ``{"detail"}`` with that status (503 and 504 carry
+  the real service's texts).
+- ``rate_limit(retry_after=None)``: 429, with ``Retry-After`` only when given.
+- ``degraded``: health says degraded / database_unavailable; track routes answer 503.
+- ``db_down``: health still says healthy but pool_size is 0; one event gets the transient
+  400 ``ConnectionRefusedError``; a batch gets a 200 with every event failed.
+- ``hang``: never answer (health too) until the mode changes, then 504 with nothing
+  stored; ``stop()`` closes the connection instead.
+- ``flaky(every=2)``: every ``every``-th track request answers 500.
+- ``slow(delay_s=0.5)``: wait, then answer normally (health too).
+- ``trickle(interval_s=1.0)``: headers at once, then one body byte per interval.
+- ``redirect(location="/redirected")``: 307 to ``location``.
+- ``html``: 200 with an HTML page (health too).
+- ``empty``: 200 with an empty body.
+- ``unknown_error(error_type="WeirdError", match="")``: each event whose ``pattern_id``
+  contains ``match`` (every event when empty) fails in the service's per-event shape with
+  that ``error_type``: a 400 ``{success: false, error, metadata: {error_type}}`` alone, an
+  entry of ``failed_results`` in a batch (a 200) whose other events are stored. The type
+  a client has never seen, for testing how it treats one.
+- ``idle_pool(idle_s=300.0)``: the real service's asyncpg pool, which empties after 300 s
+  without a lineage request: health says healthy / operational but ``database_pool`` has
+  ``pool_size`` and ``free_size`` 0 from the moment the mode is set, and again ``idle_s``
+  after the last track request (single or batch) that got past validation; such a
+  request is served normally and refills the pool. Health requests never refill it. The
+  collector's ``clock`` times it. (Mode ``none`` always reports a full pool.)
+- ``body_limit(max_bytes=65536)``: a proxy in front of the service that refuses large
+  bodies, as nginx's ``client_max_body_size`` does: a request (to any route but
+  ``/_collector/*``) whose body is longer than ``max_bytes`` gets a 413 with nginx's
+  HTML page and ``Connection: close``, and nothing is stored or counted against the
+  rate limit; smaller requests are served normally.
+
+Control routes: ``POST /_collector/fault``, ``GET /_collector/state``,
+``GET /_collector/events``, ``POST /_collector/reset``.
+
+Modules, bottom up: ``contract`` (request model, checks, answer shapes), ``store`` (nodes
+and events, how one event is stored), ``faults`` (the modes and their state), ``service``
+(the real service's routes), ``handler`` (HTTP), ``server`` (``Collector``: lifecycle and
+control routes), ``command`` (``main``).
+"""
+
+from .command import main
+from .contract import DEFAULT_PORT
+from .faults import FAULT_MODES
+from .server import Collector
+
+__all__ = ["Collector", "DEFAULT_PORT", "FAULT_MODES", "main"]

@@ -1,0 +1,217 @@
+"""Fault modes: the collector's switchable misbehaviour, and the state they need.
+
+``FAULTS`` declares each mode with its parameters and their defaults (any other parameter
+is refused) and ``FAULT_HELP`` says in one line what each imitates; the package docstring
+and ``--help`` describe them to people. ``Faults`` holds the current mode for the request
+threads: what a proxy in front refuses (``proxy_refusal``), what the mode imposes on a
+route before the route runs (``before``), on one event (``event_failure``), and on the
+health answer (``health``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable
+
+from .contract import DETAILS, PHRASES, EventFailed, Reply, json_reply
+
+__all__ = ["FAULTS", "FAULT_HELP", "FAULT_MODES", "Faults"]
+
+logger = logging.getLogger(__name__)
+
+#: Fault mode -> its parameters with their defaults; any other parameter is refused.
+FAULTS: dict[str, dict[str, Any]] = {
+    "none": {}, "error": {"status": 500, "detail": None}, "rate_limit": {"retry_after": None},
+    "degraded": {}, "db_down": {}, "hang": {}, "flaky": {"every": 2}, "slow": {"delay_s": 0.5},
+    "trickle": {"interval_s": 1.0}, "redirect": {"location": "/redirected"}, "html": {}, "empty": {},
+    "unknown_error": {"error_type": "WeirdError", "match": ""}, "idle_pool": {"idle_s": 300.0},
+    "body_limit": {"max_bytes": 65536},
+}
+FAULT_MODES = tuple(FAULTS)
+#: What each mode imitates, one line each (``--help`` adds the parameters).
+FAULT_HELP = {
+    "none": "normal service",
+    "error": "track routes answer {detail} with status (503, 504 as the service)",
+    "rate_limit": "track routes answer 429, with Retry-After only when given",
+    "degraded": "never reached its database: health says degraded, track routes 503",
+    "db_down": "database lost: health healthy, pool empty; events fail 400 ConnectionRefusedError",
+    "hang": "no answer (health too) until the mode changes, then 504 and nothing stored",
+    "flaky": "every n-th track request answers 500 (n = every)",
+    "slow": "answer normally after delay_s (health too)",
+    "trickle": "track routes: headers at once, then one body byte per interval_s",
+    "redirect": "track routes answer 307 to location",
+    "html": "200 with an HTML sign-in page (health too)",
+    "empty": "track routes answer 200 with an empty body",
+    "unknown_error": "events with match in pattern_id fail with error_type, one by one",
+    "idle_pool": "health healthy, but pool_size 0 until a track request and idle_s after one",
+    "body_limit": "a proxy in front: a body over max_bytes gets nginx's HTML 413, nothing stored",
+}
+_PARAM_TYPES = {"status": int, "detail": str, "retry_after": str, "every": int,
+                "delay_s": float, "interval_s": float, "location": str, "error_type": str, "match": str,
+                "idle_s": float, "max_bytes": int}
+_DB_DOWN = ("[Errno 111] Connect call failed", "ConnectionRefusedError")
+_HTML = b"<html><head><title>Sign in</title></head><body><h1>Please sign in</h1></body></html>"
+#: nginx's own page for client_max_body_size (it also closes the connection).
+_NGINX_413 = (b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n"
+              b"<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx</center>\r\n"
+              b"</body>\r\n</html>\r\n")
+#: asyncpg's pool: min_size connections once created, what health shows when it is not empty.
+_POOL = {"min_size": 2, "max_size": 10}
+
+
+def checked_params(mode: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The mode's parameters with defaults filled in and types applied, or ValueError."""
+    if mode not in FAULTS:
+        raise ValueError(f"unknown fault mode {mode!r}; expected one of {', '.join(FAULT_MODES)}")
+    if set(params) - set(FAULTS[mode]):
+        raise ValueError(f"fault {mode!r} takes only {sorted(FAULTS[mode])}, not {sorted(params)}")
+    merged = dict(FAULTS[mode])
+    for name, value in params.items():
+        try:
+            optional = value is None and FAULTS[mode][name] is None
+            merged[name] = None if optional else _PARAM_TYPES[name](value)
+        except (TypeError, ValueError):
+            expected = _PARAM_TYPES[name].__name__
+            raise ValueError(f"fault parameter {name}={value!r} is not {expected}") from None
+    if mode == "error" and (merged["status"] < 400 or merged["status"] not in PHRASES):
+        raise ValueError(f"fault status {merged['status']} is not an HTTP error status")
+    if mode == "unknown_error" and not merged["error_type"]:
+        raise ValueError("fault unknown_error needs a non-empty error_type")
+    durations = [merged.get(name, 0) for name in ("delay_s", "interval_s", "idle_s")]
+    if merged.get("every", 1) < 1 or min(durations) < 0 or merged.get("max_bytes", 0) < 0:
+        raise ValueError(f"fault parameters out of range: {merged}")
+    return merged
+
+
+class Faults:
+    """The current fault mode, shared by the request threads.
+
+    ``stopping`` ends waits early; ``clock`` (monotonic seconds) times the idle pool.
+    """
+
+    def __init__(self, stopping: threading.Event, clock: Callable[[], float]) -> None:
+        self._stopping, self._clock = stopping, clock
+        self._lock = threading.Lock()  # everything below
+        self._mode, self._params = "none", {}
+        self._release = threading.Event()  # set when the current hang must end
+        self._hits = self._hanging = 0
+        self._last_track: float | None = None  # when a track request last reached the database
+
+    def set(self, mode: str, **params: Any) -> None:
+        """Switch the mode; requests hung so far are released (and answer 504)."""
+        merged = checked_params(mode, params)
+        with self._lock:
+            self._release.set()
+            self._release = threading.Event()
+            self._mode, self._params, self._hits = mode, merged, 0
+            self._last_track = None  # an idle pool starts empty
+        logger.info("collector fault mode %s %s", mode, merged)
+
+    def rearm(self) -> None:
+        """A fresh release event, for a collector (re)started after ``release_all``."""
+        with self._lock:
+            self._release = threading.Event()
+
+    def release_all(self) -> None:
+        """End every hang now (the collector is stopping)."""
+        with self._lock:
+            self._release.set()
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self._hits = 0
+
+    def state(self) -> dict:
+        with self._lock:
+            state = {"mode": self._mode, "params": dict(self._params), "hanging": self._hanging}
+        pool = self.health()[1]
+        return {**state, "pool_size": None if pool is None else pool["pool_size"]}
+
+    def proxy_refusal(self, body_bytes: int) -> Reply | None:
+        """What a proxy in front of the service answers instead of passing the request on."""
+        with self._lock:
+            if self._mode == "body_limit" and body_bytes > self._params["max_bytes"]:
+                return Reply(413, _NGINX_413, "text/html", close=True)
+        return None
+
+    def before(self, route: str) -> Reply | None | bool:
+        """The answer the mode imposes on this route, False for none, None to hang up."""
+        if route == "lineage":
+            return False
+        with self._lock:
+            mode, params, release = self._mode, self._params, self._release
+            if mode == "hang":
+                self._hanging += 1
+            elif mode == "flaky" and route != "health":
+                self._hits += 1
+                if self._hits % params["every"] == 0:
+                    return json_reply(500, {"detail": DETAILS[500]})
+        if mode == "hang":
+            release.wait()
+            with self._lock:
+                self._hanging -= 1
+            if self._stopping.is_set():
+                return None
+            # Like the real service over a hung database: it gives up and stores nothing.
+            return False if route == "health" else json_reply(504, {"detail": DETAILS[504]})
+        if mode == "slow":
+            return None if self._stopping.wait(params["delay_s"]) else False
+        if mode == "html":
+            return Reply(200, _HTML, "text/html; charset=utf-8")
+        if route == "health":
+            return False
+        if mode == "error":
+            detail = params["detail"] or DETAILS.get(params["status"]) or PHRASES[params["status"]]
+            return json_reply(params["status"], {"detail": detail})
+        if mode == "rate_limit":
+            retry = {} if params["retry_after"] is None else {"Retry-After": params["retry_after"]}
+            return json_reply(429, {"detail": "Rate limit exceeded"}, **retry)
+        if mode == "degraded":
+            return json_reply(503, {"detail": DETAILS[503]})
+        if mode == "redirect":
+            return Reply(307, content_type=None, headers={"Location": params["location"]})
+        if mode == "empty":
+            return Reply(200)
+        return False
+
+    def trickle_s(self, route: str) -> float | None:
+        """The byte interval for this route's answer body, None to send it at once."""
+        with self._lock:
+            if self._mode == "trickle" and route in ("track", "batch"):
+                return self._params["interval_s"]
+        return None
+
+    def event_failure(self, event: dict) -> EventFailed | None:
+        """The per-event failure the mode imposes on this event, checked before it is stored.
+
+        The route answers it in the service's per-event shape: a 400 for one event, an
+        entry of ``failed_results`` in a batch whose other events are stored.
+        """
+        with self._lock:
+            mode, params = self._mode, self._params
+        if mode == "db_down":
+            return EventFailed(*_DB_DOWN)
+        if mode == "unknown_error" and params["match"] in event["pattern_id"]:
+            return EventFailed(f"unexpected {params['error_type']} while storing the event", params["error_type"])
+        return None
+
+    def track_reached_database(self) -> None:
+        """A track request passed validation and used the database: asyncpg refills its pool."""
+        now = self._clock()
+        with self._lock:
+            self._last_track = now
+
+    def health(self) -> tuple[bool, dict | None]:
+        """Whether health says degraded, and its ``performance.database_pool`` (None: no pool).
+
+        Health never refills an idle pool: only ``track_reached_database`` does.
+        """
+        now = self._clock()
+        with self._lock:
+            mode, params, last = self._mode, self._params, self._last_track
+        if mode == "degraded":  # a service that never reached its database has no pool at all
+            return True, None
+        idle = mode == "idle_pool" and (last is None or now - last >= params["idle_s"])
+        size = 0 if mode == "db_down" or idle else _POOL["min_size"]
+        return False, {**_POOL, "pool_size": size, "free_size": size}
