@@ -1,4 +1,4 @@
-"""``pattern-track``: the command line (hook, drain, sync, stats, cleanup, dead-letter, doctor, serve).
+"""``pattern-track``: the command line (hook, install, drain, sync, stats, cleanup, dead-letter, doctor, serve).
 
 Errors are one clear line on stderr and a non-zero exit, except in ``hook``, which always
 exits 0 and prints nothing (the hook host's rules). Heavy imports happen inside each
@@ -45,10 +45,45 @@ def _open(config: Any, *, network: bool) -> Any:
     return core, dispatcher, Drainer(core, dispatcher)
 
 
+def _emit(args: "argparse.Namespace", doc: Any, lines: Sequence[str]) -> None:
+    """``doc`` as JSON with ``--json``, else the human ``lines``."""
+    print(json.dumps(doc, indent=2, default=str) if args.json else "\n".join(lines))
+
+
 def cmd_hook(args: "argparse.Namespace") -> int:
     from .hook import run
 
     return run()
+
+
+def cmd_install(args: "argparse.Namespace") -> int:
+    import difflib
+
+    from . import installer
+
+    path = args.settings or (installer.project_settings() if args.project else installer.user_settings())
+    change = installer.plan(os.path.abspath(path), command=None if args.uninstall else installer.hook_command())
+    backup = None if args.dry_run else installer.apply(change)
+    doc = {"path": change.path, "action": change.action, "changed": change.changed, "dry_run": args.dry_run,
+           "command": change.command, "previous": list(change.previous), "backup": backup}
+    diff = "".join(difflib.unified_diff(
+        (change.before or "").splitlines(keepends=True), (change.after or "").splitlines(keepends=True),
+        fromfile=change.path if change.before is not None else "/dev/null", tofile=change.path))
+    old = ", ".join(f"`{c}`" for c in change.previous)
+    would = "would be " if args.dry_run else ""
+    said = {"installed": f"{would}installed in {change.path}: PostToolUse {installer.MATCHER} runs `{change.command}`",
+            "updated": f"{would}updated in {change.path}: {old} -> `{change.command}`",
+            "unchanged": f"already installed in {change.path}: `{change.command}`; nothing to change",
+            "removed": f"{would}removed from {change.path}: {old}",
+            "absent": f"not installed in {change.path}; nothing to remove"}[change.action]
+    lines = ([diff.rstrip("\n")] if args.dry_run and diff else []) + [said]
+    if backup:
+        lines.append(f"backup of the previous file: {backup}")
+    if args.dry_run:
+        doc["diff"] = diff
+        lines.append("dry run: nothing written")
+    _emit(args, doc, lines)
+    return 0
 
 
 def cmd_drain(args: "argparse.Namespace") -> int:
@@ -225,6 +260,26 @@ def _parser() -> "argparse.ArgumentParser":
     common.add_argument("--cache-dir", help="cache directory (default: PATTERN_CACHE_DIR)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("hook", help="Claude Code hook: read one payload on stdin (always exits 0)").set_defaults(func=cmd_hook)
+    p = sub.add_parser("install", help="put the hook into Claude Code's settings.json (or take it out)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Merge into hooks.PostToolUse of a Claude Code settings file an entry that runs\n"
+                                   "this installation's `pattern-track hook` (by absolute path) after Write, Edit,\n"
+                                   "MultiEdit and NotebookEdit. Other hooks and keys are kept; a second run changes\n"
+                                   "nothing; an entry from another installation is replaced. The previous file is\n"
+                                   "kept as settings.json.bak-<time>-<random> whenever it changes.",
+                       epilog="exit status:\n"
+                              "  0    installed, updated, already installed, removed or not there (or a dry run)\n"
+                              "  1    the settings file is not valid JSON, has the wrong shape or cannot be written;\n"
+                              "       it is left untouched\n"
+                              "  2    usage error (argparse)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="~/.claude/settings.json, every project (the default)")
+    where.add_argument("--project", action="store_true", help=".claude/settings.json under the current directory")
+    where.add_argument("--settings", metavar="PATH", help="this settings file (default: the --user file)")
+    p.add_argument("--uninstall", action="store_true", help="remove pattern_track's entry instead (default: install)")
+    p.add_argument("--dry-run", action="store_true", help="print the change as a diff, write nothing (default: off)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a summary (default: summary)")
+    p.set_defaults(func=cmd_install)
     p = sub.add_parser("drain", parents=[common], help="deliver the outbox until idle (used by the hook)")
     p.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--idle", type=float, default=2.0, help="exit after this many idle seconds")
@@ -266,5 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        print(f"pattern-track: {type(exc).__name__}: {exc}", file=sys.stderr)
+        from .errors import PatternTrackError
+
+        known = isinstance(exc, PatternTrackError)  # our messages are written to be read as they are
+        print(f"pattern-track: {exc}" if known else f"pattern-track: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
