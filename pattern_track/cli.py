@@ -18,6 +18,22 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
+HOOK_HELP = """\
+usage: pattern-track hook [-h]
+
+Claude Code hook: turns one PostToolUse payload (Write, Edit, MultiEdit, NotebookEdit)
+into pattern events, writes them to the spool under the cache directory and starts a
+background drainer. It reads stdin to EOF, prints nothing and always exits 0.
+
+Claude Code runs it with one hook JSON payload on stdin; install it with
+`pattern-track install` (check it with `pattern-track doctor`). It is not meant to be
+run by hand.
+
+exit status:
+  0    always when run with a payload on stdin (bad input, full disk and crashes included)
+  2    stdin is a terminal: there is no payload to read
+"""
+
 
 def _config(args: "argparse.Namespace") -> Any:
     from .config import Config
@@ -51,9 +67,7 @@ def _emit(args: "argparse.Namespace", doc: Any, lines: Sequence[str]) -> None:
 
 
 def cmd_hook(args: "argparse.Namespace") -> int:
-    from .hook import run
-
-    return run()
+    return _hook([])  # main() takes `hook` before argparse; this keeps the parser honest
 
 
 def cmd_install(args: "argparse.Namespace") -> int:
@@ -259,7 +273,9 @@ def _parser() -> "argparse.ArgumentParser":
     common.add_argument("--url", help="service base URL (default: INTELLIGENCE_SERVICE_URL)")
     common.add_argument("--cache-dir", help="cache directory (default: PATTERN_CACHE_DIR)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("hook", help="Claude Code hook: read one payload on stdin (always exits 0)").set_defaults(func=cmd_hook)
+    sub.add_parser("hook", help="the Claude Code hook (reads one payload on stdin; see hook --help)",
+                   description=HOOK_HELP.split("\n\n", 1)[1],
+                   formatter_class=argparse.RawDescriptionHelpFormatter).set_defaults(func=cmd_hook)
     p = sub.add_parser("install", help="put the hook into Claude Code's settings.json (or take it out)",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Merge into hooks.PostToolUse of a Claude Code settings file an entry that runs\n"
@@ -303,12 +319,28 @@ def _parser() -> "argparse.ArgumentParser":
     return parser
 
 
+def _hook(argv: Sequence[str]) -> int:
+    """``pattern-track hook``: help and the terminal check here, then the hook itself."""
+    if "-h" in argv or "--help" in argv:
+        print(HOOK_HELP, end="")
+        return 0
+    try:
+        terminal = sys.stdin is not None and sys.stdin.isatty()
+    except ValueError:  # stdin closed
+        terminal = False
+    if terminal:
+        print("pattern-track hook: stdin is a terminal, not a hook payload. Claude Code runs it with one\n"
+              "hook JSON payload on stdin; install it with `pattern-track install`.", file=sys.stderr)
+        return 2
+    from .hook import run  # the fast path: no argparse, nothing else
+
+    return run()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["hook"]:
-        from .hook import run  # the fast path: no argparse, nothing else
-
-        return run()
+        return _hook(argv[1:])
     if argv[:1] == ["serve"]:  # the collector parses its own options
         from .collector import main as serve
 

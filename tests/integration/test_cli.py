@@ -5,6 +5,8 @@ import os
 import stat
 import subprocess
 
+import pytest
+
 from tests.conftest import PYTHON
 from pattern_track.collector import Collector
 from pattern_track.outbox import Outbox
@@ -114,3 +116,41 @@ def test_serve_runs_the_collector(env):
         proc.terminate()
         proc.communicate(timeout=10)
     assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_hook_help_returns_without_reading_stdin(env, flag):
+    """hook --help prints how the hook is meant to be used and exits 0 while stdin stays open."""
+    proc = subprocess.Popen([PYTHON, "-m", "pattern_track", "hook", flag], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        code = proc.wait(timeout=30)  # stdin is still open: a hook that read it would hang here
+    finally:
+        proc.kill()  # a no-op once it has exited
+        out = proc.communicate()[0].decode()
+    assert code == 0 and out.startswith("usage: pattern-track hook")
+    assert "Claude Code runs it with one hook JSON payload on stdin; install it with\n`pattern-track install`" in out
+    assert "exit status:" in out
+
+
+def test_hook_on_a_terminal_says_how_to_use_it(env):
+    """pattern-track hook typed at a terminal does not wait for a payload: a hint on stderr, exit 2."""
+    import pty
+
+    parent, child = pty.openpty()
+    try:
+        out = subprocess.run([PYTHON, "-m", "pattern_track", "hook"], stdin=child, capture_output=True, env=env, timeout=30)
+    finally:
+        os.close(child)
+        os.close(parent)
+    assert out.returncode == 2 and out.stdout == b""
+    assert b"stdin is a terminal" in out.stderr and b"`pattern-track install`" in out.stderr
+
+
+def test_hook_path_does_not_import_argparse(env):
+    """The hook's fast path still skips argparse (and prints nothing) after the help and terminal checks."""
+    out = subprocess.run([PYTHON, "-X", "importtime", "-m", "pattern_track", "hook"], input=b"{}", capture_output=True,
+                         env=env, timeout=30)
+    assert out.returncode == 0 and out.stdout == b""
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.decode().splitlines() if "|" in line}
+    assert "pattern_track.hook" in imported and "argparse" not in imported
