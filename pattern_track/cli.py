@@ -1,8 +1,13 @@
 """``pattern-track``: the command line (hook, install, drain, sync, stats, cleanup, dead-letter, doctor, serve).
 
-Errors are one clear line on stderr and a non-zero exit, except in ``hook``, which always
-exits 0 and prints nothing (the hook host's rules). Heavy imports happen inside each
-command so ``hook`` stays fast.
+One convention for every command: a readable summary on stdout, JSON instead with
+``--json``; errors are one line on stderr; exit 0 when all is well, 1 when work is left
+or a problem was found, 2 for a usage error (argparse's own code), which includes a
+destructive action without ``--yes``. Commands that delete have ``--dry-run``.
+
+``hook`` is the exception: run by Claude Code, it always exits 0 and prints nothing (the
+hook host's rules). ``main()`` handles it before argparse is even imported, and heavy
+imports happen inside each command, so the hook stays fast.
 """
 
 from __future__ import annotations
@@ -66,6 +71,11 @@ def _emit(args: "argparse.Namespace", doc: Any, lines: Sequence[str]) -> None:
     print(json.dumps(doc, indent=2, default=str) if args.json else "\n".join(lines))
 
 
+def _table(rows: Sequence[tuple[str, Any]]) -> list[str]:
+    width = max(len(k) for k, _ in rows)
+    return [f"{key:<{width}}  {value}" for key, value in rows]
+
+
 def cmd_hook(args: "argparse.Namespace") -> int:
     return _hook([])  # main() takes `hook` before argparse; this keeps the parser honest
 
@@ -124,12 +134,13 @@ def cmd_drain(args: "argparse.Namespace") -> int:
 
 def cmd_sync(args: "argparse.Namespace") -> int:
     core, _, drainer = _open(_config(args), network=True)
-    tty = sys.stderr.isatty()
+    tty = sys.stderr.isatty() and not args.json
     drainer.ingest()
     total = core.outbox.pending()
     if not core.health.check():
         print(f"pattern-track: service unhealthy at {core.config.base_url} "
               f"({core.health.snapshot()['reason']}); {total} events wait", file=sys.stderr)
+        _emit(args, {"synced": 0, "dead_lettered": 0, "left": total}, [f"synced 0, dead-lettered 0, left {total}"])
         return 1
     synced = skipped = 0
     deadline = time.monotonic() + args.timeout
@@ -150,7 +161,8 @@ def cmd_sync(args: "argparse.Namespace") -> int:
     if tty:
         print(file=sys.stderr)
     left = core.outbox.pending() + drainer.spool.count_events()
-    print(json.dumps({"synced": synced, "dead_lettered": skipped, "left": left}))
+    _emit(args, {"synced": synced, "dead_lettered": skipped, "left": left},
+          [f"synced {synced}, dead-lettered {skipped}, left {left}"])
     return 0 if left == 0 else 1
 
 
@@ -176,27 +188,40 @@ def _stats(core: Any, drainer: Any) -> dict:
 def cmd_stats(args: "argparse.Namespace") -> int:
     core, _, drainer = _open(_config(args), network=False)
     stats = _stats(core, drainer)
-    if args.json:
-        print(json.dumps(stats, indent=2, default=str))
-        return 0
-    rows = [("cache", stats["cache_dir"]), ("pending events", stats["pending"]),
-            ("pending bytes", stats["pending_bytes"]), ("spooled events", stats["spooled"]),
-            ("dead letters", stats["dead_letter"]), ("breaker", f"{stats['breaker']['state']} "
-             f"({stats['breaker']['failure_count']} failures)"),
-            ("health", f"{stats['health']['is_healthy']} ({stats['health']['reason']})"),
-            ("drain lease", stats["drain_lease_holder"] or "-")]
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"{key:<{width}}  {value}")
+    breaker = stats["breaker"]
+    _emit(args, stats, _table([
+        ("cache", stats["cache_dir"]), ("pending events", stats["pending"]),
+        ("pending bytes", stats["pending_bytes"]), ("spooled events", stats["spooled"]),
+        ("dead letters", stats["dead_letter"]),
+        ("breaker", f"{breaker['state']} ({breaker['failure_count']} failures"
+                    + (f", probe in {breaker['seconds_until_probe']:.0f} s)" if breaker["seconds_until_probe"] else ")")),
+        ("health", f"{stats['health']['is_healthy']} ({stats['health']['reason']})"),
+        ("drain lease", stats["drain_lease_holder"] or "-")]))
     return 0
 
 
 def cmd_cleanup(args: "argparse.Namespace") -> int:
+    if args.max_age_days == 0 and not (args.yes or args.dry_run):
+        print("pattern-track: --max-age-days 0 deletes everything; pass --yes to mean it, or --dry-run",
+              file=sys.stderr)
+        return 2
     config = _config(args)
     core, _, _ = _open(config, network=False)
     days = config.cache_max_age_days if args.max_age_days is None else args.max_age_days
-    counts = core.outbox.cleanup(days * 86400.0)
-    print(json.dumps(dict(counts, max_age_days=days)))
+    now = time.time()
+    cutoff = now - days * 86400.0
+    events = sum(len(chunk.events) for chunk in core.outbox.chunks() if chunk.created < cutoff)
+    dead = sum(1 for _, value in core.outbox.dead_letters() if value.get("t", 0) < cutoff)
+    if events and not (args.yes or args.dry_run):
+        print(f"pattern-track: cleanup would delete {events} undelivered events older than {days:g} days; "
+              f"pass --yes to delete them, or --dry-run to see what would go", file=sys.stderr)
+        return 2
+    if not args.dry_run:
+        counts = core.outbox.cleanup(days * 86400.0, now=now)
+        events, dead = counts["expired_events"], counts["expired_dead_letters"]
+    doc = {"expired_events": events, "expired_dead_letters": dead, "max_age_days": days, "dry_run": args.dry_run}
+    verb = "would remove" if args.dry_run else "removed"
+    _emit(args, doc, [f"{verb} {events} undelivered events and {dead} dead letters older than {days:g} days"])
     return 0
 
 
@@ -214,23 +239,28 @@ def cmd_dead_letter(args: "argparse.Namespace") -> int:
                          "detail": value.get("detail"), "event_type": event.get("event_type"),
                          "pattern_id": event.get("pattern_id"),
                          "event_id": (event.get("pattern_data") or {}).get("event_id")})
-        if args.json:
-            print(json.dumps(rows, indent=2))
-        else:
-            for row in rows:
-                print(f"{row['event_id']}  {row['event_type']}  {row['pattern_id']}  {row['reason']}: {row['detail']}")
-            print(f"{len(rows)} dead letters")
+        _emit(args, rows, [f"{r['event_id']}  {r['event_type']}  {r['pattern_id']}  {r['reason']}: {r['detail']}"
+                           for r in rows] + [f"{len(rows)} dead letters"])
         return 0
-    if args.action == "retry":
+    verb = "moved back to the outbox" if args.action == "retry" else "purged"
+    if args.action == "purge" and letters and not (args.yes or args.dry_run):
+        print(f"pattern-track: purge would delete {len(letters)} undelivered events for good; "
+              f"pass --yes to delete them, or --dry-run", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        count = len(letters)
+    elif args.action == "retry":
         events = [value["event"] for _, value in letters]
         if events and not core.outbox.append(events):
-            print("pattern-track: the outbox is full; nothing moved", file=sys.stderr)
+            print("pattern-track: the outbox is full; no dead letter moved", file=sys.stderr)
             return 1
+        count = len(events)
         core.outbox.remove_dead([key for key, _ in letters])
-        print(f"{len(events)} dead letters moved back to the outbox")
-        return 0
-    removed = core.outbox.remove_dead([key for key, _ in letters])
-    print(f"{removed} dead letters purged")
+    else:
+        count = core.outbox.remove_dead([key for key, _ in letters])
+    key = "moved" if args.action == "retry" else "purged"
+    _emit(args, {key: count, "dry_run": args.dry_run},
+          [f"{count} dead letters {'would be ' if args.dry_run else ''}{verb}"])
     return 0
 
 
@@ -265,29 +295,82 @@ def cmd_doctor(args: "argparse.Namespace") -> int:
     return 0 if problems == 0 else 1
 
 
+EXIT = "exit status:\n  0    {ok}\n  1    {one}\n  2    usage error (argparse){two}"
+
+
+def _positive(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    return _number(text, minimum_excluded=True)
+
+
+def _non_negative(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    return _number(text, minimum_excluded=False)
+
+
+def _number(text: str, *, minimum_excluded: bool) -> float:
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (minimum_excluded and value == 0):
+        raise argparse.ArgumentTypeError(f"expected a number {'>' if minimum_excluded else '>='} 0, got {text!r}")
+    return value
+
+
+def _url(text: str) -> str:
+    import argparse
+
+    if not text.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL, got {text!r}")
+    return text
+
+
 def _parser() -> "argparse.ArgumentParser":
     import argparse  # not on the hook's path
 
-    parser = argparse.ArgumentParser(prog="pattern-track", description="Pattern lineage tracking client.")
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="pattern-track", formatter_class=raw,
+        description="Pattern lineage tracking client: the Claude Code hook, its installer, and tools to\n"
+                    "inspect and deliver the outbox. Every command prints a summary, or JSON with --json.",
+        epilog=EXIT.format(ok="ok", one="work left, or a problem found (one line on stderr or in the output says which)",
+                           two=", or a destructive action without --yes") + "\n  130  interrupted (Ctrl-C)\n\n"
+               "destructive commands (cleanup, dead-letter retry/purge) take --dry-run; deleting undelivered\n"
+               "events also takes --yes. `pattern-track COMMAND --help` for each command.")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", help="service base URL (default: INTELLIGENCE_SERVICE_URL)")
-    common.add_argument("--cache-dir", help="cache directory (default: PATTERN_CACHE_DIR)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    common.add_argument("--url", type=_url, metavar="URL",
+                        help="service base URL (default: $INTELLIGENCE_SERVICE_URL, else http://localhost:8053)")
+    common.add_argument("--cache-dir", metavar="DIR",
+                        help="cache directory (default: $PATTERN_CACHE_DIR, else ~/.cache/pattern_track)")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON instead of a summary (default: summary)")
+    dry = argparse.ArgumentParser(add_help=False)
+    dry.add_argument("--dry-run", action="store_true", help="say what would change, change nothing (default: off)")
+    yes = argparse.ArgumentParser(add_help=False)
+    yes.add_argument("--yes", action="store_true", help="confirm deleting undelivered events (default: off, refuse)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func: Any, summary: str, exits: dict, parents: Sequence = (common, as_json), **kw: Any) -> Any:
+        p = sub.add_parser(name, parents=parents, help=summary, description=kw.pop("description", summary),
+                           formatter_class=raw, epilog=EXIT.format(**{"two": "", **exits}), **kw)
+        p.set_defaults(func=func)
+        return p
+
     sub.add_parser("hook", help="the Claude Code hook (reads one payload on stdin; see hook --help)",
-                   description=HOOK_HELP.split("\n\n", 1)[1],
-                   formatter_class=argparse.RawDescriptionHelpFormatter).set_defaults(func=cmd_hook)
-    p = sub.add_parser("install", help="put the hook into Claude Code's settings.json (or take it out)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       description="Merge into hooks.PostToolUse of a Claude Code settings file an entry that runs\n"
-                                   "this installation's `pattern-track hook` (by absolute path) after Write, Edit,\n"
-                                   "MultiEdit and NotebookEdit. Other hooks and keys are kept; a second run changes\n"
-                                   "nothing; an entry from another installation is replaced. The previous file is\n"
-                                   "kept as settings.json.bak-<time>-<random> whenever it changes.",
-                       epilog="exit status:\n"
-                              "  0    installed, updated, already installed, removed or not there (or a dry run)\n"
-                              "  1    the settings file is not valid JSON, has the wrong shape or cannot be written;\n"
-                              "       it is left untouched\n"
-                              "  2    usage error (argparse)")
+                   description=HOOK_HELP.split("\n\n", 1)[1], formatter_class=raw).set_defaults(func=cmd_hook)
+    p = command("install", cmd_install, "put the hook into Claude Code's settings.json (or take it out)",
+                {"ok": "installed, updated, already installed, removed or not there (or a dry run)",
+                 "one": "the settings file is not valid JSON, has the wrong shape or cannot be written;\n"
+                        "       it is left untouched"}, parents=(),
+                description="Merge into hooks.PostToolUse of a Claude Code settings file an entry that runs\n"
+                            "this installation's `pattern-track hook` (by absolute path) after Write, Edit,\n"
+                            "MultiEdit and NotebookEdit. Other hooks and keys are kept; a second run changes\n"
+                            "nothing; an entry from another installation is replaced. The previous file is\n"
+                            "kept as settings.json.bak-<time>-<random> whenever it changes.")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="~/.claude/settings.json, every project (the default)")
     where.add_argument("--project", action="store_true", help=".claude/settings.json under the current directory")
@@ -295,26 +378,36 @@ def _parser() -> "argparse.ArgumentParser":
     p.add_argument("--uninstall", action="store_true", help="remove pattern_track's entry instead (default: install)")
     p.add_argument("--dry-run", action="store_true", help="print the change as a diff, write nothing (default: off)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a summary (default: summary)")
-    p.set_defaults(func=cmd_install)
-    p = sub.add_parser("drain", parents=[common], help="deliver the outbox until idle (used by the hook)")
+    p = command("drain", cmd_drain, "deliver the outbox until idle (started by the hook)",
+                {"ok": "the outbox is empty, or another drainer is at work", "one": "events were left when it stopped"},
+                parents=(common,))
     p.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--idle", type=float, default=2.0, help="exit after this many idle seconds")
-    p.add_argument("--max", type=float, default=120.0, help="exit after this many seconds in all")
-    p.set_defaults(func=cmd_drain)
-    p = sub.add_parser("sync", parents=[common], help="deliver the outbox now; exit 1 if anything is left")
-    p.add_argument("--timeout", type=float, default=300.0)
-    p.set_defaults(func=cmd_sync)
-    p = sub.add_parser("stats", parents=[common], help="outbox, breaker and health state")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_stats)
-    p = sub.add_parser("cleanup", parents=[common], help="remove entries older than the maximum age")
-    p.add_argument("--max-age-days", type=float)
-    p.set_defaults(func=cmd_cleanup)
-    p = sub.add_parser("dead-letter", parents=[common], help="list, retry or purge dead letters")
-    p.add_argument("action", choices=["list", "retry", "purge"], nargs="?", default="list")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_dead_letter)
-    sub.add_parser("doctor", parents=[common], help="check configuration, cache and service").set_defaults(func=cmd_doctor)
+    p.add_argument("--idle", type=_positive, default=2.0, metavar="SECONDS", help="exit after SECONDS idle (default 2)")
+    p.add_argument("--max", type=_positive, default=120.0, metavar="SECONDS",
+                   help="exit after SECONDS in all (default 120)")
+    p = command("sync", cmd_sync, "deliver the outbox now and say why anything is left",
+                {"ok": "everything was delivered", "one": "events are left (the output says why), or the cache is unusable"})
+    p.add_argument("--timeout", type=_positive, default=300.0, metavar="SECONDS",
+                   help="stop delivering after SECONDS (default 300)")
+    command("stats", cmd_stats, "outbox, dead letters, breaker and last health answer",
+            {"ok": "ok", "one": "the cache cannot be used"})
+    p = command("cleanup", cmd_cleanup, "remove outbox entries and dead letters older than a maximum age",
+                {"ok": "done (or a dry run)", "one": "the cache cannot be used",
+                 "two": ", or undelivered events would be deleted without --yes"}, parents=(common, as_json, dry, yes),
+                description="Remove outbox entries and dead letters older than a maximum age. Deleting\n"
+                            "undelivered (pending) events needs --yes; old dead letters go without it.")
+    p.add_argument("--max-age-days", type=_non_negative, metavar="DAYS",
+                   help="remove what is older than DAYS (default: cache_max_age_days, 7); 0 removes "
+                        "everything and needs --yes")
+    p = command("dead-letter", cmd_dead_letter, "list, retry or purge dead letters (events the service refused)",
+                {"ok": "done (or a dry run)", "one": "the outbox is full (retry), or the cache cannot be used",
+                 "two": ", or purge without --yes"}, parents=(common, as_json, dry, yes),
+                description="List dead letters with the service's reason, move them back to the outbox\n"
+                            "(retry), or delete them (purge, which needs --yes).")
+    p.add_argument("action", choices=["list", "retry", "purge"], nargs="?", default="list",
+                   help="list (the default), retry or purge")
+    command("doctor", cmd_doctor, "check configuration, cache and service",
+            {"ok": "no problem found", "one": "a problem found (service unhealthy, cache mode not 700)"}, parents=(common,))
     sub.add_parser("serve", help="run the reference collector (pattern-track serve --help)", add_help=False)
     return parser
 
