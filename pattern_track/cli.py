@@ -40,6 +40,12 @@ exit status:
 """
 
 
+def _iso(wall: float | None) -> str | None:
+    import datetime
+
+    return None if wall is None else datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def _config(args: "argparse.Namespace") -> Any:
     from .config import Config
 
@@ -132,37 +138,92 @@ def cmd_drain(args: "argparse.Namespace") -> int:
         os.close(lock)
 
 
+class _Watch:
+    """Stands in for ``core.delivery`` to remember the last answer that kept events back."""
+
+    def __init__(self, delivery: Any) -> None:
+        self._delivery = delivery
+        self.last: Any = None  # the last Outcome that kept an event, from the last send
+        self.kept = 0
+
+    def send(self, events: Sequence[bytes]) -> list:
+        from .outcome import OK, PERMANENT
+
+        outcomes = self._delivery.send(events)
+        kept = [o for o in outcomes if o.kind not in (OK, PERMANENT)]
+        self.last, self.kept = (kept[-1] if kept else None), len(kept)
+        return outcomes
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._delivery, name)
+
+
+def _why(core: Any, state: str | None, healthy: bool, watch: _Watch | None, timed_out: bool) -> dict:
+    """Why events are left after a sync: ``reason``, ``detail``, ``next_attempt_at``, ``retrying``."""
+    now = time.time()
+    wait = core.breaker.seconds_until_probe() if core.breaker else 0.0
+    probe_at = _iso(now + wait) if wait > 0 else None
+    last = watch.last if watch else None
+    answer = f"{last.reason}{': ' + last.detail if last.detail else ''}" if last else None
+    why = {"reason": "unknown", "detail": f"delivery stopped ({state})", "next_attempt_at": probe_at,
+           "retrying": watch.kept if last else 0}
+    if not healthy:
+        reason = core.health.snapshot()["reason"] if core.health else "no network parts"
+        why.update(reason="service_unhealthy", detail=f"service unhealthy at {core.config.base_url} ({reason})")
+    elif wait > 0:
+        why.update(reason="breaker_open", detail=f"circuit breaker open until {probe_at} ({core.breaker.failure_count} "
+                   "failures in a row" + (f", last answer {answer})" if last else ")"))
+    elif last is not None and last.reason == "rate_limited":
+        at = _iso(now + last.retry_after_s) if last.retry_after_s else None
+        why.update(reason="rate_limited", next_attempt_at=at,
+                   detail="the service is rate-limiting us" + (f"; it asks to wait until {at}" if at else ""))
+    elif last is not None:
+        why.update(reason="retrying", detail=f"{watch.kept} events will be retried; last answer {answer}")
+    elif state == "busy":
+        why.update(reason="busy", detail=f"another process is delivering ({core.outbox.lease_holder('drain')})")
+    elif state == "unavailable":
+        why.update(reason="outbox_unavailable", detail="the outbox or the network parts could not be used")
+    elif timed_out:
+        why.update(reason="timeout", detail="--timeout reached before everything was delivered")
+    return why
+
+
 def cmd_sync(args: "argparse.Namespace") -> int:
     core, _, drainer = _open(_config(args), network=True)
+    watch = core.delivery = _Watch(core.delivery) if core.delivery is not None else None
     tty = sys.stderr.isatty() and not args.json
     drainer.ingest()
     total = core.outbox.pending()
-    if not core.health.check():
-        print(f"pattern-track: service unhealthy at {core.config.base_url} "
-              f"({core.health.snapshot()['reason']}); {total} events wait", file=sys.stderr)
-        _emit(args, {"synced": 0, "dead_lettered": 0, "left": total}, [f"synced 0, dead-lettered 0, left {total}"])
-        return 1
     synced = skipped = 0
+    state = None
+    healthy = core.health is not None and core.health.check()
     deadline = time.monotonic() + args.timeout
     probe = True
-    while time.monotonic() < deadline:
+    while healthy and time.monotonic() < deadline:
         drainer.ingest()
         result = drainer.drain(probe=probe, max_chunks=10)
-        probe = False
+        state, probe = result["state"], False
         synced += result["synced"]
         skipped += result["skipped"]
         if tty:
             print(f"\rsynced {synced}/{total}  dead-lettered {skipped}", end="", file=sys.stderr, flush=True)
-        if result["state"] == "busy":
+        if state == "busy":
             time.sleep(0.2)  # another process holds the drain lease; let it finish
             continue
-        if result["state"] != "done" or core.outbox.pending() == 0 and not drainer.spool.files():
+        if state != "done" or core.outbox.pending() == 0 and not drainer.spool.files():
             break
     if tty:
         print(file=sys.stderr)
     left = core.outbox.pending() + drainer.spool.count_events()
-    _emit(args, {"synced": synced, "dead_lettered": skipped, "left": left},
-          [f"synced {synced}, dead-lettered {skipped}, left {left}"])
+    doc = {"synced": synced, "dead_lettered": skipped, "left": left,
+           "reason": None, "detail": None, "next_attempt_at": None, "retrying": 0}
+    if left:
+        doc.update(_why(core, state, healthy, watch, time.monotonic() >= deadline))
+    lines = [f"synced {synced}, dead-lettered {skipped}, left {left}"]
+    if left:
+        lines.append(f"why: {doc['detail'] or doc['reason']}")
+        lines.append(f"next attempt: {doc['next_attempt_at'] or 'at the next hook, or run `pattern-track sync` again'}")
+    _emit(args, doc, lines)
     return 0 if left == 0 else 1
 
 

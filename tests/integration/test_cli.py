@@ -154,13 +154,37 @@ def test_sync_exit_status_says_whether_anything_is_left(env, cache_dir):
     """sync exits 1 while the service is down, 0 once everything is delivered."""
     seed(cache_dir, dead=0)
     down = cli("sync", "--url", dead_url(), env=env)
-    assert down.returncode == 1 and b"unhealthy" in down.stderr
+    assert down.returncode == 1 and b"left 3" in down.stdout and b"why: service unhealthy" in down.stdout
     with Collector() as collector:
         up = cli("sync", "--url", collector.url, "--json", env=env)
         assert up.returncode == 0, up.stderr
-        assert json.loads(up.stdout) == {"synced": 3, "dead_lettered": 0, "left": 0}
+        assert json.loads(up.stdout) == {"synced": 3, "dead_lettered": 0, "left": 0, "reason": None, "detail": None,
+                                         "next_attempt_at": None, "retrying": 0}
         assert len(collector.events()) == 3
         assert cli("sync", "--url", collector.url, env=env).stdout == b"synced 0, dead-lettered 0, left 0\n"
+
+
+@pytest.mark.parametrize("fault, params, extra, reason, detail, scheduled", [
+    ("degraded", {}, {}, "service_unhealthy", "service unhealthy at", False),
+    ("rate_limit", {"retry_after": "120"}, {}, "rate_limited", "rate-limiting", True),
+    ("error", {"status": 503}, {}, "retrying", "3 events will be retried; last answer http_503", False),
+    ("error", {"status": 503}, {"CIRCUIT_BREAKER_FAILURE_THRESHOLD": "1"}, "breaker_open",
+     "circuit breaker open until", True),
+])
+def test_sync_says_why_events_are_left(env, cache_dir, fault, params, extra, reason, detail, scheduled):
+    """With events left, sync names the reason and, when one is known, the time of the next attempt."""
+    seed(cache_dir, dead=0)
+    with Collector() as collector:
+        collector.set_fault(fault, **params)
+        out = cli("sync", "--url", collector.url, "--json", env=dict(env, **extra))
+        text = cli("sync", "--url", collector.url, env=dict(env, **extra)).stdout.decode()
+    doc = json.loads(out.stdout)
+    assert out.returncode == 1 and doc["left"] == 3 and doc["reason"] == reason and detail in doc["detail"], doc
+    assert (doc["next_attempt_at"] is not None) == scheduled
+    if scheduled:
+        assert datetime.datetime.fromisoformat(doc["next_attempt_at"]) > datetime.datetime.now(datetime.timezone.utc)
+    why = [line for line in text.splitlines() if line.startswith("why: ")]
+    assert len(why) == 1 and detail in why[0] and "\nnext attempt: " in text
 
 
 def home_env(env, tmp_path, **extra):
