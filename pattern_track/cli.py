@@ -40,21 +40,45 @@ exit status:
 """
 
 
+class CliError(Exception):
+    """A command cannot do its work; ``main`` prints it as one line and exits 1."""
+
+
 def _iso(wall: float | None) -> str | None:
     import datetime
 
     return None if wall is None else datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _config(args: "argparse.Namespace") -> Any:
+def _config(args: "argparse.Namespace", warnings: list | None = None) -> Any:
+    """The configuration in force; ``from_env``'s warnings go to ``warnings`` or to stderr."""
+    import logging
+
     from .config import Config
+
+    found: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            found.append(record.getMessage())
 
     overrides = {}
     if getattr(args, "url", None):
         overrides["base_url"] = args.url
     if getattr(args, "cache_dir", None):
         overrides["cache_dir"] = args.cache_dir
-    return Config.from_env(**overrides)
+    handler, logger = Collect(logging.WARNING), logging.getLogger("pattern_track.config")
+    logger.addHandler(handler)  # the package logger has only a NullHandler: these would be lost
+    try:
+        config = Config.from_env(**overrides)
+    finally:
+        logger.removeHandler(handler)
+    if warnings is not None:
+        warnings.extend(found)
+    else:
+        for message in found:
+            print(f"pattern-track: warning: {message}", file=sys.stderr)
+    return config
 
 
 def _open(config: Any, *, network: bool) -> Any:
@@ -67,7 +91,7 @@ def _open(config: Any, *, network: bool) -> Any:
     core = Core(config, Clock(), Counters())
     core.start(network=network)
     if core.outbox is None:
-        raise SystemExit(f"pattern-track: outbox unavailable: {core.outbox_error}")
+        raise CliError(f"outbox unavailable: {core.outbox_error}")
     dispatcher = Dispatcher(core)
     return core, dispatcher, Drainer(core, dispatcher)
 
@@ -313,8 +337,7 @@ def cmd_dead_letter(args: "argparse.Namespace") -> int:
     elif args.action == "retry":
         events = [value["event"] for _, value in letters]
         if events and not core.outbox.append(events):
-            print("pattern-track: the outbox is full; no dead letter moved", file=sys.stderr)
-            return 1
+            raise CliError("the outbox is full; no dead letter moved")
         count = len(events)
         core.outbox.remove_dead([key for key, _ in letters])
     else:
@@ -325,35 +348,137 @@ def cmd_dead_letter(args: "argparse.Namespace") -> int:
     return 0
 
 
-def cmd_doctor(args: "argparse.Namespace") -> int:
-    import dataclasses
-    import stat
+def _hook_locations() -> tuple[list[dict], list[str]]:
+    """Our hook in the user's and this project's settings: ([{path, command, runnable}], errors)."""
+    import shlex
+    import shutil
 
-    config = _config(args)
-    print("configuration in force:")
+    from . import installer
+
+    project = os.path.dirname(installer.project_settings())
+    found, errors = [], []
+    for path in (installer.user_settings(), installer.project_settings(), os.path.join(project, "settings.local.json")):
+        try:
+            commands = installer.find(path)
+        except installer.SettingsError as exc:
+            errors.append(str(exc))
+            continue
+        for command in commands:
+            # which() checks a path with a slash directly: is the hook's program still there?
+            found.append({"path": path, "command": command, "runnable": bool(shutil.which(shlex.split(command)[0]))})
+    return found, errors
+
+
+def _last_failure(health: dict, breaker: dict) -> str | None:
+    """The last failure any process recorded (health answer or breaker), before doctor's own check."""
+    if health and not health.get("healthy"):
+        return (f"service unhealthy ({health.get('reason')}) at {_iso(health.get('wall'))}; "
+                f"failed health checks in a row: {health.get('consecutive_failures', 1)}")
+    if breaker.get("failure_count"):
+        return f"{breaker['failure_count']} failed deliveries in a row (breaker {breaker['state']})"
+    return None
+
+
+class _Report:
+    """doctor's findings: lines to print, the JSON document, problems, and steps (most urgent first)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.doc: dict = {}
+        self.steps: list[str] = []
+        self.problems = 0
+
+    def problem(self, step: str) -> None:
+        self.problems += 1
+        self.steps.append(step)
+
+
+def _doctor_config(args: "argparse.Namespace", report: _Report) -> Any:
+    import dataclasses
+
+    warnings: list[str] = []
+    config = _config(args, warnings)
+    shown = {}
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         if field.name == "api_key":
             value = "set" if value else None
-        print(f"  {field.name} = {value!r}")
-    path = config.resolved_cache_dir
-    problems = 0
+        elif field.name == "cache_dir":  # the directory in use, never None
+            value = os.path.abspath(os.path.expanduser(config.resolved_cache_dir))
+        shown[field.name] = value if value is None or isinstance(value, (str, int, float, bool)) else repr(value)
+    report.doc.update(config=shown, warnings=warnings)
+    report.lines += ["configuration in force:"] + [f"  {k} = {v!r}" for k, v in shown.items()]
+    report.lines += [f"warning: {w}" for w in warnings] or ["warnings: none"]
+    return config
+
+
+def _doctor_cache_and_service(config: Any, report: _Report) -> dict | None:
+    """Cache, outbox, breaker, last failure and a live health check; the outbox stats, or None."""
+    import stat
+
+    path = os.path.abspath(os.path.expanduser(config.resolved_cache_dir))
     try:
         core, _, drainer = _open(config, network=True)
-    except SystemExit as exc:
-        print(f"cache: {exc}")
-        return 1
+    except CliError as exc:
+        report.doc["cache"] = {"path": path, "mode": None, "error": str(exc)}
+        report.lines.append(f"cache: {path}: {exc}")
+        report.problem(f"make {path} a usable private directory, or set PATTERN_CACHE_DIR to one")
+        return None
     mode = stat.S_IMODE(os.stat(path).st_mode)
-    print(f"cache: {path} (mode {mode:o}{'' if mode == 0o700 else ', expected 700'})")
-    problems += mode != 0o700
+    report.doc["cache"] = {"path": path, "mode": f"{mode:o}", "error": None}
+    report.lines.append(f"cache: {path} (mode {mode:o}{'' if mode == 0o700 else ', expected 700'})")
+    if mode != 0o700:
+        report.problem(f"chmod 700 {path}")
     stats = _stats(core, drainer)
-    print(f"outbox: {stats['pending']} events ({stats['pending_bytes']} bytes), "
-          f"{stats['spooled']} spooled, {stats['dead_letter']} dead letters")
-    print(f"breaker: {stats['breaker']['state']}, {stats['breaker']['failure_count']} failures")
-    healthy = core.health.check()
-    print(f"service: {config.base_url} is {'healthy' if healthy else 'NOT healthy'} ({core.health.snapshot()['reason']})")
-    problems += not healthy
-    return 0 if problems == 0 else 1
+    breaker = report.doc["breaker"] = stats["breaker"]
+    report.doc["outbox"] = {k: stats[k] for k in ("pending", "pending_bytes", "spooled", "dead_letter")}
+    report.lines.append(f"outbox: {stats['pending']} events ({stats['pending_bytes']} bytes), "
+                        f"{stats['spooled']} spooled, {stats['dead_letter']} dead letters")
+    probe = breaker["seconds_until_probe"]
+    report.lines.append(f"breaker: {breaker['state']}, {breaker['failure_count']} failures"
+                        + (f", next probe at {_iso(time.time() + probe)}" if probe else ""))
+    last = report.doc["last_failure"] = _last_failure(core.store.get("health") or {}, breaker)
+    report.lines.append(f"last failure: {last or 'none recorded'}")
+    healthy = core.health is not None and core.health.check()
+    reason = core.health.snapshot()["reason"] if core.health is not None else "network parts did not start"
+    report.doc["service"] = {"url": config.base_url, "healthy": healthy, "reason": reason}
+    report.lines.append(f"service: {config.base_url} is {'healthy' if healthy else 'NOT healthy'} ({reason})")
+    if not healthy:
+        report.problem(f"start the service at {config.base_url} or set INTELLIGENCE_SERVICE_URL; "
+                       "events wait in the outbox meanwhile")
+    return stats
+
+
+def _doctor_hook(report: _Report) -> None:
+    found, errors = _hook_locations()
+    report.doc["hook"] = {"installed": bool(found), "locations": found, "errors": errors}
+    report.lines += [f"hook: {e}" for e in errors]
+    report.lines += [f"hook: installed in {f['path']}: `{f['command']}`"
+                     + ("" if f["runnable"] else " (its program is missing)") for f in found]
+    if errors:
+        report.problem("repair the settings file named above (Claude Code cannot read it either)")
+    if any(not f["runnable"] for f in found):
+        report.problem("run `pattern-track install` to point the hook at this installation")
+    if not found:
+        report.lines.append("hook: not installed: run `pattern-track install`")
+        report.steps.append("run `pattern-track install` so Claude Code's edits are tracked")  # a choice, not a fault
+
+
+def cmd_doctor(args: "argparse.Namespace") -> int:
+    report = _Report()
+    config = _doctor_config(args, report)
+    if report.doc["warnings"]:
+        report.problem("fix or unset the environment variables in the warnings above")
+    stats = _doctor_cache_and_service(config, report)
+    _doctor_hook(report)
+    if stats and stats["pending"] + stats["spooled"]:
+        report.steps.append(f"run `pattern-track sync` to deliver the {stats['pending'] + stats['spooled']} waiting events")
+    if stats and stats["dead_letter"]:
+        report.steps.append(f"look at `pattern-track dead-letter list` ({stats['dead_letter']} events the service refused)")
+    report.doc["problems"] = report.problems
+    report.doc["next"] = report.steps[0] if report.steps else "nothing: all is well"
+    _emit(args, report.doc, report.lines + [f"next: {report.doc['next']}"])
+    return 0 if report.problems == 0 else 1
 
 
 EXIT = "exit status:\n  0    {ok}\n  1    {one}\n  2    usage error (argparse){two}"
@@ -467,8 +592,8 @@ def _parser() -> "argparse.ArgumentParser":
                             "(retry), or delete them (purge, which needs --yes).")
     p.add_argument("action", choices=["list", "retry", "purge"], nargs="?", default="list",
                    help="list (the default), retry or purge")
-    command("doctor", cmd_doctor, "check configuration, cache and service",
-            {"ok": "no problem found", "one": "a problem found (service unhealthy, cache mode not 700)"}, parents=(common,))
+    command("doctor", cmd_doctor, "check configuration, cache, service and hook; say what next",
+            {"ok": "no problem found", "one": "a problem found (the last line, next: ..., says what to do)"})
     sub.add_parser("serve", help="run the reference collector (pattern-track serve --help)", add_help=False)
     return parser
 
@@ -509,6 +634,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         from .errors import PatternTrackError
 
-        known = isinstance(exc, PatternTrackError)  # our messages are written to be read as they are
+        known = isinstance(exc, (CliError, PatternTrackError))
         print(f"pattern-track: {exc}" if known else f"pattern-track: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

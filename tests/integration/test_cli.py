@@ -194,10 +194,10 @@ def home_env(env, tmp_path, **extra):
     return dict(env, HOME=str(home), **extra)
 
 
-def test_doctor_reports_config_cache_and_health(env, cache_dir):
+def test_doctor_reports_config_cache_and_health(env, cache_dir, tmp_path):
     """doctor prints the configuration in force, the cache's mode, the outbox and live health."""
     with Collector() as collector:
-        out = cli("doctor", "--url", collector.url, env=dict(env, PATTERN_TRACK_API_KEY="sk-secret"))
+        out = cli("doctor", "--url", collector.url, env=home_env(env, tmp_path, PATTERN_TRACK_API_KEY="sk-secret"))
     text = out.stdout.decode()
     assert out.returncode == 0, text
     assert "base_url = " in text and "(mode 700)" in text and "is healthy" in text
@@ -205,10 +205,57 @@ def test_doctor_reports_config_cache_and_health(env, cache_dir):
     assert stat.S_IMODE(os.stat(cache_dir).st_mode) == 0o700
 
 
-def test_doctor_fails_when_the_service_is_down(env):
-    """doctor's exit status says something is wrong."""
-    out = cli("doctor", "--url", "http://127.0.0.1:9", env=dict(env, HEALTH_CHECK_TIMEOUT="0.3"))
-    assert out.returncode == 1 and b"NOT healthy" in out.stdout
+def test_doctor_shows_the_resolved_cache_path(env, tmp_path):
+    """With no cache directory configured, doctor shows the one in use, never None."""
+    environ = home_env(env, tmp_path, XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    del environ["PATTERN_CACHE_DIR"]
+    with Collector() as collector:
+        text = cli("doctor", "--url", collector.url, env=environ).stdout.decode()
+    where = str(tmp_path / "xdg" / "pattern_track")
+    assert f"cache_dir = {where!r}" in text and f"cache: {where} (mode 700)" in text and "None'" not in text
+
+
+def test_doctor_lists_configuration_warnings(env, tmp_path):
+    """A bad environment value is shown as a warning, counts as a problem, and is the next thing to fix."""
+    with Collector() as collector:
+        out = cli("doctor", "--url", collector.url, env=home_env(env, tmp_path, PATTERN_TRACK_BATCH_SIZE="-4"))
+    lines = out.stdout.decode().splitlines()
+    assert out.returncode == 1
+    assert "warning: ignoring PATTERN_TRACK_BATCH_SIZE: batch_size must be >= 1, got -4" in lines
+    assert lines[-1].startswith("next: fix or unset the environment variables")
+
+
+def test_doctor_fails_when_the_service_is_down(env, tmp_path):
+    """doctor's exit status says something is wrong, shows the last failure, and says what to do next."""
+    environ = home_env(env, tmp_path, HEALTH_CHECK_TIMEOUT="0.3")
+    cli("sync", "--url", "http://127.0.0.1:9", env=environ)  # records a failed health check
+    out = cli("doctor", "--url", "http://127.0.0.1:9", env=environ)
+    lines = out.stdout.decode().splitlines()
+    assert out.returncode == 1 and any("NOT healthy" in line for line in lines)
+    assert any(line.startswith("last failure: service unhealthy (") for line in lines)
+    assert lines[-1].startswith("next: start the service at http://127.0.0.1:9")
+
+
+def test_doctor_says_when_the_hook_is_not_installed(env, tmp_path):
+    """Without the hook in any settings file, doctor says so and says how to install it."""
+    with Collector() as collector:
+        out = cli("doctor", "--url", collector.url, "--json", env=home_env(env, tmp_path))
+        text = cli("doctor", "--url", collector.url, env=home_env(env, tmp_path)).stdout.decode()
+    doc = json.loads(out.stdout)
+    assert out.returncode == 0 and doc["hook"] == {"installed": False, "locations": [], "errors": []}
+    assert doc["next"] == "run `pattern-track install` so Claude Code's edits are tracked"
+    assert "hook: not installed: run `pattern-track install`" in text
+    assert text.splitlines()[-1] == "next: run `pattern-track install` so Claude Code's edits are tracked"
+
+
+def test_doctor_does_not_repeat_its_prefix(env, tmp_path):
+    """An unusable cache is reported once, on the cache line, without a second program prefix."""
+    bad = tmp_path / "file"
+    bad.write_text("x")
+    out = cli("doctor", env=home_env(env, tmp_path, PATTERN_CACHE_DIR=str(bad)))
+    text = out.stdout.decode()
+    assert out.returncode == 1 and f"cache: {bad}: outbox unavailable: " in text and "pattern-track:" not in text
+    assert text.splitlines()[-1].startswith(f"next: make {bad} a usable private directory")
 
 
 def test_errors_are_one_clear_line(env, tmp_path):
@@ -312,7 +359,7 @@ def test_every_option_says_its_unit_or_default():
 
 @pytest.mark.parametrize("args", [("stats",), ("sync", "--url", "http://127.0.0.1:9"), ("cleanup",),
                                   ("dead-letter", "list"), ("dead-letter", "retry"), ("dead-letter", "purge", "--yes"),
-                                  ("install", "--dry-run")])
+                                  ("doctor", "--url", "http://127.0.0.1:9"), ("install", "--dry-run")])
 def test_every_command_speaks_json(env, cache_dir, tmp_path, args):
     """--json turns each command's summary into one JSON document on stdout."""
     seed(cache_dir, n=0, dead=1)

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from tests.conftest import PYTHON
+from pattern_track.collector import Collector
 from pattern_track.installer import MATCHER, hook_command
 
 #: What this interpreter's installation writes (tests run the CLI with the same interpreter).
@@ -207,3 +208,28 @@ def test_mode_indentation_and_symlink_are_kept(run, home, tmp_path):
     assert link.is_symlink() and stat.S_IMODE(real.stat().st_mode) == 0o600
     assert real.read_text().startswith('{\n    "model": "opus",')
     assert [stat.S_IMODE(os.stat(b).st_mode) for b in backups(real)] == [0o600]
+
+
+def test_doctor_says_where_the_hook_is_installed(run, home, tmp_path):
+    """After install, doctor names the settings file and the command; before, it says how to install."""
+    with Collector() as collector:
+        assert b"hook: not installed: run `pattern-track install`" in run("doctor", "--url", collector.url).stdout
+        run("install")
+        run("install", "--project")
+        out = run("doctor", "--url", collector.url)
+    text = out.stdout.decode()
+    assert out.returncode == 0 and text.endswith("next: nothing: all is well\n"), text
+    assert f"hook: installed in {user_file(home)}: `{COMMAND}`" in text
+    assert f"hook: installed in {tmp_path / 'project' / '.claude' / 'settings.json'}: `{COMMAND}`" in text
+
+
+def test_doctor_flags_a_hook_whose_program_is_gone(run, home):
+    """A hook left by a deleted virtualenv is a problem, and the next step is to reinstall."""
+    user_file(home, {"hooks": {"PostToolUse": [{"matcher": MATCHER, "hooks": [
+        {"type": "command", "command": "/gone/venv/bin/pattern-track hook"}]}]}})
+    with Collector() as collector:
+        out = run("doctor", "--url", collector.url)
+    lines = out.stdout.decode().splitlines()
+    assert out.returncode == 1
+    assert f"hook: installed in {user_file(home)}: `/gone/venv/bin/pattern-track hook` (its program is missing)" in lines
+    assert lines[-1] == "next: run `pattern-track install` to point the hook at this installation"
