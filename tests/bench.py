@@ -581,7 +581,7 @@ def bench_drain(b: Bench) -> None:
             build_s = _backlog(cache, count)
             collector.reset()
             client_cpu, server_cpu = children_cpu_s(), proc_cpu_s(collector.proc.pid)
-            seconds, done = timed_run([PYTHON, "-m", "pattern_track", "sync"],
+            seconds, done = timed_run([PYTHON, "-m", "pattern_track", "sync", "--json"],
                                       env=child_env(collector.url, cache), timeout=900)
             client_cpu, server_cpu = children_cpu_s() - client_cpu, proc_cpu_s(collector.proc.pid) - server_cpu
             if done.returncode != 0:

@@ -1,9 +1,14 @@
 """The pattern-track command line, run as a user runs it."""
 
+import datetime
 import json
 import os
 import stat
 import subprocess
+import time
+from unittest import mock
+
+import pytest
 
 from tests.conftest import PYTHON
 from pattern_track.collector import Collector
@@ -14,7 +19,14 @@ def cli(*args, env, timeout=60):
     return subprocess.run([PYTHON, "-m", "pattern_track", *args], capture_output=True, env=env, timeout=timeout)
 
 
-def seed(cache_dir, n=3, dead=1):
+def seed(cache_dir, n=3, dead=1, age_days=0):
+    """n pending events and `dead` dead letters, written `age_days` ago."""
+    written = time.time() - age_days * 86400
+    with mock.patch("time.time", lambda: written):
+        _seed(cache_dir, n, dead)
+
+
+def _seed(cache_dir, n, dead):
     box = Outbox(cache_dir, max_events=100, max_bytes=10**6)
     box.append([json.dumps({"event_type": "pattern_created", "pattern_id": f"c{i}",
                             "pattern_data": {"code": "x", "event_id": f"id{i}"}}).encode() for i in range(n)])
@@ -34,44 +46,158 @@ def test_stats_as_table_and_json(env, cache_dir):
     assert doc["pending"] == 3 and doc["dead_letter"] == 1 and doc["breaker"]["state"] == "closed"
 
 
+def pending(env):
+    return json.loads(cli("stats", "--json", env=env).stdout)["pending"]
+
+
 def test_dead_letter_list_retry_purge(env, cache_dir):
     """Dead letters are listed with the service's reason, can be retried or purged."""
     seed(cache_dir, n=0, dead=2)
     listed = json.loads(cli("dead-letter", "list", "--json", env=env).stdout)
     assert [row["reason"] for row in listed] == ["parent_not_found"] * 2
     assert listed[0]["detail"] == "Parent pattern p not found" and listed[0]["event_id"] == "dead0"
-    assert cli("dead-letter", "retry", env=env).returncode == 0
-    assert json.loads(cli("stats", "--json", env=env).stdout)["pending"] == 2
+    assert b"2 dead letters" in cli("dead-letter", env=env).stdout
+    assert json.loads(cli("dead-letter", "retry", "--json", env=env).stdout) == {"moved": 2, "dry_run": False}
+    assert pending(env) == 2
     seed(cache_dir, n=0, dead=1)
-    assert b"1 dead letters purged" in cli("dead-letter", "purge", env=env).stdout
+    assert b"1 dead letters purged" in cli("dead-letter", "purge", "--yes", env=env).stdout
+    assert json.loads(cli("stats", "--json", env=env).stdout)["dead_letter"] == 0
+
+
+def test_dead_letter_retry_and_purge_have_a_dry_run(env, cache_dir):
+    """--dry-run says how many would move or go, and changes nothing."""
+    seed(cache_dir, n=0, dead=2)
+    assert json.loads(cli("dead-letter", "retry", "--dry-run", "--json", env=env).stdout) == {"moved": 2, "dry_run": True}
+    assert json.loads(cli("dead-letter", "purge", "--dry-run", "--json", env=env).stdout) == {"purged": 2, "dry_run": True}
+    assert b"2 dead letters would be purged" in cli("dead-letter", "purge", "--dry-run", env=env).stdout
+    stats = json.loads(cli("stats", "--json", env=env).stdout)
+    assert stats["dead_letter"] == 2 and stats["pending"] == 0
+
+
+def test_dead_letter_purge_needs_yes(env, cache_dir):
+    """purge without --yes says how many would go, exits 2 and deletes nothing."""
+    seed(cache_dir, n=0, dead=2)
+    out = cli("dead-letter", "purge", "--json", env=env)
+    assert out.returncode == 2 and out.stdout == b""
+    assert b"2 undelivered events" in out.stderr and b"--yes" in out.stderr
+    assert json.loads(cli("stats", "--json", env=env).stdout)["dead_letter"] == 2
 
 
 def test_cleanup_reports_counts(env, cache_dir):
-    """cleanup removes old entries and says how many."""
+    """cleanup --yes removes old entries and says how many, as JSON or as a sentence."""
     seed(cache_dir)
-    out = json.loads(cli("cleanup", "--max-age-days", "0", env=env).stdout)
-    assert out["expired_events"] == 3 and out["expired_dead_letters"] == 1
+    out = json.loads(cli("cleanup", "--max-age-days", "0", "--yes", "--json", env=env).stdout)
+    assert out == {"expired_events": 3, "expired_dead_letters": 1, "max_age_days": 0.0, "dry_run": False}
+    seed(cache_dir, n=1, dead=0)
+    text = cli("cleanup", "--max-age-days", "0", "--yes", env=env).stdout
+    assert text == b"removed 1 undelivered events and 0 dead letters older than 0 days\n"
+
+
+def test_cleanup_refuses_to_delete_undelivered_events_without_yes(env, cache_dir):
+    """Old pending events are not deleted without --yes: the message counts them, the exit is 2."""
+    seed(cache_dir, n=3, dead=0, age_days=10)
+    seed(cache_dir, n=2, dead=0)
+    out = cli("cleanup", env=env)
+    assert out.returncode == 2 and out.stdout == b""
+    assert b"would delete 3 undelivered events" in out.stderr and b"--yes" in out.stderr and b"--dry-run" in out.stderr
+    assert pending(env) == 5
+    assert json.loads(cli("cleanup", "--yes", "--json", env=env).stdout)["expired_events"] == 3
+    assert pending(env) == 2
+
+
+def test_cleanup_dry_run_deletes_nothing(env, cache_dir):
+    """cleanup --dry-run counts what would go, even with --max-age-days 0, and keeps it."""
+    seed(cache_dir, n=3, dead=1, age_days=3)
+    out = cli("cleanup", "--max-age-days", "0", "--dry-run", "--json", env=env)
+    assert json.loads(out.stdout) == {"expired_events": 3, "expired_dead_letters": 1, "max_age_days": 0.0, "dry_run": True}
+    text = cli("cleanup", "--max-age-days", "2.5", "--dry-run", env=env).stdout
+    assert text == b"would remove 3 undelivered events and 1 dead letters older than 2.5 days\n"
+    assert pending(env) == 3
+
+
+def test_cleanup_of_old_dead_letters_alone_needs_no_yes(env, cache_dir):
+    """Dead letters past the age go without --yes; nothing undelivered in the outbox is touched."""
+    seed(cache_dir, n=0, dead=2, age_days=8)
+    seed(cache_dir, n=1, dead=1)
+    out = cli("cleanup", "--json", env=env)
+    assert out.returncode == 0 and json.loads(out.stdout) == {"expired_events": 0, "expired_dead_letters": 2,
+                                                              "max_age_days": 7.0, "dry_run": False}
+    assert pending(env) == 1
+
+
+def test_cleanup_max_age_zero_needs_yes(env, cache_dir):
+    """--max-age-days 0 means everything: refused without --yes even when nothing is pending."""
+    out = cli("cleanup", "--max-age-days", "0", env=env)
+    assert out.returncode == 2 and b"--yes" in out.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("cleanup", "--max-age-days", "-1"), ("cleanup", "--max-age-days", "nan"), ("sync", "--timeout", "0"),
+    ("sync", "--timeout", "-5"), ("sync", "--timeout", "soon"), ("drain", "--idle", "0"), ("drain", "--max", "-1"),
+    ("stats", "--url", "localhost:8053"),
+])
+def test_nonsense_values_are_usage_errors(env, args):
+    """Negative, zero or non-numeric values where they make no sense: a clear message, exit 2."""
+    out = cli(*args, env=env)
+    assert out.returncode == 2
+    assert f"argument {args[1]}: expected".encode() in out.stderr, out.stderr
+
+
+def dead_url():
+    probe = Collector().start()
+    url = probe.url
+    probe.stop()
+    return url
 
 
 def test_sync_exit_status_says_whether_anything_is_left(env, cache_dir):
     """sync exits 1 while the service is down, 0 once everything is delivered."""
     seed(cache_dir, dead=0)
-    probe = Collector().start()
-    url = probe.url
-    probe.stop()
-    down = cli("sync", "--url", url, env=env)
-    assert down.returncode == 1 and b"unhealthy" in down.stderr
+    down = cli("sync", "--url", dead_url(), env=env)
+    assert down.returncode == 1 and b"left 3" in down.stdout and b"why: service unhealthy" in down.stdout
     with Collector() as collector:
-        up = cli("sync", "--url", collector.url, env=env)
+        up = cli("sync", "--url", collector.url, "--json", env=env)
         assert up.returncode == 0, up.stderr
-        assert json.loads(up.stdout) == {"synced": 3, "dead_lettered": 0, "left": 0}
+        assert json.loads(up.stdout) == {"synced": 3, "dead_lettered": 0, "left": 0, "reason": None, "detail": None,
+                                         "next_attempt_at": None, "retrying": 0}
         assert len(collector.events()) == 3
+        assert cli("sync", "--url", collector.url, env=env).stdout == b"synced 0, dead-lettered 0, left 0\n"
 
 
-def test_doctor_reports_config_cache_and_health(env, cache_dir):
+@pytest.mark.parametrize("fault, params, extra, reason, detail, scheduled", [
+    ("degraded", {}, {}, "service_unhealthy", "service unhealthy at", False),
+    ("rate_limit", {"retry_after": "120"}, {}, "rate_limited", "rate-limiting", True),
+    ("error", {"status": 503}, {}, "retrying", "3 events will be retried; last answer http_503", False),
+    ("error", {"status": 503}, {"CIRCUIT_BREAKER_FAILURE_THRESHOLD": "1"}, "breaker_open",
+     "circuit breaker open until", True),
+])
+def test_sync_says_why_events_are_left(env, cache_dir, fault, params, extra, reason, detail, scheduled):
+    """With events left, sync names the reason and, when one is known, the time of the next attempt."""
+    seed(cache_dir, dead=0)
+    with Collector() as collector:
+        collector.set_fault(fault, **params)
+        out = cli("sync", "--url", collector.url, "--json", env=dict(env, **extra))
+        text = cli("sync", "--url", collector.url, env=dict(env, **extra)).stdout.decode()
+    doc = json.loads(out.stdout)
+    assert out.returncode == 1 and doc["left"] == 3 and doc["reason"] == reason and detail in doc["detail"], doc
+    assert (doc["next_attempt_at"] is not None) == scheduled
+    if scheduled:
+        assert datetime.datetime.fromisoformat(doc["next_attempt_at"]) > datetime.datetime.now(datetime.timezone.utc)
+    why = [line for line in text.splitlines() if line.startswith("why: ")]
+    assert len(why) == 1 and detail in why[0] and "\nnext attempt: " in text
+
+
+def home_env(env, tmp_path, **extra):
+    """doctor and install read the user's Claude Code settings: give them a HOME of their own."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return dict(env, HOME=str(home), **extra)
+
+
+def test_doctor_reports_config_cache_and_health(env, cache_dir, tmp_path):
     """doctor prints the configuration in force, the cache's mode, the outbox and live health."""
     with Collector() as collector:
-        out = cli("doctor", "--url", collector.url, env=dict(env, PATTERN_TRACK_API_KEY="sk-secret"))
+        out = cli("doctor", "--url", collector.url, env=home_env(env, tmp_path, PATTERN_TRACK_API_KEY="sk-secret"))
     text = out.stdout.decode()
     assert out.returncode == 0, text
     assert "base_url = " in text and "(mode 700)" in text and "is healthy" in text
@@ -79,10 +205,57 @@ def test_doctor_reports_config_cache_and_health(env, cache_dir):
     assert stat.S_IMODE(os.stat(cache_dir).st_mode) == 0o700
 
 
-def test_doctor_fails_when_the_service_is_down(env):
-    """doctor's exit status says something is wrong."""
-    out = cli("doctor", "--url", "http://127.0.0.1:9", env=dict(env, HEALTH_CHECK_TIMEOUT="0.3"))
-    assert out.returncode == 1 and b"NOT healthy" in out.stdout
+def test_doctor_shows_the_resolved_cache_path(env, tmp_path):
+    """With no cache directory configured, doctor shows the one in use, never None."""
+    environ = home_env(env, tmp_path, XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    del environ["PATTERN_CACHE_DIR"]
+    with Collector() as collector:
+        text = cli("doctor", "--url", collector.url, env=environ).stdout.decode()
+    where = str(tmp_path / "xdg" / "pattern_track")
+    assert f"cache_dir = {where!r}" in text and f"cache: {where} (mode 700)" in text and "None'" not in text
+
+
+def test_doctor_lists_configuration_warnings(env, tmp_path):
+    """A bad environment value is shown as a warning, counts as a problem, and is the next thing to fix."""
+    with Collector() as collector:
+        out = cli("doctor", "--url", collector.url, env=home_env(env, tmp_path, PATTERN_TRACK_BATCH_SIZE="-4"))
+    lines = out.stdout.decode().splitlines()
+    assert out.returncode == 1
+    assert "warning: ignoring PATTERN_TRACK_BATCH_SIZE: batch_size must be >= 1, got -4" in lines
+    assert lines[-1].startswith("next: fix or unset the environment variables")
+
+
+def test_doctor_fails_when_the_service_is_down(env, tmp_path):
+    """doctor's exit status says something is wrong, shows the last failure, and says what to do next."""
+    environ = home_env(env, tmp_path, HEALTH_CHECK_TIMEOUT="0.3")
+    cli("sync", "--url", "http://127.0.0.1:9", env=environ)  # records a failed health check
+    out = cli("doctor", "--url", "http://127.0.0.1:9", env=environ)
+    lines = out.stdout.decode().splitlines()
+    assert out.returncode == 1 and any("NOT healthy" in line for line in lines)
+    assert any(line.startswith("last failure: service unhealthy (") for line in lines)
+    assert lines[-1].startswith("next: start the service at http://127.0.0.1:9")
+
+
+def test_doctor_says_when_the_hook_is_not_installed(env, tmp_path):
+    """Without the hook in any settings file, doctor says so and says how to install it."""
+    with Collector() as collector:
+        out = cli("doctor", "--url", collector.url, "--json", env=home_env(env, tmp_path))
+        text = cli("doctor", "--url", collector.url, env=home_env(env, tmp_path)).stdout.decode()
+    doc = json.loads(out.stdout)
+    assert out.returncode == 0 and doc["hook"] == {"installed": False, "locations": [], "errors": []}
+    assert doc["next"] == "run `pattern-track install` so Claude Code's edits are tracked"
+    assert "hook: not installed: run `pattern-track install`" in text
+    assert text.splitlines()[-1] == "next: run `pattern-track install` so Claude Code's edits are tracked"
+
+
+def test_doctor_does_not_repeat_its_prefix(env, tmp_path):
+    """An unusable cache is reported once, on the cache line, without a second program prefix."""
+    bad = tmp_path / "file"
+    bad.write_text("x")
+    out = cli("doctor", env=home_env(env, tmp_path, PATTERN_CACHE_DIR=str(bad)))
+    text = out.stdout.decode()
+    assert out.returncode == 1 and f"cache: {bad}: outbox unavailable: " in text and "pattern-track:" not in text
+    assert text.splitlines()[-1].startswith(f"next: make {bad} a usable private directory")
 
 
 def test_errors_are_one_clear_line(env, tmp_path):
@@ -114,3 +287,82 @@ def test_serve_runs_the_collector(env):
         proc.terminate()
         proc.communicate(timeout=10)
     assert proc.returncode == 0
+
+
+COMMANDS = ["install", "drain", "sync", "stats", "cleanup", "dead-letter", "doctor", "hook"]
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_hook_help_returns_without_reading_stdin(env, flag):
+    """hook --help prints how the hook is meant to be used and exits 0 while stdin stays open."""
+    proc = subprocess.Popen([PYTHON, "-m", "pattern_track", "hook", flag], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        code = proc.wait(timeout=30)  # stdin is still open: a hook that read it would hang here
+    finally:
+        proc.kill()  # a no-op once it has exited
+        out = proc.communicate()[0].decode()
+    assert code == 0 and out.startswith("usage: pattern-track hook")
+    assert "Claude Code runs it with one hook JSON payload on stdin; install it with\n`pattern-track install`" in out
+    assert "exit status:" in out
+
+
+def test_hook_on_a_terminal_says_how_to_use_it(env):
+    """pattern-track hook typed at a terminal does not wait for a payload: a hint on stderr, exit 2."""
+    import pty
+
+    parent, child = pty.openpty()
+    try:
+        out = subprocess.run([PYTHON, "-m", "pattern_track", "hook"], stdin=child, capture_output=True, env=env, timeout=30)
+    finally:
+        os.close(child)
+        os.close(parent)
+    assert out.returncode == 2 and out.stdout == b""
+    assert b"stdin is a terminal" in out.stderr and b"`pattern-track install`" in out.stderr
+
+
+def test_hook_path_does_not_import_argparse(env):
+    """The hook's fast path still skips argparse (and prints nothing) after the help and terminal checks."""
+    out = subprocess.run([PYTHON, "-X", "importtime", "-m", "pattern_track", "hook"], input=b"{}", capture_output=True,
+                         env=env, timeout=30)
+    assert out.returncode == 0 and out.stdout == b""
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.decode().splitlines() if "|" in line}
+    assert "pattern_track.hook" in imported and "argparse" not in imported
+
+
+@pytest.mark.parametrize("command", [None] + COMMANDS)
+def test_every_help_documents_exit_status(env, command):
+    """pattern-track --help and each command's --help list the exit codes."""
+    out = cli(*([command] if command else []), "--help", env=env)
+    text = out.stdout.decode()
+    assert out.returncode == 0 and "exit status:\n  0    " in text and "\n  2    " in text
+    assert command in ("hook",) or "\n  1    " in text and "usage error" in text
+
+
+def test_every_option_says_its_unit_or_default():
+    """Each option's help gives its default, and options taking a time or age name the unit."""
+    import argparse
+
+    from pattern_track.cli import _parser
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in sub.choices.items():
+        for action in parser._actions:
+            if not action.option_strings or action.help in (argparse.SUPPRESS, None) or action.dest == "help":
+                continue
+            if action.dest in ("user", "project"):  # the three places to install to; --user is the default
+                continue
+            assert "default" in action.help, (name, action.option_strings)
+            if action.type is not None and action.dest != "url":
+                assert action.metavar in ("SECONDS", "DAYS"), (name, action.option_strings)
+
+
+@pytest.mark.parametrize("args", [("stats",), ("sync", "--url", "http://127.0.0.1:9"), ("cleanup",),
+                                  ("dead-letter", "list"), ("dead-letter", "retry"), ("dead-letter", "purge", "--yes"),
+                                  ("doctor", "--url", "http://127.0.0.1:9"), ("install", "--dry-run")])
+def test_every_command_speaks_json(env, cache_dir, tmp_path, args):
+    """--json turns each command's summary into one JSON document on stdout."""
+    seed(cache_dir, n=0, dead=1)
+    out = cli(*args, "--json", env=home_env(env, tmp_path, HEALTH_CHECK_TIMEOUT="0.3"))
+    assert out.returncode in (0, 1), out.stderr
+    assert isinstance(json.loads(out.stdout), (dict, list))
