@@ -52,31 +52,18 @@ def _iso(wall: float | None) -> str | None:
 
 def _config(args: "argparse.Namespace", warnings: list | None = None) -> Any:
     """The configuration in force; ``from_env``'s warnings go to ``warnings`` or to stderr."""
-    import logging
-
     from .config import Config
-
-    found: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            found.append(record.getMessage())
 
     overrides = {}
     if getattr(args, "url", None):
         overrides["base_url"] = args.url
     if getattr(args, "cache_dir", None):
         overrides["cache_dir"] = args.cache_dir
-    handler, logger = Collect(logging.WARNING), logging.getLogger("pattern_track.config")
-    logger.addHandler(handler)  # the package logger has only a NullHandler: these would be lost
-    try:
-        config = Config.from_env(**overrides)
-    finally:
-        logger.removeHandler(handler)
+    config = Config.from_env(**overrides)
     if warnings is not None:
-        warnings.extend(found)
+        warnings.extend(config.warnings)
     else:
-        for message in found:
+        for message in config.warnings:
             print(f"pattern-track: warning: {message}", file=sys.stderr)
     return config
 
@@ -575,7 +562,7 @@ def _parser() -> "argparse.ArgumentParser":
                 parents=(common,))
     p.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--after-pid", type=int, metavar="PID",
-                   help="first wait (up to 30 s) for process PID to end, then adopt its journal")
+                   help="first wait (up to 30 s) for process PID to end, then adopt its journal (default: none)")
     p.add_argument("--idle", type=_positive, default=2.0, metavar="SECONDS", help="exit after SECONDS idle (default 2)")
     p.add_argument("--max", type=_positive, default=120.0, metavar="SECONDS",
                    help="exit after SECONDS in all (default 120)")

@@ -221,7 +221,7 @@ def test_doctor_lists_configuration_warnings(env, tmp_path):
         out = cli("doctor", "--url", collector.url, env=home_env(env, tmp_path, PATTERN_TRACK_BATCH_SIZE="-4"))
     lines = out.stdout.decode().splitlines()
     assert out.returncode == 1
-    assert "warning: ignoring PATTERN_TRACK_BATCH_SIZE: batch_size must be >= 1, got -4" in lines
+    assert "warning: ignoring PATTERN_TRACK_BATCH_SIZE: batch_size must be >= 1, got -4; using the default" in lines
     assert lines[-1].startswith("next: fix or unset the environment variables")
 
 
