@@ -354,7 +354,7 @@ def test_every_option_says_its_unit_or_default():
                 continue
             assert "default" in action.help, (name, action.option_strings)
             if action.type is not None and action.dest != "url":
-                assert action.metavar in ("SECONDS", "DAYS"), (name, action.option_strings)
+                assert action.metavar in ("SECONDS", "DAYS", "PID"), (name, action.option_strings)
 
 
 @pytest.mark.parametrize("args", [("stats",), ("sync", "--url", "http://127.0.0.1:9"), ("cleanup",),
