@@ -59,6 +59,7 @@ class Journal:
         self._segments: list[list] = []  # [path, fd, last_seq]; the last one is written
         self._size = 0  # bytes in this writer's live segments
         self._seq = itertools.count()
+        self._segment_numbers = itertools.count()  # never reused, even after settled ones go
         self.next_seq = 0
         self.watermark = 0
 
@@ -90,9 +91,13 @@ class Journal:
         if not self._writer:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
             self._writer = f"{os.getpid()}-{os.urandom(4).hex()}"
-        path = os.path.join(self.directory, f"{self._writer}.{len(self._segments):06d}{SUFFIX}")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # our own new file: never contended
+        path = os.path.join(self.directory, f"{self._writer}.{next(self._segment_numbers):06d}{SUFFIX}")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file of ours: never waits
+        except OSError:
+            os.close(fd)
+            raise
         self._segments.append([path, fd, -1])
 
     def reinit_after_fork(self) -> None:

@@ -1,0 +1,32 @@
+"""The journal: one write per event, a watermark, rotation, adoption of dead writers."""
+
+import os
+
+from pattern_track.journal import Journal, adopt_orphans, orphans_waiting
+
+
+def test_rotation_never_reuses_a_live_segment(tmp_path):
+    """Settled segments go and new ones get fresh names: appending never waits on itself."""
+    journal = Journal(str(tmp_path), max_bytes=10**9, segment_bytes=200)
+    for i in range(50):
+        seq = journal.append(b'{"n":%d}' % i)
+        journal.ack(seq)  # settled at once: old segments are deleted as we go
+    names = os.listdir(tmp_path / "journal")
+    assert len(names) <= 2 and journal.next_seq == 50
+
+
+def test_watermark_and_adoption_of_a_dead_writer(tmp_path):
+    """Only events at or past the watermark are adopted, in order; the files then go."""
+    journal = Journal(str(tmp_path), max_bytes=10**9)
+    for i in range(10):
+        journal.append(b'{"n":%d}' % i)
+    journal.ack(4)
+    assert orphans_waiting(str(tmp_path)) == 0  # we hold the lock: alive
+    assert adopt_orphans(str(tmp_path), lambda events: len(events)) == 0
+    for _, fd, _ in journal._segments:  # the writer dies: the kernel drops its locks
+        os.close(fd)
+    assert orphans_waiting(str(tmp_path)) == 1
+    got = []
+    assert adopt_orphans(str(tmp_path), lambda events: got.extend(events) or len(events)) == 6
+    assert got == [b'{"n":%d}' % i for i in range(4, 10)]
+    assert os.listdir(tmp_path / "journal") == []
