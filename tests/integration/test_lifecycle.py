@@ -176,7 +176,11 @@ def test_eight_processes_sigtermed_at_once_with_requests_in_flight(tmp_path, col
         proc.send_signal(signal.SIGTERM)
     for proc in procs:
         out, _ = proc.communicate(timeout=30)
-        tracked.update(i for line in out.splitlines() if line.endswith("]") for i in json.loads(line))
+        for line in out.splitlines():
+            try:
+                tracked.update(json.loads(line))
+            except ValueError:  # a print() that SIGTERM cut: that id was never reported
+                pass
         assert proc.returncode == -signal.SIGTERM
     tracked.discard(None)
     collector.set_fault("none")

@@ -254,7 +254,7 @@ def test_forked_child_gets_a_working_tracker(collector, make_tracker):
     pid = os.fork()
     if pid == 0:  # child
         ok = tracker.track("pattern_created", pattern_id="child", pattern_data={"code": "c"}) is not None
-        ok = ok and tracker.flush(10)
+        ok = ok and tracker.flush(30)
         tracker.close(timeout=5)
         os._exit(0 if ok and tracker.stats()["sent"] == 1 else 1)
     _, status = os.waitpid(pid, 0)
