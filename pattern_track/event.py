@@ -71,6 +71,14 @@ class InvalidEvent(ValueError):
         self.detail = detail
 
 
+def _shape(value: Any) -> str:
+    """What a refused value is, for logs: its type and size, never its content (it may be code)."""
+    try:
+        return f"{type(value).__name__} of {len(value)}"
+    except TypeError:
+        return type(value).__name__
+
+
 def language_for_path(path: str | None) -> str | None:
     """The language a file's extension names, or ``None`` when unknown."""
     if not path:
@@ -119,7 +127,7 @@ def build(event_type: Any, fields: Mapping[str, Any], *, triggered_by: str) -> d
     path: one pass over the given fields, no JSON, no hashing.
     """
     if type(event_type) is not str or event_type not in EVENT_TYPES:
-        raise InvalidEvent("invalid_event_type", f"unknown event_type {str(event_type)[:80]!r}")
+        raise InvalidEvent("invalid_event_type", f"event_type is not one of the service's values ({_shape(event_type)})")
     event: dict[str, Any] = {"event_type": event_type}
     for name, value in fields.items():
         if value is None:
@@ -131,17 +139,18 @@ def build(event_type: Any, fields: Mapping[str, Any], *, triggered_by: str) -> d
             if limit and len(value) > limit:
                 raise InvalidEvent("field_too_long", f"{name} is longer than {limit} characters")
         elif name not in FIELDS:
-            raise InvalidEvent("unknown_field", f"unknown field {str(name)[:80]!r}")
+            raise InvalidEvent("unknown_field", f"unknown field ({_shape(name)})")
         event[name] = value
     pattern_id = event.get("pattern_id")
     if not pattern_id or pattern_id.isspace():
         raise InvalidEvent("missing_pattern_id", "pattern_id is required")
     edge = event.get("edge_type")
     if edge is not None and edge not in EDGE_TYPES:
-        raise InvalidEvent("invalid_edge_type", f"edge_type {edge[:40]!r} is not one of the service's values")
+        raise InvalidEvent("invalid_edge_type", f"edge_type is not one of the service's values ({_shape(edge)})")
     transformation = event.get("transformation_type")
     if transformation is not None and transformation not in TRANSFORMATION_TYPES:
-        raise InvalidEvent("invalid_transformation_type", f"transformation_type {transformation[:40]!r} is not valid")
+        raise InvalidEvent("invalid_transformation_type",
+                           f"transformation_type is not one of the service's values ({_shape(transformation)})")
     parents = event.get("parent_pattern_ids", ())
     if type(parents) not in (list, tuple) or not all(type(p) is str and p for p in parents):
         raise InvalidEvent("invalid_field", "parent_pattern_ids must be a list of non-empty strings")

@@ -25,6 +25,8 @@ import os
 import threading
 from typing import Callable, Iterator
 
+from .cachedir import prepare_directory
+
 __all__ = ["Journal", "JournalFull", "adopt_orphans", "exiting_writers", "orphan_count", "orphans_waiting"]
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,7 @@ class Journal:
     def _reset(self) -> None:
         self._pid = os.getpid()
         self._writer = ""
-        self._segments: list[list] = []  # [path, fd, last_seq]; the last one is written
+        self._segments: list[list] = []  # [path, fd, last_seq, bytes]; the last one is written
         self._size = 0  # bytes in this writer's live segments
         self._seq = itertools.count()
         self._segment_numbers = itertools.count()  # never reused, even after settled ones go
@@ -72,23 +74,27 @@ class Journal:
                 self._after_fork()
             if not self._segments:
                 self._open_segment()
-            line_len = len(data) + 22
-            if self._size + line_len > self.max_bytes:
-                raise JournalFull(f"journal holds {self._size} bytes, cap {self.max_bytes}")
             seq = next(self._seq)
+            line = b"%d %s\n" % (seq, data)
+            if self._size + len(line) > self.max_bytes:
+                raise JournalFull(f"journal holds {self._size} bytes, cap {self.max_bytes}")
             segment = self._segments[-1]
-            written = os.write(segment[1], b"%d %s\n" % (seq, data))
+            written = os.write(segment[1], line)
             if self.fsync:
                 os.fsync(segment[1])
             segment[2] = seq
+            segment[3] += written
             self.next_seq = seq + 1
             self._size += written
-            if os.lseek(segment[1], 0, os.SEEK_CUR) > self.segment_bytes:
+            if segment[3] > self.segment_bytes:
                 self._open_segment()
             return seq
 
     def _open_segment(self) -> None:
         if not self._writer:
+            # The cache holds users' code: the directory is made private (0700), and a
+            # symlink or a directory of another user is refused, as for the outbox.
+            prepare_directory(os.path.dirname(self.directory))
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
             self._writer = f"{os.getpid()}-{os.urandom(4).hex()}"
         path = os.path.join(self.directory, f"{self._writer}.{next(self._segment_numbers):06d}{SUFFIX}")
@@ -98,7 +104,7 @@ class Journal:
         except OSError:
             os.close(fd)
             raise
-        self._segments.append([path, fd, -1])
+        self._segments.append([path, fd, -1, 0])
 
     def reinit_after_fork(self) -> None:
         """In a child (lifecycle's fork hook): a fresh lock, none of the parent's files."""
@@ -107,8 +113,9 @@ class Journal:
 
     def _after_fork(self) -> None:
         """In a child: drop the inherited descriptors (the parent keeps its lock), start anew."""
-        for _, fd, _ in self._segments:
+        for segment in self._segments:
             try:
+                fd = segment[1]
                 os.close(fd)
             except OSError:
                 pass
@@ -122,7 +129,7 @@ class Journal:
             self.watermark = watermark
             os.write(self._segments[-1][1], b"!%d\n" % watermark)
             while len(self._segments) > 1 and self._segments[0][2] < watermark:
-                path, fd, _ = self._segments.pop(0)
+                path, fd = self._segments.pop(0)[:2]
                 self._size -= _unlink_and_close(path, fd)
 
     def mark_exiting(self) -> None:
@@ -145,7 +152,7 @@ class Journal:
             if self._pid != os.getpid():
                 return False
             done = self.settled()
-            for path, fd, _ in self._segments:
+            for path, fd, *_ in self._segments:
                 if done:
                     _unlink_and_close(path, fd)
             if done:

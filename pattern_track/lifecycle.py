@@ -25,14 +25,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import weakref
 from typing import Any
 
 __all__ = ["exiting", "hand_off", "import_guard", "register"]
 
 log = logging.getLogger(__name__)
 
-_live: "weakref.WeakSet[Any]" = weakref.WeakSet()
+#: Strong references: a tracker made inside a function (a pool task) and dropped must
+#: still hand off at exit what its journal holds. ``close()`` releases it.
+_live: "set[Any]" = set()
 _state = {"hook": False, "exiting": False}
 _lock = threading.Lock()
 #: Held while the background thread imports requests/diskcache; fork() waits for it.

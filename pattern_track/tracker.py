@@ -23,6 +23,7 @@ from .config import Config, config_from_options
 from .core import Core, Counters
 from .cachedir import check_directory
 from .dispatcher import Dispatcher
+from .errors import CacheError
 from .drainer import Drainer
 from .journal import Journal, JournalFull, orphans_waiting
 
@@ -130,7 +131,7 @@ class Tracker:
             if self._closed:
                 self._counters.drop("closed")
                 return None
-            if not self._started or self._pid != os.getpid():  # first event, or a forked child
+            if not self._started:  # first event, or a forked child (lifecycle resets it)
                 self._ensure_started()
             config = self.config
             event = _event.build(event_type, fields, triggered_by=config.triggered_by)
@@ -173,7 +174,7 @@ class Tracker:
             self._counters.drop("cache_full")
             log.warning("event refused: the cache is at cache_max_size_mb")
             return False
-        except OSError as exc:
+        except (OSError, CacheError) as exc:  # unwritable, full disk, unsafe directory
             self._journal_ok = False
             self._counters.note("journal_unwritable")
             log.warning("journal unwritable (%s); events are held in memory until delivered", type(exc).__name__)

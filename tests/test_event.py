@@ -83,3 +83,19 @@ def test_encoding_is_compact_utf8_json():
     """The bytes are valid JSON the collector parses back to the same event."""
     ev = build(pattern_data={"code": "é"})
     assert json.loads(event.encode(ev)) == ev
+
+
+def test_refusal_logs_name_the_reason_and_size_never_the_content(caplog, tmp_path):
+    """Code passed by mistake as the event type or an enum is not echoed into the logs."""
+    import logging
+
+    from pattern_track import Tracker
+
+    secret = "def leaked_secret(): return 'hunter2'"
+    tracker = Tracker("http://127.0.0.1:9", cache_dir=str(tmp_path / "c"))
+    with caplog.at_level(logging.DEBUG, logger="pattern_track"):
+        assert tracker.track(secret, pattern_id="p") is None
+        assert tracker.track("pattern_modified", pattern_id="p", parent_pattern_ids=["a"], edge_type=secret) is None
+        assert tracker.track("pattern_created", pattern_id="p", pattern_data={"c": 1}, **{secret[:20]: 1}) is None
+    assert caplog.records and not any("leaked_secret" in r.getMessage() for r in caplog.records)
+    tracker.close()

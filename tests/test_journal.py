@@ -23,10 +23,42 @@ def test_watermark_and_adoption_of_a_dead_writer(tmp_path):
     journal.ack(4)
     assert orphans_waiting(str(tmp_path)) == 0  # we hold the lock: alive
     assert adopt_orphans(str(tmp_path), lambda events: len(events)) == 0
-    for _, fd, _ in journal._segments:  # the writer dies: the kernel drops its locks
-        os.close(fd)
+    for segment in journal._segments:  # the writer dies: the kernel drops its locks
+        os.close(segment[1])
     assert orphans_waiting(str(tmp_path)) == 1
     got = []
     assert adopt_orphans(str(tmp_path), lambda events: got.extend(events) or len(events)) == 6
     assert got == [b'{"n":%d}' % i for i in range(4, 10)]
     assert os.listdir(tmp_path / "journal") == []
+
+
+def test_the_journal_makes_the_cache_private_and_refuses_a_symlink(tmp_path):
+    """A fresh cache gets 0700 from the first event; a symlinked cache is refused, not followed."""
+    import pytest
+
+    from pattern_track.errors import CacheError
+
+    cache = tmp_path / "fresh" / "cache"
+    Journal(str(cache), max_bytes=10**6).append(b"{}")
+    assert oct(os.stat(cache).st_mode & 0o777) == "0o700"
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (tmp_path / "link").symlink_to(target)
+    with pytest.raises(CacheError):
+        Journal(str(tmp_path / "link"), max_bytes=10**6).append(b"{}")
+
+
+def test_a_forked_child_never_writes_its_parents_journal(tmp_path):
+    """After fork the child writes a journal of its own; the parent's file is untouched by it."""
+    journal = Journal(str(tmp_path), max_bytes=10**9)
+    journal.append(b'{"who":"parent"}')
+    parent_files = set(os.listdir(tmp_path / "journal"))
+    pid = os.fork()
+    if pid == 0:
+        journal.append(b'{"who":"child"}')
+        os._exit(0)
+    os.waitpid(pid, 0)
+    files = set(os.listdir(tmp_path / "journal"))
+    assert len(files - parent_files) == 1
+    (parent,) = parent_files
+    assert b"child" not in (tmp_path / "journal" / parent).read_bytes()
