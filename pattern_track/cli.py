@@ -16,9 +16,10 @@ import json
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+TYPE_CHECKING = False  # typing costs ~2.5 ms; the hook runs through this module
 
 if TYPE_CHECKING:
+    from typing import Any, Sequence
     import argparse
 
 __all__ = ["main"]

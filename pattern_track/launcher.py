@@ -16,7 +16,9 @@ import fcntl
 import os
 import sys
 import time
-from typing import Mapping
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from typing import Mapping
 
 __all__ = ["drainer_lock", "ensure_drainer", "resume_after", "set_resume_after"]
 

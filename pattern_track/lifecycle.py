@@ -22,14 +22,17 @@ nothing to save; it only decides who delivers what is left:
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
-from typing import Any
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from typing import Any
+
+from . import logs
 
 __all__ = ["exiting", "hand_off", "import_guard", "register"]
 
-log = logging.getLogger(__name__)
+log = logs.get(__name__)
 
 #: Strong references: a tracker made inside a function (a pool task) and dropped must
 #: still hand off at exit what its journal holds. ``close()`` releases it.
@@ -60,11 +63,23 @@ def register(tracker: Any) -> None:
         _state["hook"] = True
 
 
+def keep_exit_hook_first() -> None:
+    """Register the exit hook again once ``concurrent.futures.thread`` is imported: those
+    callbacks run LIFO, so ours runs before the executor's join (which would otherwise run
+    every queued task first). The hook runs once, however often it is registered."""
+    try:
+        threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):  # exit already began: the first registration runs
+        pass
+
+
 def unregister(tracker: Any) -> None:
     _live.discard(tracker)
 
 
 def _at_exit() -> None:
+    if _state["exiting"]:
+        return  # registered twice (keep_exit_hook_first); runs once
     _state["exiting"] = True
     for tracker in list(_live):
         try:

@@ -17,7 +17,7 @@ COLLECTOR = [m for m in MODULES if m.startswith("collector/")]
 #: Each third-party library is imported by exactly one module of ours.
 OWNERS = {"requests": {"transport"}, "urllib3": {"transport"}, "pybreaker": {"breaker"}, "diskcache": {"outbox"}}
 #: Modules that may import nothing of ours but errors (stdlib edges used by the hook path).
-HOOK_PATH = {"hook", "spool", "launcher", "cachedir", "config", "event", "errors"}
+HOOK_PATH = {"hook", "spool", "launcher", "cachedir", "config", "event", "errors", "logs"}
 
 
 def parse(module):
@@ -117,9 +117,25 @@ def test_public_surface_is_declared_and_sorted():
         assert getattr(pattern_track, name) is not None
 
 
-def test_package_logger_has_a_null_handler():
-    """Applications decide where logs go; the library adds only a NullHandler."""
-    import logging
+def test_package_logger_has_a_null_handler_and_nothing_reaches_stderr():
+    """Applications decide where logs go: the library adds only a NullHandler (when it first
+    logs, so the import stays cheap), and a warning never reaches stderr via lastResort."""
+    import subprocess
+    import sys
 
-    handlers = logging.getLogger("pattern_track").handlers
-    assert handlers and all(isinstance(h, logging.NullHandler) for h in handlers)
+    code = (
+        "import sys\n"
+        "from pattern_track import Tracker\n"
+        "assert 'logging' not in sys.modules, 'imported logging eagerly'\n"
+        "import logging\n"
+        "t = Tracker('http://127.0.0.1:9', cache_dir=sys.argv[1])\n"
+        "assert t.track('not an event type', pattern_id='p') is None  # logs a warning\n"
+        "handlers = logging.getLogger('pattern_track').handlers\n"
+        "assert handlers and all(isinstance(h, logging.NullHandler) for h in handlers), handlers\n"
+    )
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as cache:
+        done = subprocess.run([sys.executable, "-c", code, cache + "/c"], capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr

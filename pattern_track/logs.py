@@ -1,0 +1,40 @@
+"""Module loggers that import ``logging`` on first use.
+
+``logging`` (with ``traceback`` and ``string``) costs ~7 ms to import; a hook call or a
+short script that never logs should not pay it. ``get(__name__)`` stands in for
+``logging.getLogger(__name__)``: the first attribute access imports logging, attaches the
+package's ``NullHandler`` (so nothing can reach stderr through ``logging.lastResort``
+before the application configures logging) and hands over to the real logger.
+"""
+
+from __future__ import annotations
+
+__all__ = ["get"]
+
+
+class _Lazy:
+    __slots__ = ("_name", "_logger")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger = None
+
+    def __getattr__(self, attr: str):  # only for what the real logger has
+        logger = self._logger
+        if logger is None:
+            logger = self._logger = _real(self._name)
+        return getattr(logger, attr)
+
+
+def _real(name: str):
+    import logging
+
+    package = logging.getLogger(__name__.rpartition(".")[0])
+    if not any(isinstance(h, logging.NullHandler) for h in package.handlers):
+        package.addHandler(logging.NullHandler())
+    return logging.getLogger(name)
+
+
+def get(name: str) -> "_Lazy":
+    """A logger for ``name`` that costs nothing until something is logged."""
+    return _Lazy(name)
