@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import random
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import random
 
 __all__ = ["Backoff"]
 
@@ -18,11 +20,15 @@ class Backoff:
         self.base_s = base_s
         self.max_s = max_s
         self.failures = 0
-        self._rng = rng or random.Random()
+        self._rng = rng  # made on first use: a process that never backs off never imports random
 
     def next(self, retry_after_s: float | None = None) -> float:
         cap = min(self.max_s, self.base_s * (2 ** min(self.failures, 32)))
         self.failures += 1
+        if self._rng is None:
+            import random
+
+            self._rng = random.Random()
         delay = self._rng.uniform(cap / 2, cap) if cap > 0 else 0.0
         if retry_after_s is not None:
             delay = max(delay, retry_after_s)

@@ -388,18 +388,18 @@ class _Report:
 
 
 def _doctor_config(args: "argparse.Namespace", report: _Report) -> Any:
-    import dataclasses
+    from .config import fields
 
     warnings: list[str] = []
     config = _config(args, warnings)
     shown = {}
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        if field.name == "api_key":
+    for name in fields():
+        value = getattr(config, name)
+        if name == "api_key":
             value = "set" if value else None
-        elif field.name == "cache_dir":  # the directory in use, never None
+        elif name == "cache_dir":  # the directory in use, never None
             value = os.path.abspath(os.path.expanduser(config.resolved_cache_dir))
-        shown[field.name] = value if value is None or isinstance(value, (str, int, float, bool)) else repr(value)
+        shown[name] = value if value is None or isinstance(value, (str, int, float, bool)) else repr(value)
     report.doc.update(config=shown, warnings=warnings)
     report.lines += ["configuration in force:"] + [f"  {k} = {v!r}" for k, v in shown.items()]
     report.lines += [f"warning: {w}" for w in warnings] or ["warnings: none"]

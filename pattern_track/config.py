@@ -8,7 +8,6 @@ back to the default, because a hook must never crash on a typo in someone's shel
 
 from __future__ import annotations
 
-import dataclasses
 import os
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
@@ -49,9 +48,14 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> str:
     return os.path.join(base, "pattern_track")
 
 
-@dataclasses.dataclass(frozen=True)
 class Config:
-    """Every option of a tracker. See the README's configuration table."""
+    """Every option of a tracker, as one frozen value (the README's configuration table).
+
+    ``Config(**options)`` validates each option and raises ``ConfigError`` naming it;
+    instances are immutable (``replace()`` returns a changed copy), compare by value and
+    hide ``api_key`` from ``repr``. A plain class rather than a dataclass: ``dataclasses``
+    (with ``inspect``) costs ~10 ms to import and build, which every hook call would pay.
+    """
 
     base_url: str = "http://localhost:8053"
     enabled: bool = True
@@ -114,7 +118,7 @@ class Config:
     lease_ttl_s: float = 60.0
     #: Keep breaker and health state in the cache, shared by every process.
     shared_state: bool = True
-    api_key: str | None = dataclasses.field(default=None, repr=False)
+    api_key: str | None = None  # never in repr
     verify_tls: bool = True
     #: Let requests read proxy variables and ``.netrc`` (off: the service is usually local).
     trust_env: bool = False
@@ -122,12 +126,14 @@ class Config:
     before_send: Callable[[dict], Any] | None = None
     triggered_by: str = "pattern_track"
     #: What ``from_env()`` ignored or corrected, one line each (not an option).
-    warnings: tuple = dataclasses.field(default=(), compare=False, repr=False)
+    warnings: tuple = ()
 
-    def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            _check(field.name, value)
+    def __init__(self, **options: Any) -> None:
+        _refuse_unknown(options, allow_warnings=True)
+        for name, default in _DEFAULTS.items():
+            object.__setattr__(self, name, options.get(name, default))
+        for name in _DEFAULTS:
+            _check(name, getattr(self, name))
         if self.lease_ttl_s <= self.request_deadline_s:
             raise ConfigError(
                 f"lease_ttl_s ({self.lease_ttl_s}) must exceed request_deadline_s "
@@ -138,7 +144,30 @@ class Config:
 
     def replace(self, **changes: Any) -> "Config":
         """Return a copy with ``changes`` applied (validated like the constructor)."""
-        return dataclasses.replace(self, **changes)
+        return Config(**{**self.values(), **changes})
+
+    def values(self) -> dict:
+        """Every field's value, in declaration order (``api_key`` included)."""
+        return {name: getattr(self, name) for name in _DEFAULTS}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Config is frozen; use replace({name}=...)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Config is frozen")
+
+    def _compared(self) -> tuple:
+        return tuple(getattr(self, name) for name in _DEFAULTS if name != "warnings")
+
+    def __eq__(self, other: object) -> bool:
+        return self._compared() == other._compared() if isinstance(other, Config) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._compared())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _DEFAULTS if name not in _UNSHOWN)
+        return f"Config({shown})"
 
     @property
     def resolved_cache_dir(self) -> str:
@@ -194,18 +223,30 @@ class Config:
         return config
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+#: Field -> default, in declaration order.
+_DEFAULTS: dict = {name: getattr(Config, name) for name in Config.__annotations__}
+_FIELDS = _DEFAULTS
+_UNSHOWN = {"api_key", "warnings"}
+
+
+def fields() -> tuple:
+    """The option names, in declaration order (``warnings`` is not an option)."""
+    return tuple(name for name in _DEFAULTS if name != "warnings")
 _NOT_FROM_ENV = {"before_send", "warnings"}
 #: Fields checked against each other (lease must outlive a request).
 _PAIRED = ("lease_ttl_s", "request_deadline_s")
 
 
-def _refuse_unknown(options: Mapping[str, Any]) -> None:
+def _refuse_unknown(options: Mapping[str, Any], *, allow_warnings: bool = False) -> None:
     """``ConfigError`` for option names that do not exist, with the closest valid name."""
+    valid = set(_DEFAULTS) - ({"warnings"} if not allow_warnings else set())
+    unknown = set(options) - valid
+    if not unknown:
+        return
     import difflib
 
-    valid = sorted(set(_FIELDS) - {"warnings"})
-    for name in sorted(set(options) - set(valid)):
+    valid = sorted(valid - {"warnings"})
+    for name in sorted(unknown):
         close = difflib.get_close_matches(name, valid, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f"; valid options: {', '.join(valid)}"
         raise ConfigError(f"unknown option {name!r}{hint}")
@@ -220,7 +261,7 @@ def _env_names():
 
 
 def _kind(name: str) -> type:
-    default = _FIELDS[name].default
+    default = _DEFAULTS[name]
     return type(default) if default is not None else str
 
 
@@ -255,7 +296,7 @@ def _check(name: str, value: Any) -> None:
         return
     kind = _kind(name)
     if value is None:
-        if _FIELDS[name].default is None:
+        if _DEFAULTS[name] is None:
             return
         raise ConfigError(f"{name} must not be None")
     if kind is float and isinstance(value, int) and not isinstance(value, bool):

@@ -15,7 +15,6 @@ parent the service knows; otherwise it is a creation. Everything else is ignored
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -74,7 +73,7 @@ def _code_data(code: str) -> dict:
     data: dict[str, Any] = {"code": code[:MAX_CODE_CHARS]}
     if len(code) > MAX_CODE_CHARS:
         data.update(code_truncated=True, code_chars=len(code),
-                    code_sha256=hashlib.sha256(code.encode("utf-8", "surrogatepass")).hexdigest())
+                    code_sha256=_event.sha256(code.encode("utf-8", "surrogatepass")).hexdigest())
     return data
 
 
@@ -85,7 +84,7 @@ class FileState:
         self.directory = os.path.join(cache_dir, "files")
 
     def _path(self, file_path: str) -> str:
-        digest = hashlib.sha256(file_path.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        digest = _event.sha256(file_path.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         return os.path.join(self.directory, digest)
 
     def get(self, file_path: str) -> str | None:
