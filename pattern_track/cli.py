@@ -214,10 +214,12 @@ def cmd_sync(args: "argparse.Namespace") -> int:
     total = core.outbox.pending()
     synced = skipped = 0
     state = None
+    # Health is advice: it is reported, but sync always tries (one probe even while the
+    # breaker is open or health says degraded; only a request refills the service's pool).
     healthy = core.health is not None and core.health.check()
     deadline = time.monotonic() + args.timeout
     probe = True
-    while healthy and time.monotonic() < deadline:
+    while core.delivery is not None and time.monotonic() < deadline:
         drainer.ingest()
         result = drainer.drain(probe=probe, max_chunks=10)
         state, probe = result["state"], False
@@ -241,8 +243,11 @@ def cmd_sync(args: "argparse.Namespace") -> int:
     if left:
         lines.append(f"why: {doc['detail'] or doc['reason']}")
         lines.append(f"next attempt: {doc['next_attempt_at'] or 'at the next hook, or run `pattern-track sync` again'}")
+    if skipped:
+        # Refused for good by the service: not lost, but not delivered either; say so.
+        lines.append(f"dead-lettered: {skipped} events the service refused; see `pattern-track dead-letter`")
     _emit(args, doc, lines)
-    return 0 if left == 0 else 1
+    return 0 if left == 0 and skipped == 0 else 1
 
 
 def _stats(core: Any, drainer: Any) -> dict:
@@ -568,7 +573,7 @@ def _parser() -> "argparse.ArgumentParser":
     p.add_argument("--max", type=_positive, default=120.0, metavar="SECONDS",
                    help="exit after SECONDS in all (default 120)")
     p = command("sync", cmd_sync, "deliver the outbox now and say why anything is left",
-                {"ok": "everything was delivered", "one": "events are left (the output says why), or the cache is unusable"})
+                {"ok": "everything was delivered", "one": "events are left or were dead-lettered (the output says why), or the cache is unusable"})
     p.add_argument("--timeout", type=_positive, default=300.0, metavar="SECONDS",
                    help="stop delivering after SECONDS (default 300)")
     command("stats", cmd_stats, "outbox, dead letters, breaker and last health answer",

@@ -272,3 +272,42 @@ def test_burst_right_after_start_is_never_dropped(make_tracker):
     stats = tracker.stats()
     assert stats["dropped"] == {}
     assert stats["pending"] == 2000 and counts_add_up(stats)
+
+
+def test_an_idle_pool_never_stops_delivery(collector, make_tracker):
+    """Health shows the emptied pool of an idle service (pool_size 0): events still go, at once."""
+    collector.set_fault("idle_pool", idle_s=0.2)
+    tracker = make_tracker(collector.url, health_check_interval_s=0.0, linger_s=0.0)
+    tracker.track_pattern_creation("first = 1", {"language": "python"})
+    assert collector.wait_for_events(1, timeout=10)
+    assert eventually(lambda: collector.state()["pool_size"] == 0, timeout=5)  # idle again
+    assert tracker.check_health() is True
+    tracker.track_pattern_creation("second = 2", {"language": "python"})
+    assert collector.wait_for_events(2, timeout=10)
+
+
+def test_a_proxy_body_limit_halves_batches_and_isolates_the_oversized_event(collector, make_tracker):
+    """Behind a 30 kB proxy limit, 9 kB events all arrive; one 40 kB event alone is dead-lettered."""
+    collector.set_fault("none")
+    tracker = make_tracker(collector.url)
+    collector.set_fault("body_limit", max_bytes=30_000)
+    ids = [tracker.track("pattern_created", pattern_id=f"big{i}", pattern_data={"code": "x" * 9000}) for i in range(20)]
+    ids.insert(5, tracker.track("pattern_created", pattern_id="huge", pattern_data={"code": "y" * 40_000}))
+    assert None not in ids
+    assert tracker.flush(30)
+    assert eventually(lambda: len(collector.events()) == 20, timeout=20)
+    stats = tracker.stats()
+    assert stats["dead_letter"] == 1 and stats["breaker"]["state"] == "closed"
+
+
+def test_an_unknown_error_on_one_event_holds_up_nothing_and_leaves_the_breaker_closed(collector, make_tracker):
+    """One event keeps failing with an error_type no client knows: the rest of its batch is stored."""
+    collector.set_fault("unknown_error", error_type="WeirdError", match="ghost")
+    tracker = make_tracker(collector.url)
+    for i in range(5):
+        tracker.track("pattern_created", pattern_id=f"fine{i}", pattern_data={"code": str(i)})
+    tracker.track("pattern_created", pattern_id="ghost", pattern_data={"code": "g"})
+    for i in range(5, 10):
+        tracker.track("pattern_created", pattern_id=f"fine{i}", pattern_data={"code": str(i)})
+    assert collector.wait_for_events(10, timeout=15)
+    assert tracker.stats()["breaker"]["failure_count"] == 0
