@@ -42,10 +42,22 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 def default_cache_dir(environ: Mapping[str, str] | None = None) -> str:
-    """``$XDG_CACHE_HOME/pattern_track``, else ``~/.cache/pattern_track``."""
+    """``$XDG_CACHE_HOME/pattern_track``, else ``~/.cache/pattern_track``; always absolute.
+
+    As the XDG rules say, a relative ``XDG_CACHE_HOME`` is ignored. With no usable home
+    (no ``HOME`` and no passwd entry, as for many container uids) it is a private per-uid
+    directory in the temp dir, ``<tmp>/pattern_track-<uid>``, never a relative path.
+    """
     environ = os.environ if environ is None else environ
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "pattern_track")
+    xdg = environ.get("XDG_CACHE_HOME") or ""
+    if os.path.isabs(xdg):
+        return os.path.join(xdg, "pattern_track")
+    home = environ.get("HOME") or os.path.expanduser("~")
+    if os.path.isabs(home) and home != "/":
+        return os.path.join(home, ".cache", "pattern_track")
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), f"pattern_track-{os.getuid()}")
 
 
 class Config:

@@ -276,17 +276,22 @@ class Outbox:
     def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
         """Take or renew the lease ``name`` for ``ttl_s``; False if someone else holds it.
 
-        Deadlines are in monotonic time (one clock for all processes on Linux), so wall
-        clock jumps neither expire a lease early nor keep it for ever. A deadline further
-        away than ``ttl_s`` can only come from before a reboot and counts as expired.
+        Exclusive across processes whatever their TTLs: the time is read inside the write
+        transaction (a holder that renewed while we waited for the lock is seen as such),
+        and a holder is judged by its own TTL. Deadlines are in monotonic time (one clock
+        for all processes on Linux), so wall clock jumps change nothing; a deadline further
+        away than its holder's TTL can only come from before a reboot and counts as expired.
+        Takeover happens only for an expired lease or a holder of this host that is gone.
         """
         key = "s:lease:" + name
-        now = time.monotonic()
         with _storage_errors("lease"), self._cache.transact():
+            now = time.monotonic()
             held = self._cache.get(key)
-            if held is not None and held[0] != owner and 0 < held[1] - now <= ttl_s and _alive(held[0]):
-                return False
-            self._cache.set(key, (owner, now + ttl_s))
+            if held is not None and held[0] != owner:
+                holder_ttl = held[2] if len(held) > 2 else ttl_s
+                if 0 < held[1] - now <= holder_ttl and _alive(held[0]):
+                    return False
+            self._cache.set(key, (owner, now + ttl_s, ttl_s))
         return True
 
     def release_lease(self, name: str, owner: str) -> None:

@@ -111,3 +111,15 @@ def test_a_misspelt_option_suggests_the_right_name_in_both_constructors():
     for make in (lambda: Tracker.from_env(conect_timeout_s=1), lambda: Tracker(conect_timeout_s=1)):
         with pytest.raises(ConfigError, match="did you mean 'connect_timeout_s'"):
             make()
+
+
+def test_the_default_cache_is_always_absolute():
+    """XDG rules, then HOME; with neither usable, a per-uid temp dir, never ./~/.cache."""
+    import os
+
+    assert default_cache_dir({"XDG_CACHE_HOME": "/x/cache", "HOME": "/h"}) == "/x/cache/pattern_track"
+    assert default_cache_dir({"XDG_CACHE_HOME": "relative", "HOME": "/h"}) == "/h/.cache/pattern_track"
+    nowhere = default_cache_dir({"HOME": ""})
+    assert os.path.isabs(nowhere)
+    if os.path.expanduser("~") in ("~", "/"):
+        assert nowhere.endswith(f"pattern_track-{os.getuid()}")

@@ -162,3 +162,15 @@ def test_a_chunk_larger_than_a_batch_comes_alone(tmp_path):
     box.append([b"x"] * 10)
     box.append([b"y"])
     assert [len(c.events) for c in box.front_chunks(5)] == [10]
+
+
+def test_a_live_lease_is_never_taken_over_whatever_the_ttls(tmp_path):
+    """A holder with a longer TTL than the taker's is still the holder (was taken over)."""
+    box = Outbox(str(tmp_path / "c"), max_events=100, max_bytes=10**6)
+    me = f"{os.uname().nodename}:{os.getpid()}:a"
+    assert box.acquire_lease("drain", me, ttl_s=300)
+    assert not box.acquire_lease("drain", "other-host:1:b", ttl_s=30)
+    assert box.acquire_lease("drain", me, ttl_s=300)  # the holder renews
+    box.release_lease("drain", me)
+    assert box.acquire_lease("drain", "other-host:1:b", ttl_s=30)
+    box.close()

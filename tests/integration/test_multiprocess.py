@@ -72,3 +72,37 @@ def test_sync_killed_mid_run_loses_nothing(env, cache_dir):
         assert len(ids) == total
         assert duplicates <= total // 100, duplicates
         print(f"kill test: {duplicates} duplicates of {total} ({100 * duplicates / total:.2f} %)")
+
+
+LEASE_RACER = r"""
+import os, sys, time
+from pattern_track.outbox import Outbox
+cache, ttl, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+box = Outbox(cache, max_events=10, max_bytes=10**6)
+me = f"{os.uname().nodename}:{os.getpid()}:racer"
+holds = []
+deadline = time.monotonic() + 3.0
+while time.monotonic() < deadline and len(holds) < 150:
+    if box.acquire_lease("drain", me, ttl):
+        start = time.monotonic()
+        end = time.monotonic() + 0.0005
+        while time.monotonic() < end:
+            pass
+        holds.append((start, time.monotonic()))
+        box.release_lease("drain", me)
+with open(out, "w") as f:
+    f.write("\n".join(f"{a} {b}" for a, b in holds))
+"""
+
+
+def test_the_drain_lease_is_exclusive_across_processes_whatever_their_ttls(tmp_path, cache_dir, env):
+    """Four processes with TTLs from 5 s to 120 s race for the lease: no two holds overlap."""
+    outs = [str(tmp_path / f"holds{i}") for i in range(4)]
+    procs = [subprocess.Popen([PYTHON, "-c", LEASE_RACER, cache_dir, str(ttl), out], env=env)
+             for ttl, out in zip((5, 30, 60, 120), outs)]
+    for proc in procs:
+        assert proc.wait(timeout=60) == 0
+    holds = sorted(tuple(map(float, line.split())) + (i,) for i, out in enumerate(outs)
+                   for line in open(out).read().splitlines() if line)
+    overlaps = sum(1 for (s1, e1, p1), (s2, e2, p2) in zip(holds, holds[1:]) if s2 < e1 and p1 != p2)
+    assert len(holds) > 20 and overlaps == 0, f"{overlaps} overlapping holds in {len(holds)}"
