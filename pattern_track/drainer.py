@@ -43,6 +43,9 @@ class Drainer:
         self._idle = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one drain at a time within this process
+        # Held only while events move from the spool or a journal into the outbox (no
+        # network I/O): stats() takes it to read both sides as one snapshot.
+        self.moving = threading.Lock()
         self.spool = core.spool
 
     def attach(self, dispatcher: Any) -> None:
@@ -121,7 +124,7 @@ class Drainer:
         cache_dir = core.config.resolved_cache_dir
         if core.outbox is None or not (self.spool.files() or orphan_count(cache_dir)):
             return 0
-        with self._lock:
+        with self._lock, self.moving:
             if not core.outbox.acquire_lease(LEASE, core.owner, core.config.lease_ttl_s):
                 return 0
             try:

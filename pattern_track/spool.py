@@ -66,13 +66,17 @@ class Spool:
         return sorted(os.path.join(self.directory, n) for n in names if n.endswith(SUFFIX) and not n.startswith("."))
 
     def count_events(self) -> int:
+        """Events waiting in spool files; a file that is not a list of events counts 0
+        (``ingest`` sets it aside and logs it)."""
         total = 0
         for path in self.files():
             try:
                 with open(path, encoding="utf-8") as handle:
-                    total += len(json.load(handle))
+                    texts = json.load(handle)
             except (OSError, ValueError):
                 continue
+            if isinstance(texts, list):
+                total += len(texts)
         return total
 
     def ingest(self, append: Callable[[list], int], *, limit: int = 1000) -> int:

@@ -458,13 +458,18 @@ class Tracker:
         core = self._core
         ready = self._started and core.outbox_ready.wait(0.5)
         pending = dead = None
-        spooled = self._spool.count_events() if self._started else 0
+        spooled = 0
         if ready and core.outbox is not None:
-            try:
-                pending = core.outbox.pending() + spooled
-                dead = core.outbox.dead_count()
-            except Exception:
-                pass
+            # One snapshot: no event moves from the spool to the outbox between the reads.
+            with self._drainer.moving:
+                spooled = self._spool.count_events()
+                try:
+                    pending = core.outbox.pending() + spooled
+                    dead = core.outbox.dead_count()
+                except Exception:
+                    pass
+        elif self._started:
+            spooled = self._spool.count_events()
         breaker = {"state": "closed", "failure_count": 0}
         health = {"is_healthy": False, "last_check": None}
         try:
@@ -505,6 +510,10 @@ class Tracker:
     def get_tracker_stats(self) -> dict:
         """The original library's shape, so existing dashboards keep working."""
         s = self.stats()
+        if "outcomes" not in s:  # stats() failed (it says why in "error"): zeros, not a KeyError
+            s = {"accepted": 0, "sent": 0, "pending": None, "dead_letter": 0, "replayed": 0, "breaker": {},
+                 "health": {}, "outcomes": dict.fromkeys(("delivered", "outboxed", "dead_lettered", "buffered",
+                                                          "in_flight"), 0)}
         o = s["outcomes"]
         attempted = o["delivered"] + o["outboxed"] + o["dead_lettered"]
         breaker = s["breaker"]

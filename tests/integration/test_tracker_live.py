@@ -311,3 +311,20 @@ def test_an_unknown_error_on_one_event_holds_up_nothing_and_leaves_the_breaker_c
         tracker.track("pattern_created", pattern_id=f"fine{i}", pattern_data={"code": str(i)})
     assert collector.wait_for_events(10, timeout=15)
     assert tracker.stats()["breaker"]["failure_count"] == 0
+
+
+def test_a_foreign_spool_file_breaks_neither_stats_nor_sync(collector, make_tracker, cache_dir):
+    """A spool file holding `null` (or garbage) is set aside and logged; stats and delivery go on."""
+    tracker = make_tracker(collector.url)
+    tracker.track("pattern_created", pattern_id="ok", pattern_data={"code": "x"})
+    spool = os.path.join(cache_dir, "spool")
+    os.makedirs(spool, exist_ok=True)
+    for name, text in (("00000000000000000001-1-aa.json", "null"), ("00000000000000000002-1-bb.json", "{nope")):
+        with open(os.path.join(spool, name), "w") as f:
+            f.write(text)
+    stats = tracker.stats()
+    assert "error" not in stats and stats["spooled"] == 0
+    assert tracker.get_tracker_stats()["resilience"]["cache"]["pending_events"] >= 0
+    assert collector.wait_for_events(1, timeout=10)
+    assert eventually(lambda: sorted(os.listdir(spool)) == ["00000000000000000001-1-aa.json.bad",
+                                                            "00000000000000000002-1-bb.json.bad"], timeout=10)
