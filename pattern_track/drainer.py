@@ -187,11 +187,15 @@ class Drainer:
         core.outbox.settle_many(settlements)
         return total
 
-    def drain(self, *, probe: bool = False, max_chunks: int | None = None) -> dict:
-        """Deliver the outbox from the front until it is empty or a delivery fails.
+    def drain(self, *, probe: bool = False, max_chunks: int | None = None, timeout_s: float | None = None) -> dict:
+        """Deliver the outbox from the front until it is empty, a delivery fails, or
+        ``timeout_s`` passes (checked between batches; a batch in flight is bounded by
+        ``request_deadline_s``).
 
         ``probe`` lets an explicit sync try once even while the breaker is open.
-        Returns ``{state, synced, failed, skipped, retry_after_s}``.
+        Returns ``{state, synced, failed, skipped, retry_after_s}``; ``state`` is
+        ``done``, ``busy`` (another drain holds the lease), ``breaker_open``,
+        ``retry_later``, ``timeout`` or ``unavailable``.
         """
         core = self._core
         config = core.config
@@ -200,7 +204,11 @@ class Drainer:
         if outbox is None or core.delivery is None:
             result["state"] = "unavailable"
             return result
-        with self._lock:
+        deadline = None if timeout_s is None else core.clock.monotonic() + timeout_s
+        if not self._lock.acquire(timeout=-1 if timeout_s is None else max(timeout_s, 0.0)):
+            result["state"] = "busy"  # this process's drainer thread is at work
+            return result
+        try:
             if not outbox.acquire_lease(LEASE, core.owner, config.lease_ttl_s):
                 result["state"] = "busy"
                 return result
@@ -208,6 +216,10 @@ class Drainer:
                 chunks_done = 0
                 renewed = core.clock.monotonic()
                 while not self._stop.is_set() and (max_chunks is None or chunks_done < max_chunks):
+                    if deadline is not None and core.clock.monotonic() >= deadline:
+                        result["state"] = "timeout"
+                        result["failed"] = outbox.pending()
+                        break
                     chunks = outbox.front_chunks(config.batch_size)
                     if not chunks:
                         break
@@ -239,4 +251,6 @@ class Drainer:
                     outbox.release_lease(LEASE, core.owner)
                 except OutboxError:
                     pass
+        finally:
+            self._lock.release()
         return result

@@ -375,27 +375,35 @@ class Tracker:
         return self._core.ready.wait(timeout_s)
 
     def sync_offline_events(self, timeout: float = 30.0) -> dict:
-        """Deliver the outbox now, on this thread. Returns ``{success, sync_stats: {synced, failed, skipped}}``."""
+        """Deliver the outbox now, on this thread, for at most ``timeout`` seconds (a batch in
+        flight may add up to ``request_deadline_s``). Health is reported, not obeyed: one
+        probe goes even while it says no. Never raises.
+
+        Returns ``{success, state, sync_stats: {total_found, synced, failed, skipped}}``
+        (``failed``: events still waiting; ``skipped``: dead-lettered).
+        """
         try:
             if not self.config.enabled:
                 return {"success": False, "reason": "tracking_disabled", "sync_stats": _empty_sync()}
-            if not self._wait_ready(timeout):
+            deadline = self._clock.monotonic() + _seconds(timeout, 30.0)
+
+            def left() -> float:
+                return max(deadline - self._clock.monotonic(), 0.0)
+
+            if not self._wait_ready(left()):
                 return {"success": False, "reason": "not_ready", "sync_stats": _empty_sync()}
-            self._dispatcher.flush(min(timeout, 5.0))
+            self._dispatcher.flush(min(left(), 5.0))
             core = self._core
             if core.outbox is None:
                 return {"success": False, "reason": "outbox_unavailable", "error": core.outbox_error,
                         "sync_stats": _empty_sync()}
-            if not core.health.check():
-                pending = core.outbox.pending()
-                return {"success": False, "reason": "service_unhealthy",
-                        "sync_stats": {"total_found": pending, "synced": 0, "failed": pending, "skipped": 0}}
+            self._drainer.ingest()
             total = core.outbox.pending()
-            result = self._drainer.drain(probe=True)
+            result = self._drainer.drain(probe=True, timeout_s=left())
             stats = {"total_found": total, "synced": result["synced"], "failed": result["failed"],
                      "skipped": result["skipped"]}
             return {"success": result["state"] == "done" and not result["failed"], "state": result["state"],
-                    "sync_stats": stats}
+                    "healthy": core.health.is_healthy(), "sync_stats": stats}
         except Exception as exc:
             log.error("sync failed", exc_info=True)
             return {"success": False, "error": f"{type(exc).__name__}: {exc}", "sync_stats": _empty_sync()}

@@ -328,3 +328,21 @@ def test_a_foreign_spool_file_breaks_neither_stats_nor_sync(collector, make_trac
     assert collector.wait_for_events(1, timeout=10)
     assert eventually(lambda: sorted(os.listdir(spool)) == ["00000000000000000001-1-aa.json.bad",
                                                             "00000000000000000002-1-bb.json.bad"], timeout=10)
+
+
+def test_sync_offline_events_honours_its_timeout(collector, make_tracker, cache_dir):
+    """3,000 events waiting and a slow service: sync_offline_events(timeout=1) returns in about 1 s."""
+    import time
+
+    box = Outbox(cache_dir, max_events=10**6, max_bytes=10**9)
+    events = [json.dumps({"event_type": "pattern_created", "pattern_id": f"s{i}", "language": "python",
+                          "pattern_data": {"code": "x", "event_id": f"e{i}"}}).encode() for i in range(3000)]
+    box.append_chunks(events, chunk_size=100)
+    box.close()
+    collector.set_fault("slow", delay_s=0.2)
+    tracker = make_tracker(collector.url)
+    started = time.monotonic()
+    result = tracker.sync_offline_events(timeout=1)
+    took = time.monotonic() - started
+    assert took < 1 + 0.2 + 1.0, f"took {took:.1f} s"  # the bound, one slow batch, scheduling slack
+    assert result["success"] is False and result["state"] == "timeout"
