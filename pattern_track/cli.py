@@ -230,15 +230,21 @@ def cmd_sync(args: "argparse.Namespace") -> int:
         if state == "busy":
             time.sleep(0.2)  # another process holds the drain lease; let it finish
             continue
-        if state != "done" or core.outbox.pending() == 0 and not drainer.spool.files():
+        if state != "done" or core.outbox.front() is None and not drainer.spool.files():
+            if state == "done":
+                drainer.retry_parked()  # those due now; the rest keep their own schedule
             break
     if tty:
         print(file=sys.stderr)
     left = core.outbox.pending() + drainer.spool.count_events()
-    doc = {"synced": synced, "dead_lettered": skipped, "left": left,
+    parked = len(core.outbox.parked())
+    doc = {"synced": synced, "dead_lettered": skipped, "left": left, "parked": parked,
            "reason": None, "detail": None, "next_attempt_at": None, "retrying": 0}
     if left:
         doc.update(_why(core, state, healthy, watch, time.monotonic() >= deadline))
+    if left and left == parked:
+        doc.update(reason="parked", detail=f"{parked} events the service refused for their own sake "
+                   "(parent not found, unknown error type) retry on their own schedule; nothing else waits")
     lines = [f"synced {synced}, dead-lettered {skipped}, left {left}"]
     if left:
         lines.append(f"why: {doc['detail'] or doc['reason']}")

@@ -209,7 +209,8 @@ class Dispatcher:
     def _outbox_has_work(self) -> bool:
         outbox = self._core.outbox
         try:
-            return outbox is not None and outbox.pending() > 0
+            # Parked events (parking.py) wait on their own schedule: they hold nothing up.
+            return outbox is not None and outbox.queued() > 0
         except OutboxError:
             return False
 

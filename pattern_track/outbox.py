@@ -41,6 +41,8 @@ DEAD = "d"
 _PENDING_EVENTS = "s:pending_events"
 _PENDING_BYTES = "s:pending_bytes"
 _DEAD_COUNT = "s:dead_count"
+_PARKED = "s:parked"
+_PARKED_COUNT = "s:parked_count"
 #: What diskcache and SQLite raise on a busy, full, corrupt or vanished database.
 STORAGE_ERRORS = (diskcache.Timeout, sqlite3.Error, OSError)
 
@@ -209,6 +211,11 @@ class Outbox:
         with _storage_errors("count"):
             return int(self._cache.get(_PENDING_EVENTS, 0))
 
+    def queued(self) -> int:
+        """Events waiting in chunks, in order (``pending`` less the parked ones)."""
+        with _storage_errors("count"):
+            return int(self._cache.get(_PENDING_EVENTS, 0)) - int(self._cache.get(_PARKED_COUNT, 0))
+
     def pending_bytes(self) -> int:
         with _storage_errors("count"):
             return int(self._cache.get(_PENDING_BYTES, 0))
@@ -222,6 +229,26 @@ class Outbox:
                 value = self._cache.get(key)
             if value:
                 yield Chunk(key, value["id"], value["t"], value["events"], value["attempts"])
+
+    # -- parked events (parking.py) ----------------------------------------------------
+
+    def parked(self) -> list:
+        """Events parked on their own schedule: ``[{event, attempts, not_before}]``, oldest first."""
+        with _storage_errors("parked"):
+            return list(self._cache.get(_PARKED, []))
+
+    def set_parked(self, entries: list, *, moved_in: list = (), moved_out: list = ()) -> None:
+        """Replace the parked list; ``moved_in`` events came from a chunk (settled as gone),
+        ``moved_out`` events left for good (delivered or dead-lettered): pending counts follow."""
+        delta = len(moved_in) - len(moved_out)
+        delta_bytes = sum(len(e) for e in moved_in) - sum(len(e) for e in moved_out)
+        with _storage_errors("parked"), self._cache.transact():
+            cache = self._cache
+            cache.set(_PARKED, list(entries))
+            cache.set(_PARKED_COUNT, len(entries))
+            if delta or delta_bytes:
+                cache.set(_PENDING_EVENTS, max(cache.get(_PENDING_EVENTS, 0) + delta, 0))
+                cache.set(_PENDING_BYTES, max(cache.get(_PENDING_BYTES, 0) + delta_bytes, 0))
 
     # -- dead letters ----------------------------------------------------------------
 

@@ -20,6 +20,9 @@ class Settlement:
     dead: list = dataclasses.field(default_factory=list)  # (event, Outcome)
     keep: list = dataclasses.field(default_factory=list)
     keep_attempts: list = dataclasses.field(default_factory=list)
+    #: One flag per kept event: True when the answer was about the event itself
+    #: (suspect), so it can be parked on its own schedule (parking.py).
+    keep_suspect: list = dataclasses.field(default_factory=list)
     retry_after_s: float | None = None
     reason: str | None = None
 
@@ -29,6 +32,7 @@ class Settlement:
         self.dead += other.dead
         self.keep += other.keep
         self.keep_attempts += other.keep_attempts
+        self.keep_suspect += other.keep_suspect
         self.reason = other.reason or self.reason
         if other.retry_after_s is not None:
             self.retry_after_s = max(self.retry_after_s or 0.0, other.retry_after_s)
@@ -50,6 +54,7 @@ def settle(events: Sequence[bytes], attempts: Sequence[int], outcomes: Sequence[
         else:
             result.keep.append(event)
             result.keep_attempts.append(tries + (outcome.kind == SUSPECT))
+            result.keep_suspect.append(outcome.kind == SUSPECT)
             result.reason = outcome.reason
             if outcome.retry_after_s is not None:
                 result.retry_after_s = max(result.retry_after_s or 0.0, outcome.retry_after_s)

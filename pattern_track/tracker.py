@@ -400,8 +400,11 @@ class Tracker:
             self._drainer.ingest()
             total = core.outbox.pending()
             result = self._drainer.drain(probe=True, timeout_s=left())
-            stats = {"total_found": total, "synced": result["synced"], "failed": result["failed"],
-                     "skipped": result["skipped"]}
+            if result["state"] == "done":
+                self._drainer.retry_parked()  # those due now; the rest keep their own schedule
+            parked = len(core.outbox.parked())
+            stats = {"total_found": total, "synced": result["synced"], "failed": result["failed"] + parked,
+                     "skipped": result["skipped"], "parked": parked}
             return {"success": result["state"] == "done" and not result["failed"], "state": result["state"],
                     "healthy": core.health.is_healthy(), "sync_stats": stats}
         except Exception as exc:

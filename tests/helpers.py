@@ -72,6 +72,7 @@ def kept_event_ids(cache_dir: str) -> set:
         box = Outbox(cache_dir, max_events=10**9, max_bytes=10**12)
         for chunk in box.chunks():
             ids.update(event_id_from(e) for e in chunk.events)
+        ids.update(event_id_from(entry["event"]) for entry in box.parked())
         box.close()
     for path in Spool(cache_dir).files():
         with open(path, encoding="utf-8") as handle:

@@ -159,7 +159,7 @@ def test_sync_exit_status_says_whether_anything_is_left(env, cache_dir):
         up = cli("sync", "--url", collector.url, "--json", env=env)
         assert up.returncode == 0, up.stderr
         assert json.loads(up.stdout) == {"synced": 3, "dead_lettered": 0, "left": 0, "reason": None, "detail": None,
-                                         "next_attempt_at": None, "retrying": 0}
+                                         "next_attempt_at": None, "retrying": 0, "parked": 0}
         assert len(collector.events()) == 3
         assert cli("sync", "--url", collector.url, env=env).stdout == b"synced 0, dead-lettered 0, left 0\n"
 

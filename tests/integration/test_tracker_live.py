@@ -346,3 +346,29 @@ def test_sync_offline_events_honours_its_timeout(collector, make_tracker, cache_
     took = time.monotonic() - started
     assert took < 1 + 0.2 + 1.0, f"took {took:.1f} s"  # the bound, one slow batch, scheduling slack
     assert result["success"] is False and result["state"] == "timeout"
+
+
+def test_a_poison_event_waits_alone_and_its_children_wait_with_it(collector, make_tracker):
+    """An event refused for its own sake is parked on its own schedule: unrelated events tracked
+    after it arrive at once, its child waits behind it, and after max_attempts it is dead-lettered."""
+    import time
+
+    collector.set_fault("unknown_error", error_type="WeirdError", match="ghost")
+    tracker = make_tracker(collector.url, backoff_base_s=0.05, backoff_max_s=0.2, max_attempts=4,
+                           drain_interval_s=0.05)
+    collector.set_fault("none")
+    tracker.track("pattern_created", pattern_id="warm", pattern_data={"code": "w"})
+    assert collector.wait_for_events(1, timeout=10)
+    collector.set_fault("unknown_error", error_type="WeirdError", match="ghost")
+    tracker.track("pattern_created", pattern_id="ghost", pattern_data={"code": "g"})
+    tracker.track("pattern_modified", pattern_id="ghost-child", parent_pattern_ids=["ghost"],
+                  pattern_data={"code": "c"})
+    started = time.monotonic()
+    for i in range(20):
+        tracker.track("pattern_created", pattern_id=f"fine{i}", pattern_data={"code": str(i)})
+    assert collector.wait_for_events(21, timeout=10)
+    assert time.monotonic() - started < 5  # not held behind the poison's tries
+    sent_ids = [e["pattern_id"] for e in collector.events()]
+    assert "ghost-child" not in sent_ids  # it waits with its parent (order holds)
+    assert eventually(lambda: tracker.stats()["dead_letter"] >= 1, timeout=20)
+    assert tracker.stats()["breaker"]["failure_count"] == 0
