@@ -1,7 +1,7 @@
 """pattern_track in one minute: track a lineage chain, lose the service, get it all delivered.
 
 Runs against the bundled reference collector on a free loopback port, with a throwaway
-cache directory, so it touches nothing of yours:
+cache directory (removed at the end), so it touches nothing of yours:
 
     python examples/quickstart.py
 """
@@ -33,7 +33,11 @@ def wait_until(predicate, timeout_s: float) -> bool:
 
 
 def main() -> int:
-    cache = tempfile.mkdtemp(prefix="pattern_track-demo-")
+    with tempfile.TemporaryDirectory(prefix="pattern_track-demo-") as cache:
+        return demo(cache)
+
+
+def demo(cache: str) -> int:
     collector = Collector().start()
     port = collector.port
     say(f"1. reference collector listening on {collector.url}; cache in {cache}")
@@ -72,9 +76,11 @@ def main() -> int:
     tracker.close()
     outcomes = stats["outcomes"]
     say("5. every accepted event has exactly one outcome:")
-    say(f"   accepted {outcomes['accepted']} = delivered {outcomes['delivered']} + outboxed {outcomes['outboxed']}"
-        f" + dead-lettered {outcomes['dead_lettered']} + dropped {outcomes['dropped_after_accept']};"
-        f" replayed from the outbox {stats['replayed']}")
+    say(f"   accepted {outcomes['accepted']} = sent at once {outcomes['delivered']}"
+        f" + kept in the outbox {outcomes['outboxed']} + dead-lettered {outcomes['dead_lettered']}"
+        f" + dropped {outcomes['dropped_after_accept']}")
+    say(f"   of the {outcomes['outboxed']} kept, {stats['replayed']} were delivered after the recovery: "
+        f"{stats['sent']} delivered in all, {stats['pending']} waiting")
     say("final stats: " + json.dumps({k: stats[k] for k in ("accepted", "sent", "pending", "dead_letter", "dropped", "breaker")}))
     collector.stop()
     return 0 if delivered else 1

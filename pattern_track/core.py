@@ -81,6 +81,7 @@ class Core:
         self.delivery: Any = None
         self.outbox_error: str | None = None
         self.outbox_ready = threading.Event()
+        self._opening = threading.Lock()
         self.ready = threading.Event()
 
     def start(self, *, network: bool = True) -> None:
@@ -98,10 +99,7 @@ class Core:
                 lifecycle.keep_exit_hook_first()
         except Exception:
             log.exception("pattern_track could not import its delivery parts")
-        try:
-            self._open_outbox()
-        finally:
-            self.outbox_ready.set()
+        self.open_outbox()
         if not network:
             return
         try:
@@ -110,6 +108,17 @@ class Core:
             log.exception("pattern_track could not start its delivery parts")
         finally:
             self.ready.set()
+
+    def open_outbox(self) -> None:
+        """Open the outbox once (from the background thread, or from ``stats()`` when it is
+        asked before any event); never raises."""
+        with self._opening:
+            if self.outbox_ready.is_set():
+                return
+            try:
+                self._open_outbox()
+            finally:
+                self.outbox_ready.set()
 
     def _open_outbox(self) -> None:
         c = self.config

@@ -6,7 +6,11 @@ import threading
 
 from .clock import Clock
 
-__all__ = ["FakeClock"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .tracker import Tracker
+
+__all__ = ["FakeClock", "tracker_with_clock"]
 
 
 class FakeClock(Clock):
@@ -43,3 +47,14 @@ class FakeClock(Clock):
         if timeout_s:
             self.advance(timeout_s)
         return event.is_set()
+
+
+def tracker_with_clock(base_url: str | None = None, *, clock: Clock, **options: object) -> "Tracker":
+    """A ``Tracker`` whose timers all read ``clock`` (a ``FakeClock`` in tests): the testing
+    seam, kept out of ``Tracker``'s public signature."""
+    from .config import config_from_options
+    from .tracker import Tracker
+
+    tracker = Tracker.__new__(Tracker)
+    tracker._setup(config_from_options(base_url, options.pop("cache_dir", None), options), clock)
+    return tracker

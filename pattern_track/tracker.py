@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping as _Mapping
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Iterable, Mapping
+
+    from typing_extensions import Unpack  # type checkers only: never imported at run time
+
+    from .config import Options
 
 from . import event as _event
 from . import lifecycle
@@ -50,12 +55,42 @@ class Tracker:
     """
 
     def __init__(self, base_url: str | None = None, *, cache_dir: str | os.PathLike | None = None,
-                 clock: Clock | None = None, **options: Any) -> None:
+                 **options: Unpack[Options]) -> None:
+        """Make a tracker; nothing starts until the first event.
+
+        Raises ``ConfigError`` for an unknown option (naming the closest one) or a bad
+        value, and ``CacheError`` for an unsafe ``cache_dir`` (a symlink, another user's).
+        Every option is keyword-only; units are in the names (``_s`` seconds, ``_mb``
+        megabytes); defaults in brackets:
+
+        - ``base_url`` [``http://localhost:8053``]: the service; ``cache_dir`` [XDG cache
+          ``pattern_track``]: journal, outbox and shared state, 0700; ``enabled`` [True].
+        - Delivery: ``batch_size`` [100] events and ``batch_max_bytes`` [1,000,000] per
+          request; ``max_workers`` [1] sender threads (one keeps order); ``linger_s``
+          [0.25] before the network parts load; ``max_buffer_events`` [10,000] in memory
+          (past it events wait in the journal alone); ``max_event_bytes`` [1 MiB].
+        - Timeouts: ``connect_timeout_s`` [1], ``read_timeout_s`` [35] (the service's own
+          bound is 30), ``request_deadline_s`` [40] per request; ``exit_timeout_s`` [0.5] for
+          a request in flight at exit; ``health_check_timeout_s`` [1].
+        - Resilience: ``breaker_failure_threshold`` [3] failed requests open the breaker for
+          ``breaker_reset_timeout_s`` [60]; ``health_check_interval_s`` [30] caches health;
+          ``backoff_base_s`` [1] to ``backoff_max_s`` [60]; ``drain_interval_s`` [1];
+          ``max_attempts`` [8] for answers about one event; ``lease_ttl_s`` [60];
+          ``shared_state`` [True] shares breaker and health between processes.
+        - Durability: ``journal_fsync`` [False] survives power loss (~0.25 ms per event);
+          ``handoff`` [True] starts a drainer at exit; ``cache_max_size_mb`` [50] and
+          ``outbox_max_events`` [1,000,000] caps refuse and count; ``cache_max_age_days`` [7]
+          for ``cleanup_cache()``; ``durable`` and ``handle_sigterm`` [False] have no effect.
+        - Requests: ``api_key`` [None] as a bearer token; ``verify_tls`` [True];
+          ``trust_env`` [False] proxies and ``.netrc``.
+        - Events: ``before_send`` [None] ``callable(event) -> event or None`` to redact or
+          drop; ``triggered_by`` [``pattern_track``].
+        """
         config = config_from_options(base_url, cache_dir, options)
         if config.cache_dir is not None and config.enabled:
             # A path given in code that is unsafe is a configuration error: say so now.
             check_directory(config.cache_dir)
-        self._setup(config, clock)
+        self._setup(config, None)
 
     def _setup(self, config: Config, clock: Clock | None) -> None:
         self.config = config
@@ -216,7 +251,9 @@ class Tracker:
         event type that stores an edge for every parent).
         """
         try:
-            ctx = dict(context or {})
+            ctx = self._context(context)
+            if ctx is None:
+                return None
             language = ctx.get("language") or _event.language_for_path(ctx.get("file_path"))
             pattern_type = ctx.get("pattern_type") or "code"
             pattern_id = _event.pattern_id_for(code, ctx.get("language"), ctx.get("pattern_type"))
@@ -239,7 +276,9 @@ class Tracker:
                                    reason: str | None = None) -> str | None:
         """Record a change of ``pattern_id`` to ``new_code``; return the new pattern id or None."""
         try:
-            ctx = dict(context or {})
+            ctx = self._context(context)
+            if ctx is None:
+                return None
             language = ctx.get("language") or _event.language_for_path(ctx.get("file_path"))
             pattern_type = ctx.get("pattern_type") or "code"
             new_id = _event.pattern_id_for(new_code, ctx.get("language"), ctx.get("pattern_type"))
@@ -260,7 +299,9 @@ class Tracker:
     def track_pattern_application(self, pattern_id: str, context: Mapping[str, Any] | None = None) -> str | None:
         """Record that ``pattern_id`` was applied; return it, or None."""
         try:
-            ctx = dict(context or {})
+            ctx = self._context(context)
+            if ctx is None:
+                return None
             data = {k: v for k, v in ctx.items() if k not in _TOP_LEVEL}
             data.setdefault("applied", True)
             fields = dict(pattern_id=pattern_id, pattern_data=data,
@@ -277,7 +318,9 @@ class Tracker:
                             context: Mapping[str, Any] | None = None, reason: str | None = None) -> str | None:
         """Record a merge of two or more patterns into ``merged_code``; return the new id or None."""
         try:
-            ctx = dict(context or {})
+            ctx = self._context(context)
+            if ctx is None:
+                return None
             sources = list(source_pattern_ids)
             language = ctx.get("language") or _event.language_for_path(ctx.get("file_path"))
             pattern_type = ctx.get("pattern_type") or "code"
@@ -291,6 +334,16 @@ class Tracker:
             self._counters.drop("internal_error")
             log.error("track_pattern_merge failed", exc_info=True)
             return None
+
+    def _context(self, context: Any) -> dict | None:
+        """The caller's context as a dict; anything but a mapping is a counted refusal."""
+        if context is None:
+            return {}
+        if isinstance(context, _Mapping):
+            return dict(context)
+        self._counters.drop("bad_context")
+        log.warning("event refused (bad_context): context must be a mapping, got %s", type(context).__name__)
+        return None
 
     @staticmethod
     def _fields_from(ctx: dict, pattern_id: str, language: str | None, pattern_type: str,
@@ -467,7 +520,10 @@ class Tracker:
             conditions = dict(counters.conditions)
         memory = self._dispatcher.counts()
         core = self._core
-        ready = self._started and core.outbox_ready.wait(0.5)
+        if not self._started and self.config.enabled and os.path.exists(
+                os.path.join(self.config.resolved_cache_dir, "cache.db")):
+            core.open_outbox()  # true counts from the first call, no thread started
+        ready = core.outbox_ready.wait(0.5 if self._started else 0.0)
         pending = dead = None
         spooled = 0
         if ready and core.outbox is not None:
@@ -479,8 +535,10 @@ class Tracker:
                     dead = core.outbox.dead_count()
                 except Exception:
                     pass
-        elif self._started:
+        else:
             spooled = self._spool.count_events()
+            if not os.path.exists(os.path.join(self.config.resolved_cache_dir, "cache.db")):
+                pending, dead = spooled, 0  # no outbox yet: nothing waits in it
         breaker = {"state": "closed", "failure_count": 0}
         health = {"is_healthy": False, "last_check": None}
         try:

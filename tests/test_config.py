@@ -123,3 +123,17 @@ def test_the_default_cache_is_always_absolute():
     assert os.path.isabs(nowhere)
     if os.path.expanduser("~") in ("~", "/"):
         assert nowhere.endswith(f"pattern_track-{os.getuid()}")
+
+
+def test_the_constructor_documents_every_option_and_hides_the_test_clock():
+    """help(Tracker) names every option with its default; the clock seam lives in testing."""
+    import inspect
+
+    from pattern_track.config import fields
+    from pattern_track.testing import FakeClock, tracker_with_clock
+
+    doc = Tracker.__init__.__doc__
+    assert [name for name in fields() if f"``{name}``" not in doc] == []
+    assert "clock" not in inspect.signature(Tracker).parameters
+    clock = FakeClock()
+    assert tracker_with_clock("http://127.0.0.1:9", clock=clock, enabled=False)._clock is clock

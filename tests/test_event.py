@@ -99,3 +99,14 @@ def test_refusal_logs_name_the_reason_and_size_never_the_content(caplog, tmp_pat
         assert tracker.track("pattern_created", pattern_id="p", pattern_data={"c": 1}, **{secret[:20]: 1}) is None
     assert caplog.records and not any("leaked_secret" in r.getMessage() for r in caplog.records)
     tracker.close()
+
+
+def test_a_context_that_is_not_a_mapping_is_a_counted_refusal(tmp_path):
+    """track_pattern_creation(code, "python") says bad_context, not internal_error."""
+    from pattern_track import Tracker
+
+    tracker = Tracker("http://127.0.0.1:9", cache_dir=str(tmp_path / "c"))
+    assert tracker.track_pattern_creation("x = 1", "python") is None
+    assert tracker.track_pattern_application("p", ["not", "a", "mapping"]) is None
+    assert tracker.stats()["dropped"] == {"bad_context": 2}
+    tracker.close()

@@ -372,3 +372,23 @@ def test_a_poison_event_waits_alone_and_its_children_wait_with_it(collector, mak
     assert "ghost-child" not in sent_ids  # it waits with its parent (order holds)
     assert eventually(lambda: tracker.stats()["dead_letter"] >= 1, timeout=20)
     assert tracker.stats()["breaker"]["failure_count"] == 0
+
+
+def test_stats_are_true_from_the_first_call(collector, cache_dir):
+    """A fresh tracker reports the 200 events already waiting in its cache, without tracking
+    first and without starting a thread."""
+    import threading
+
+    box = Outbox(cache_dir, max_events=10**6, max_bytes=10**9)
+    box.append_chunks([json.dumps({"event_type": "pattern_created", "pattern_id": f"w{i}",
+                                   "pattern_data": {"code": "x", "event_id": f"w{i}"}}).encode()
+                       for i in range(200)], chunk_size=50)
+    box.close()
+    threads = threading.active_count()
+    tracker = Tracker(collector.url, cache_dir=cache_dir)
+    stats = tracker.stats()
+    assert (stats["pending"], stats["dead_letter_total"]) == (200, 0)
+    assert threading.active_count() == threads
+    empty = Tracker(collector.url, cache_dir=cache_dir + "-empty").stats()
+    assert (empty["pending"], empty["spooled"], empty["dead_letter_total"]) == (0, 0, 0)
+    tracker.close()
