@@ -47,12 +47,14 @@ import time
 import urllib.request
 from typing import Any, Callable, Iterator, Sequence
 
+from tests.bench_kill import bench_kill, report_kill
+from tests.bench_recovery import bench_recovery, report_recovery
 from tests.helpers import drainer_pids, kill_drainers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "..", "shared", "fixtures", "hook-payloads")
 PYTHON = sys.executable
-MEASUREMENTS = ("track", "hook", "exit", "import", "drain", "memory", "original")
+MEASUREMENTS = ("track", "hook", "exit", "import", "drain", "memory", "original", "kill", "recovery")
 STATES = ("up", "down", "hung")
 
 #: Run sizes: (full, quick).
@@ -65,6 +67,8 @@ SIZES = {
     "import_runs": (21, 5),
     "drain_n": (100_000, 2_000),
     "memory_n": (1_000_000, 20_000),
+    "kill_runs": (3, 1),
+    "recovery_n": (20, 5),
 }
 
 #: ~300 bytes of code, the size of a typical small pattern.
@@ -256,6 +260,9 @@ class CollectorProcess:
     def state(self) -> dict:
         return self._call("GET", "/_collector/state")
 
+    def events(self) -> list:
+        return self._call("GET", "/_collector/events")
+
 
 class Bench:
     """One benchmark run: sizes, the collector, a temporary root, and the results."""
@@ -269,6 +276,10 @@ class Bench:
         self.results: dict[str, dict] = {}
         self.checks: list[dict] = []
         self._dirs = 0
+
+    def env(self, cache_dir: str) -> dict:
+        """A child's environment: this checkout importable, the given cache."""
+        return child_env(cache_dir=cache_dir)
 
     def fresh_dir(self, label: str) -> str:
         """A cache directory path not used before (the library creates it, mode 0700)."""
@@ -690,7 +701,8 @@ def bench_original(b: Bench) -> None:
 
 BENCHES: dict[str, Callable[[Bench], None]] = {
     "track": bench_track, "hook": bench_hook, "exit": bench_exit, "import": bench_import,
-    "drain": bench_drain, "memory": bench_memory, "original": bench_original,
+    "drain": bench_drain, "memory": bench_memory, "original": bench_original, "kill": bench_kill,
+    "recovery": bench_recovery,
 }
 
 
@@ -806,6 +818,10 @@ def report(meta: dict, results: dict, checks: list[dict], errors: dict) -> str:
                  "-" if ours_sync is None else f"{ours_sync:,.0f}"]]
         lines += _table("7. the original design's stated costs (~6 ms per event tracked, ~50 ms per synced event)",
                         ["", "track us/event", "sync events/s"], rows)
+    if "kill" in r:
+        lines += report_kill(r["kill"]) + [""]
+    if "recovery" in r:
+        lines += report_recovery(r["recovery"])
     if checks:
         rows = [[c["name"], f"{c['value']:,.1f} {c['unit']}", f"{c['op']} {c['target']:,} {c['unit']}",
                  "PASS" if c["pass"] else "FAIL"] for c in checks]
@@ -836,7 +852,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors: dict[str, str] = {}
     seconds: dict[str, float] = {}
     try:
-        if set(names) & {"track", "hook", "exit", "drain"}:
+        if set(names) & {"track", "hook", "exit", "drain", "kill", "recovery"}:
             bench.collector.start()
         for name in names:
             start = time.perf_counter()

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MEASUREMENTS = ("track", "hook", "exit", "import", "drain", "memory", "original")
+MEASUREMENTS = ("track", "hook", "exit", "import", "drain", "memory", "original", "kill", "recovery")
 
 
 def _leaves(doc, path=""):
