@@ -39,6 +39,18 @@ def quarantine(cache_dir: str) -> str:
     return target
 
 
+def _import_everything_the_threads_use() -> None:
+    """Every import the background threads would otherwise make lazily, done now under
+    ``forksafe.guard`` (which fork() waits for): a child forked while a thread of ours held
+    a module's import lock would block for good on its first import of it."""
+    import datetime  # noqa: F401  health snapshots, HTTP dates
+    import email.utils  # noqa: F401  Retry-After as an HTTP date
+
+    from . import breaker, delivery, health, parking, settle, transport  # noqa: F401  requests, pybreaker
+
+    "localhost".encode("idna")  # socket encodes host names with it: imports encodings.idna
+
+
 class Counters:
     """This process's outcome counts; every accepted event lands in exactly one."""
 
@@ -87,14 +99,13 @@ class Core:
     def start(self, *, network: bool = True) -> None:
         """Open the outbox, then the network parts. Never raises."""
         try:
-            from . import lifecycle
+            from . import forksafe, lifecycle
 
-            # Imports on a background thread: fork() waits for them (lifecycle.py).
-            with lifecycle.import_guard:
+            # Imports on a background thread: fork() waits for them (forksafe.py).
+            with forksafe.guard:
                 from . import outbox  # noqa: F401  diskcache, sqlite3
                 if network:
-                    import concurrent.futures.thread  # noqa: F401  registers its own exit join
-                    from . import breaker, delivery, health, transport  # noqa: F401  requests, pybreaker
+                    _import_everything_the_threads_use()
             if network:
                 lifecycle.keep_exit_hook_first()
         except Exception:

@@ -57,6 +57,7 @@ class Dispatcher:
         self._executor: Any = None  # a ThreadPoolExecutor, made once the core is up
         self._network_closed = False
         self._closed = False
+        self._backlog_signalled = False
 
     # -- the caller's side -----------------------------------------------------------
 
@@ -74,7 +75,12 @@ class Dispatcher:
             if len(self._buffer) >= self._max_buffer:
                 return self._overflow_unjournaled(data)
             self._buffer.append((seq, data))
-            backlog = len(self._buffer) >= self._batch_size and not self._core.ready.is_set()
+            backlog = (len(self._buffer) >= self._batch_size and not self._core.ready.is_set()
+                       and not self._backlog_signalled)
+            if backlog:
+                # Raised before the call: a signal handler's track() inside Event.set()
+                # (whose lock is not re-entrant) must not call it again.
+                self._backlog_signalled = True
             schedule = self._core.ready.is_set() and self._pumps < self._max_workers and not self._closed
             if schedule:
                 self._pumps += 1

@@ -15,22 +15,24 @@ nothing to save; it only decides who delivers what is left:
   semantics stay untouched, and SIGTERM, SIGKILL or ``os._exit`` at any moment lose
   nothing that ``track()`` accepted.
 - **Fork.** A child rebuilds every lock, thread and connection on its first ``track()``,
-  writes a journal of its own and never resends its parent's events. The heavy imports
-  of the background thread run under ``import_guard``, which ``fork()`` waits for, so a
-  child never inherits a module import lock held by a thread that no longer exists.
+  writes a journal of its own and never resends its parent's events. ``fork()`` waits for
+  ``forksafe.guard``, which our threads hold around imports and SQLite transactions, so
+  a child never inherits an import lock or SQLite lock state of a thread that is gone.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+
+from . import forksafe
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any
 
 from . import logs
 
-__all__ = ["exiting", "hand_off", "import_guard", "register"]
+__all__ = ["exiting", "hand_off", "register"]
 
 log = logs.get(__name__)
 
@@ -39,8 +41,6 @@ log = logs.get(__name__)
 _live: "set[Any]" = set()
 _state = {"hook": False, "exiting": False}
 _lock = threading.Lock()
-#: Held while the background thread imports requests/diskcache; fork() waits for it.
-import_guard = threading.Lock()
 
 
 def exiting() -> bool:
@@ -109,16 +109,16 @@ def hand_off(config: Any) -> bool:
 
 
 def _before_fork() -> None:
-    import_guard.acquire()
+    forksafe.before_fork()
 
 
 def _after_fork_in_parent() -> None:
-    import_guard.release()
+    forksafe.after_fork_in_parent()
 
 
 def _after_fork_in_child() -> None:
-    global import_guard, _lock
-    import_guard = threading.Lock()
+    global _lock
+    forksafe.after_fork_in_child()
     _lock = threading.Lock()
     _state["exiting"] = False
     from . import event
@@ -129,5 +129,16 @@ def _after_fork_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
+    # Modules that register fork hooks of their own must be imported before ours, never
+    # by our background thread under the guard: (1) logging's before-fork hook takes its
+    # lock, which the guarded imports need (logging.getLogger), and hooks run in reverse
+    # order of registration, so it must be registered first, or fork() deadlocked;
+    # (2) concurrent.futures.thread registers before/after_in_parent hooks on its lock:
+    # registered while a fork() waited on the guard, its release ran without its acquire
+    # ("release unlocked lock" printed by CPython). A few ms in a tracking process; the
+    # hook path never imports this module.
+    import concurrent.futures.thread  # noqa: F401
+    import logging  # noqa: F401
+
     os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
                         after_in_child=_after_fork_in_child)

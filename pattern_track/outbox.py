@@ -29,6 +29,7 @@ from typing import Any, Iterator, NamedTuple
 
 import diskcache
 
+from . import forksafe
 from .cachedir import prepare_directory
 from .errors import OutboxError
 
@@ -57,8 +58,10 @@ class Chunk(NamedTuple):
 
 @contextlib.contextmanager
 def _storage_errors(what: str) -> Iterator[None]:
+    """Our errors for SQLite's; and fork() waits while we are inside SQLite (forksafe.py)."""
     try:
-        yield
+        with forksafe.guard:
+            yield
     except STORAGE_ERRORS as exc:
         raise OutboxError(f"{what}: {type(exc).__name__}: {exc}") from exc
 

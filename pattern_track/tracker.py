@@ -41,6 +41,10 @@ log = logs.get(__name__)
 
 #: Kept alive in a forked child: closing a parent's SQLite handle there is unsafe.
 _inherited: list = []
+#: track() inside track() on one thread (a signal or logging handler of the application):
+#: allowed this deep, then refused with a count.
+_MAX_NESTING = 3
+_nesting = threading.local()
 
 
 class Tracker:
@@ -125,6 +129,7 @@ class Tracker:
     def _build(self) -> None:
         self._pid = os.getpid()
         self._started = False
+        self._starting = False
         self._core = Core(self.config, self._clock, self._counters)
         self._drainer = Drainer(self._core, None)
         self._dispatcher = Dispatcher(self._core, self._journal, on_backlog=self._drainer.end_linger)
@@ -147,21 +152,57 @@ class Tracker:
         with self._lock:
             if self._pid != os.getpid():
                 self._after_fork()
-            if self._started or self._closed:
-                return
-            lifecycle.register(self)
-            if lifecycle.exiting():
-                return  # no thread may start now (3.12.0-3.12.2); the journal and hand-off cover it
-            self._drainer.start()
-            self._started = True
+            if self._started or self._closed or self._starting:
+                return  # _starting: a signal handler's track() inside this very start
+            self._starting = True
+            try:
+                lifecycle.register(self)
+                if lifecycle.exiting():
+                    return  # no thread may start now (3.12.0-3.12.2); the journal and hand-off cover it
+                self._drainer.start()
+                self._started = True
+            finally:
+                self._starting = False
 
     # -- tracking ------------------------------------------------------------------------
 
     def track(self, event_type: str, /, **fields: Any) -> str | None:
-        """Queue one event; return its id, or None if it was not accepted (and counted).
+        """Record one wire event; return its id (also in ``pattern_data.event_id``), or None.
 
-        Never raises and never blocks on the network.
+        ``event_type``: ``pattern_created``, ``pattern_modified``, ``pattern_merged``,
+        ``pattern_applied``, ``pattern_deprecated``, ``pattern_forked`` or
+        ``pattern_validated``. ``fields`` are the service's: ``pattern_id`` (required, at
+        most 255 characters), ``pattern_name``, ``pattern_type``, ``pattern_version``,
+        ``tool_name``, ``file_path``, ``language``, ``pattern_data`` (a dict; required and
+        non-empty for created/validated), ``parent_pattern_ids`` (required for
+        modified/forked, at least two for merged), ``edge_type``, ``transformation_type``,
+        ``reason``, ``triggered_by``.
+
+        An accepted event is in this process's journal before this returns (it survives
+        the process's death) and is delivered in the background. A refused one returns
+        None and is counted in ``stats()["dropped"]`` under its reason:
+        ``invalid_event_type``, ``invalid_field``, ``unknown_field``, ``field_too_long``,
+        ``missing_pattern_id``, ``missing_parent``, ``empty_pattern_data``,
+        ``invalid_edge_type``, ``invalid_transformation_type``, ``not_json``,
+        ``invalid_unicode``, ``nul_character``, ``too_large`` (over ``max_event_bytes``),
+        ``cache_full`` (the cache's size cap), ``closed`` (after ``close()``), ``disabled``,
+        ``before_send`` / ``before_send_error``, ``reentrant`` (``track()`` nested more than
+        three deep on one thread) or ``internal_error``. Never raises, never blocks on the
+        network, never prints; logs give reasons and sizes, never the event's content.
         """
+        depth = getattr(_nesting, "depth", 0)
+        if depth >= _MAX_NESTING:
+            # A logging handler or signal handler of the application calling track() from
+            # inside track(), again and again: refuse quietly (logging would recurse).
+            self._counters.drop("reentrant")
+            return None
+        _nesting.depth = depth + 1
+        try:
+            return self._track(event_type, fields)
+        finally:
+            _nesting.depth = depth
+
+    def _track(self, event_type: str, fields: dict) -> str | None:
         try:
             if not self.config.enabled:
                 self._counters.drop("disabled")

@@ -432,8 +432,14 @@ def bench_track(b: Bench) -> None:
 
 def bench_hook(b: Bench) -> None:
     runs = b.size["hook_runs"]
-    with open(os.path.join(FIXTURES, "post_tool_use_write.json"), "rb") as handle:
-        payload = json.load(handle)
+    sample = os.path.join(FIXTURES, "post_tool_use_write.json")
+    if os.path.exists(sample):
+        with open(sample, "rb") as handle:
+            payload = json.load(handle)
+    else:  # the project's shared/ folder is not beside this checkout: a payload of the same shape
+        payload = {"session_id": "bench", "hook_event_name": "PostToolUse", "tool_name": "Write",
+                   "tool_input": {"file_path": "/src/bench.py", "content": CODE},
+                   "tool_response": {"type": "create", "filePath": "/src/bench.py", "content": CODE}}
     results: dict[str, Any] = {}
     for state in STATES:
         with b.service(state) as url:

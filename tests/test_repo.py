@@ -119,15 +119,16 @@ def test_public_surface_is_declared_and_sorted():
 
 def test_package_logger_has_a_null_handler_and_nothing_reaches_stderr():
     """Applications decide where logs go: the library adds only a NullHandler (when it first
-    logs, so the import stays cheap), and a warning never reaches stderr via lastResort."""
+    logs; the hook path never imports logging), and a warning never reaches stderr."""
     import subprocess
     import sys
 
     code = (
         "import sys\n"
-        "from pattern_track import Tracker\n"
-        "assert 'logging' not in sys.modules, 'imported logging eagerly'\n"
+        "import pattern_track.cli, pattern_track.hook\n"
+        "assert 'logging' not in sys.modules, 'the hook path imported logging'\n"
         "import logging\n"
+        "from pattern_track import Tracker\n"
         "t = Tracker('http://127.0.0.1:9', cache_dir=sys.argv[1])\n"
         "assert t.track('not an event type', pattern_id='p') is None  # logs a warning\n"
         "handlers = logging.getLogger('pattern_track').handlers\n"

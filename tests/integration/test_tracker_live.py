@@ -392,3 +392,51 @@ def test_stats_are_true_from_the_first_call(collector, cache_dir):
     empty = Tracker(collector.url, cache_dir=cache_dir + "-empty").stats()
     assert (empty["pending"], empty["spooled"], empty["dead_letter_total"]) == (0, 0, 0)
     tracker.close()
+
+
+def test_track_from_a_signal_handler_during_the_first_track(make_tracker):
+    """A 100 µs timer whose handler tracks, firing during the first track(): one drainer
+    thread, every outer event accepted, nested ones accepted or refused as `reentrant`."""
+    import signal
+
+    tracker = make_tracker("http://127.0.0.1:9")
+    nested = []
+
+    def handler(signum, frame):
+        nested.append(tracker.track("pattern_created", pattern_id=f"sig{len(nested)}", pattern_data={"c": 1}))
+
+    before = threading.active_count()
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, 0.0001, 0.0001)
+    try:
+        outer = [tracker.track("pattern_created", pattern_id=f"main{i}", pattern_data={"c": 1}) for i in range(200)]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert None not in outer and nested
+    assert threading.active_count() - before <= 3  # the drainer (and at most a sender)
+    refused = nested.count(None)  # handlers nested more than three deep: refused, counted
+    assert tracker.stats()["dropped"] == ({"reentrant": refused} if refused else {})
+
+
+def test_a_logging_handler_that_tracks_cannot_recurse_out_of_track(make_tracker):
+    """A handler on pattern_track's logger that tracks an invalid event: no RecursionError,
+    the outer call returns None, the nesting is refused with a count."""
+    import logging
+
+    tracker = make_tracker("http://127.0.0.1:9")
+
+    class Echo(logging.Handler):
+        def emit(self, record):
+            tracker.track("not an event type", pattern_id="p")
+
+    logger = logging.getLogger("pattern_track")
+    echo = Echo()
+    logger.addHandler(echo)
+    try:
+        assert tracker.track("still not an event type", pattern_id="p") is None
+        assert tracker.track("pattern_created", pattern_id="ok", pattern_data={"c": 1}) is not None
+    finally:
+        logger.removeHandler(echo)
+    dropped = tracker.stats()["dropped"]
+    assert dropped["reentrant"] >= 1 and dropped["invalid_event_type"] >= 1
