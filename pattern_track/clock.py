@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-__all__ = ["Clock"]
+__all__ = ["Clock", "as_seconds"]
 
 
 class Clock:
@@ -23,3 +23,21 @@ class Clock:
     def wait(self, event: threading.Event, timeout_s: float | None) -> bool:
         """Wait until ``event`` is set or ``timeout_s`` passes; return whether it is set."""
         return event.wait(timeout_s)
+
+
+def as_seconds(value: object, default: float) -> float:
+    """A timeout in seconds from what a caller passed (None, a number, a numeric string);
+    anything else, negative or NaN gives ``default`` with a log line, never an exception."""
+    if value is None:
+        return default
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if seconds == seconds and seconds >= 0:
+        return seconds
+    from . import logs
+
+    logs.get(__name__).warning("timeout of type %s is not a number of seconds; using %s",
+                               type(value).__name__, default)
+    return default

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping as _Mapping
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Any, Iterable, Mapping
+    from typing import Any, Mapping
 
     from typing_extensions import Unpack  # type checkers only: never imported at run time
 
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
 
 from . import event as _event
 from . import lifecycle
-from .clock import Clock
+from .clock import Clock, as_seconds
 from .config import Config, config_from_options
 from .core import Core, Counters
 from .cachedir import check_directory
@@ -32,6 +31,9 @@ from .dispatcher import Dispatcher
 from .errors import CacheError
 from .drainer import Drainer
 from .journal import Journal, JournalFull, orphans_waiting
+from .lineage import LineageCalls
+from .maintenance import Maintenance
+from .report import Reports
 
 from . import logs
 
@@ -47,7 +49,7 @@ _MAX_NESTING = 3
 _nesting = threading.local()
 
 
-class Tracker:
+class Tracker(LineageCalls, Maintenance, Reports):
     """Record pattern lineage events without ever getting in the caller's way.
 
     >>> with Tracker("http://localhost:8053", cache_dir="/tmp/pt-doc") as t:   # doctest: +SKIP
@@ -281,123 +283,6 @@ class Tracker:
             checked["pattern_data"][_event.EVENT_ID_KEY] = event_id
         return checked
 
-    def track_pattern_creation(self, code: str, context: Mapping[str, Any] | None = None, *,
-                               parent_pattern_ids: Iterable[str] | None = None) -> str | None:
-        """Record new code; return its pattern id (original scheme) or None.
-
-        The id follows the original scheme over the caller's context (``language`` and
-        ``pattern_type`` as given, not inferred). The service ignores parents on a
-        creation, so with one parent the event is sent as ``pattern_forked``
-        (``derived_from``) and with several as ``pattern_merged`` (``merged_from``, the only
-        event type that stores an edge for every parent).
-        """
-        try:
-            ctx = self._context(context)
-            if ctx is None:
-                return None
-            language = ctx.get("language") or _event.language_for_path(ctx.get("file_path"))
-            pattern_type = ctx.get("pattern_type") or "code"
-            pattern_id = _event.pattern_id_for(code, ctx.get("language"), ctx.get("pattern_type"))
-            parents = list(parent_pattern_ids or [])
-            fields = self._fields_from(ctx, pattern_id, language, pattern_type, code, version="1.0.0")
-            if len(parents) > 1:
-                # Only a merge stores an edge per parent (a fork keeps the first only).
-                fields.update(parent_pattern_ids=parents, edge_type="merged_from", transformation_type="merge")
-                return pattern_id if self.track("pattern_merged", **fields) else None
-            if parents:
-                fields.update(parent_pattern_ids=parents, edge_type="derived_from")
-                return pattern_id if self.track("pattern_forked", **fields) else None
-            return pattern_id if self.track("pattern_created", **fields) else None
-        except Exception:
-            self._counters.drop("internal_error")
-            log.error("track_pattern_creation failed", exc_info=True)
-            return None
-
-    def track_pattern_modification(self, pattern_id: str, new_code: str, context: Mapping[str, Any] | None = None,
-                                   reason: str | None = None) -> str | None:
-        """Record a change of ``pattern_id`` to ``new_code``; return the new pattern id or None."""
-        try:
-            ctx = self._context(context)
-            if ctx is None:
-                return None
-            language = ctx.get("language") or _event.language_for_path(ctx.get("file_path"))
-            pattern_type = ctx.get("pattern_type") or "code"
-            new_id = _event.pattern_id_for(new_code, ctx.get("language"), ctx.get("pattern_type"))
-            if new_id == pattern_id:
-                self._counters.drop("unchanged")
-                log.debug("modification of %s left the code unchanged; not sent", pattern_id)
-                return None
-            fields = self._fields_from(ctx, new_id, language, pattern_type, new_code, version="1.1.0")
-            fields.update(parent_pattern_ids=[pattern_id], edge_type="modified_from",
-                          transformation_type=ctx.get("transformation_type") or "refactor",
-                          reason=reason if reason is not None else ctx.get("reason"))
-            return new_id if self.track("pattern_modified", **fields) else None
-        except Exception:
-            self._counters.drop("internal_error")
-            log.error("track_pattern_modification failed", exc_info=True)
-            return None
-
-    def track_pattern_application(self, pattern_id: str, context: Mapping[str, Any] | None = None) -> str | None:
-        """Record that ``pattern_id`` was applied; return it, or None."""
-        try:
-            ctx = self._context(context)
-            if ctx is None:
-                return None
-            data = {k: v for k, v in ctx.items() if k not in _TOP_LEVEL}
-            data.setdefault("applied", True)
-            fields = dict(pattern_id=pattern_id, pattern_data=data,
-                          language=ctx.get("language") or _event.language_for_path(ctx.get("file_path")),
-                          file_path=ctx.get("file_path"), tool_name=ctx.get("tool_name"),
-                          reason=ctx.get("reason") or "Pattern reused")
-            return pattern_id if self.track("pattern_applied", **fields) else None
-        except Exception:
-            self._counters.drop("internal_error")
-            log.error("track_pattern_application failed", exc_info=True)
-            return None
-
-    def track_pattern_merge(self, source_pattern_ids: Iterable[str], merged_code: str,
-                            context: Mapping[str, Any] | None = None, reason: str | None = None) -> str | None:
-        """Record a merge of two or more patterns into ``merged_code``; return the new id or None."""
-        try:
-            ctx = self._context(context)
-            if ctx is None:
-                return None
-            sources = list(source_pattern_ids)
-            language = ctx.get("language") or _event.language_for_path(ctx.get("file_path"))
-            pattern_type = ctx.get("pattern_type") or "code"
-            new_id = _event.pattern_id_for(merged_code, ctx.get("language"), ctx.get("pattern_type"))
-            fields = self._fields_from(ctx, new_id, language, pattern_type, merged_code, version="2.0.0")
-            fields["pattern_data"]["merged_from"] = sources
-            fields.update(parent_pattern_ids=sources, edge_type="merged_from", transformation_type="merge",
-                          reason=reason if reason is not None else ctx.get("reason"))
-            return new_id if self.track("pattern_merged", **fields) else None
-        except Exception:
-            self._counters.drop("internal_error")
-            log.error("track_pattern_merge failed", exc_info=True)
-            return None
-
-    def _context(self, context: Any) -> dict | None:
-        """The caller's context as a dict; anything but a mapping is a counted refusal."""
-        if context is None:
-            return {}
-        if isinstance(context, _Mapping):
-            return dict(context)
-        self._counters.drop("bad_context")
-        log.warning("event refused (bad_context): context must be a mapping, got %s", type(context).__name__)
-        return None
-
-    @staticmethod
-    def _fields_from(ctx: dict, pattern_id: str, language: str | None, pattern_type: str,
-                     code: str, *, version: str) -> dict:
-        data = {k: v for k, v in ctx.items() if k not in _TOP_LEVEL}
-        data["code"] = code
-        file_path = ctx.get("file_path")
-        name = ctx.get("pattern_name") or (os.path.basename(file_path) if file_path else
-                                           f"{(language or 'unknown').title()} {pattern_type.title()} Pattern")
-        return dict(pattern_id=pattern_id, pattern_name=str(name)[:255], pattern_type=pattern_type,
-                    pattern_version=ctx.get("pattern_version") or version, language=language,
-                    file_path=file_path, tool_name=ctx.get("tool_name"), pattern_data=data)
-
     # -- delivery control -------------------------------------------------------------------
 
     def flush(self, timeout: float = 5.0) -> bool:
@@ -406,7 +291,7 @@ class Tracker:
         try:
             if not self._started:
                 return True
-            return self._dispatcher.flush(_seconds(timeout, 5.0))
+            return self._dispatcher.flush(as_seconds(timeout, 5.0))
         except Exception:
             log.error("flush failed", exc_info=True)
             return False
@@ -416,7 +301,7 @@ class Tracker:
         in the outbox and stop the threads. Idempotent: a second call waits (up to its own
         ``timeout``) for the first to finish. Later ``track()`` calls are counted drops.
         A bad ``timeout`` is logged and the default used. Never raises."""
-        timeout_s = _seconds(timeout, self.config.exit_timeout_s)
+        timeout_s = as_seconds(timeout, self.config.exit_timeout_s)
         with self._lock:
             first = not self._closed
             self._closed = True
@@ -463,218 +348,6 @@ class Tracker:
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
-
-    def _wait_ready(self, timeout_s: float = 5.0) -> bool:
-        self._ensure_started()
-        return self._core.ready.wait(timeout_s)
-
-    def sync_offline_events(self, timeout: float = 30.0) -> dict:
-        """Deliver the outbox now, on this thread, for at most ``timeout`` seconds (a batch in
-        flight may add up to ``request_deadline_s``). Health is reported, not obeyed: one
-        probe goes even while it says no. Never raises.
-
-        Returns ``{success, state, sync_stats: {total_found, synced, failed, skipped}}``
-        (``failed``: events still waiting; ``skipped``: dead-lettered).
-        """
-        try:
-            if not self.config.enabled:
-                return {"success": False, "reason": "tracking_disabled", "sync_stats": _empty_sync()}
-            deadline = self._clock.monotonic() + _seconds(timeout, 30.0)
-
-            def left() -> float:
-                return max(deadline - self._clock.monotonic(), 0.0)
-
-            if not self._wait_ready(left()):
-                return {"success": False, "reason": "not_ready", "sync_stats": _empty_sync()}
-            self._dispatcher.flush(min(left(), 5.0))
-            core = self._core
-            if core.outbox is None:
-                return {"success": False, "reason": "outbox_unavailable", "error": core.outbox_error,
-                        "sync_stats": _empty_sync()}
-            self._drainer.ingest()
-            total = core.outbox.pending()
-            result = self._drainer.drain(probe=True, timeout_s=left())
-            if result["state"] == "done":
-                self._drainer.retry_parked()  # those due now; the rest keep their own schedule
-            parked = len(core.outbox.parked())
-            stats = {"total_found": total, "synced": result["synced"], "failed": result["failed"] + parked,
-                     "skipped": result["skipped"], "parked": parked}
-            return {"success": result["state"] == "done" and not result["failed"], "state": result["state"],
-                    "healthy": core.health.is_healthy(), "sync_stats": stats}
-        except Exception as exc:
-            log.error("sync failed", exc_info=True)
-            return {"success": False, "error": f"{type(exc).__name__}: {exc}", "sync_stats": _empty_sync()}
-
-    def cleanup_cache(self, max_age_days: float | None = None) -> dict:
-        """Remove outbox entries and dead letters older than ``max_age_days`` (default from config)."""
-        try:
-            if not self._wait_ready():
-                return {"success": False, "reason": "not_ready"}
-            if self._core.outbox is None:
-                return {"success": False, "reason": "outbox_unavailable"}
-            days = self.config.cache_max_age_days if max_age_days is None else max_age_days
-            counts = self._core.outbox.cleanup(days * 86400.0)
-            if counts["expired_events"]:
-                self._counters.drop("expired", counts["expired_events"])
-                log.warning("cleanup removed %d undelivered events older than %s days",
-                            counts["expired_events"], days)
-            return {"success": True, "cleaned_count": sum(counts.values()), **counts}
-        except Exception as exc:
-            log.error("cleanup failed", exc_info=True)
-            return {"success": False, "error": f"{type(exc).__name__}: {exc}"}
-
-    def reset_circuit_breaker(self) -> bool:
-        """Close the breaker (shared by every process using this cache)."""
-        try:
-            if self._wait_ready() and self._core.breaker is not None:
-                self._core.breaker.reset()
-                return True
-        except Exception:
-            log.error("breaker reset failed", exc_info=True)
-        return False
-
-    def check_health(self) -> bool:
-        """Ask the service now (ignoring the cached answer); True if healthy."""
-        try:
-            return bool(self._wait_ready() and self._core.health.check())
-        except Exception:
-            log.error("health check failed", exc_info=True)
-            return False
-
-    force_health_check = check_health
-
-    # -- stats ---------------------------------------------------------------------------------
-
-    def stats(self) -> dict:
-        """Counts and state: see the README. Never raises."""
-        try:
-            return self._stats()
-        except Exception as exc:
-            log.error("stats failed", exc_info=True)
-            return {"error": f"{type(exc).__name__}: {exc}"}
-
-    def _stats(self) -> dict:
-        counters = self._counters
-        with counters._lock:
-            values = dict(counters.values)
-            dropped = dict(counters.dropped)
-            conditions = dict(counters.conditions)
-        memory = self._dispatcher.counts()
-        core = self._core
-        if not self._started and self.config.enabled and os.path.exists(
-                os.path.join(self.config.resolved_cache_dir, "cache.db")):
-            core.open_outbox()  # true counts from the first call, no thread started
-        ready = core.outbox_ready.wait(0.5 if self._started else 0.0)
-        pending = dead = None
-        spooled = 0
-        if ready and core.outbox is not None:
-            # One snapshot: no event moves from the spool to the outbox between the reads.
-            with self._drainer.moving:
-                spooled = self._spool.count_events()
-                try:
-                    pending = core.outbox.pending() + spooled
-                    dead = core.outbox.dead_count()
-                except Exception:
-                    pass
-        else:
-            spooled = self._spool.count_events()
-            if not os.path.exists(os.path.join(self.config.resolved_cache_dir, "cache.db")):
-                pending, dead = spooled, 0  # no outbox yet: nothing waits in it
-        breaker = {"state": "closed", "failure_count": 0}
-        health = {"is_healthy": False, "last_check": None}
-        try:
-            if core.breaker is not None:
-                breaker = core.breaker.snapshot()
-            if core.health is not None:
-                health = core.health.snapshot()
-        except Exception:
-            pass
-        return {
-            "enabled": self.config.enabled,
-            "accepted": values["accepted"],
-            "sent": values["delivered"] + values["replayed"],
-            "pending": pending,
-            "spooled": spooled,
-            "dead_letter": values["dead_lettered"] + values["replay_dead_lettered"],
-            "dead_letter_total": dead,
-            "dropped": dropped,
-            "conditions": conditions,
-            "breaker": breaker,
-            "health": health,
-            "outcomes": {
-                "accepted": values["accepted"], "delivered": values["delivered"],
-                "outboxed": values["outboxed"], "dead_lettered": values["dead_lettered"],
-                "dropped_after_accept": values["dropped_after_accept"], "buffered": memory["buffered"],
-                "in_flight": memory["in_flight"], "held_in_memory": memory["held"],
-                "journal_only": memory["journal_only"],
-            },
-            "journal": {"unsettled": self._journal.next_seq - self._journal.watermark,
-                        "usable": self._journal_ok, "fsync": self.config.journal_fsync},
-            "config_warnings": list(self.config.warnings),
-            "replayed": values["replayed"],
-            "requests": core.delivery.requests if core.delivery is not None else 0,
-            "outbox": {"path": self.config.resolved_cache_dir, "available": core.outbox is not None if ready else None,
-                       "error": core.outbox_error},
-        }
-
-    def get_tracker_stats(self) -> dict:
-        """The original library's shape, so existing dashboards keep working."""
-        s = self.stats()
-        if "outcomes" not in s:  # stats() failed (it says why in "error"): zeros, not a KeyError
-            s = {"accepted": 0, "sent": 0, "pending": None, "dead_letter": 0, "replayed": 0, "breaker": {},
-                 "health": {}, "outcomes": dict.fromkeys(("delivered", "outboxed", "dead_lettered", "buffered",
-                                                          "in_flight"), 0)}
-        o = s["outcomes"]
-        attempted = o["delivered"] + o["outboxed"] + o["dead_lettered"]
-        breaker = s["breaker"]
-        state = breaker.get("state", "closed")
-        return {
-            "tracker": {"enabled": self.config.enabled, "base_url": self.config.base_url, "cached_patterns": 0},
-            "resilience": {
-                "executor": {
-                    "total_tasks": s["accepted"], "active_tasks": o["buffered"] + o["in_flight"],
-                    "success_count": s["sent"], "error_count": o["outboxed"] + s["dead_letter"],
-                    "success_rate": (o["delivered"] / attempted) if attempted else 0.0,
-                },
-                "health": {
-                    "is_healthy": s["health"].get("is_healthy", False),
-                    "last_check": s["health"].get("last_check"),
-                    "consecutive_failures": s["health"].get("consecutive_failures", 0),
-                    "consecutive_successes": 0 if not s["health"].get("is_healthy") else 1,
-                    "last_health_data": None, "base_url": self.config.base_url,
-                },
-                "circuit_breaker": {
-                    "state": state.replace("-", "_"), "failure_count": breaker.get("failure_count", 0),
-                    "consecutive_successes": 0, "last_failure_time": None, "last_success_time": None,
-                    "is_available": state != "open",
-                },
-                "cache": {
-                    "pending_events": s["pending"] or 0, "total_cached": o["outboxed"],
-                    "total_synced": s["replayed"], "cache_dir": self.config.resolved_cache_dir,
-                    "max_age_days": self.config.cache_max_age_days,
-                },
-            },
-        }
-
-
-def _seconds(value: Any, default: float) -> float:
-    """A timeout in seconds from what a caller passed; a bad one is logged, not raised."""
-    if value is None:
-        return default
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        log.warning("timeout %s is not a number of seconds; using %s", type(value).__name__, default)
-        return default
-    return seconds if seconds == seconds and seconds >= 0 else default
-
-
-_TOP_LEVEL = {"language", "file_path", "tool_name", "pattern_name", "pattern_type", "pattern_version",
-              "transformation_type", "reason"}
-
-
-def _empty_sync() -> dict:
-    return {"total_found": 0, "synced": 0, "failed": 0, "skipped": 0}
 
 
 _default: Tracker | None = None

@@ -1,0 +1,105 @@
+"""Maintenance calls of a tracker: sync now, clean up, reset the breaker, check health.
+
+A mixin of ``Tracker``. Each is bounded and never raises: failures come back in the
+result (``{"success": False, "error": ...}``) and in the logs.
+"""
+
+from __future__ import annotations
+
+from . import logs
+from .clock import as_seconds
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["Maintenance"]
+
+log = logs.get(__name__)
+
+
+class Maintenance:
+    """``sync_offline_events``, ``cleanup_cache``, ``reset_circuit_breaker``, ``check_health``."""
+
+    def _wait_ready(self, timeout_s: float = 5.0) -> bool:
+        self._ensure_started()
+        return self._core.ready.wait(timeout_s)
+
+    def sync_offline_events(self, timeout: float = 30.0) -> dict:
+        """Deliver the outbox now, on this thread, for at most ``timeout`` seconds (a batch in
+        flight may add up to ``request_deadline_s``). Health is reported, not obeyed: one
+        probe goes even while it says no. Never raises.
+
+        Returns ``{success, state, sync_stats: {total_found, synced, failed, skipped}}``
+        (``failed``: events still waiting; ``skipped``: dead-lettered).
+        """
+        try:
+            if not self.config.enabled:
+                return {"success": False, "reason": "tracking_disabled", "sync_stats": _empty_sync()}
+            deadline = self._clock.monotonic() + as_seconds(timeout, 30.0)
+
+            def left() -> float:
+                return max(deadline - self._clock.monotonic(), 0.0)
+
+            if not self._wait_ready(left()):
+                return {"success": False, "reason": "not_ready", "sync_stats": _empty_sync()}
+            self._dispatcher.flush(min(left(), 5.0))
+            core = self._core
+            if core.outbox is None:
+                return {"success": False, "reason": "outbox_unavailable", "error": core.outbox_error,
+                        "sync_stats": _empty_sync()}
+            self._drainer.ingest()
+            total = core.outbox.pending()
+            result = self._drainer.drain(probe=True, timeout_s=left())
+            if result["state"] == "done":
+                self._drainer.retry_parked()  # those due now; the rest keep their own schedule
+            parked = len(core.outbox.parked())
+            stats = {"total_found": total, "synced": result["synced"], "failed": result["failed"] + parked,
+                     "skipped": result["skipped"], "parked": parked}
+            return {"success": result["state"] == "done" and not result["failed"], "state": result["state"],
+                    "healthy": core.health.is_healthy(), "sync_stats": stats}
+        except Exception as exc:
+            log.error("sync failed", exc_info=True)
+            return {"success": False, "error": f"{type(exc).__name__}: {exc}", "sync_stats": _empty_sync()}
+
+    def cleanup_cache(self, max_age_days: float | None = None) -> dict:
+        """Remove outbox entries and dead letters older than ``max_age_days`` (default from config)."""
+        try:
+            if not self._wait_ready():
+                return {"success": False, "reason": "not_ready"}
+            if self._core.outbox is None:
+                return {"success": False, "reason": "outbox_unavailable"}
+            days = self.config.cache_max_age_days if max_age_days is None else max_age_days
+            counts = self._core.outbox.cleanup(days * 86400.0)
+            if counts["expired_events"]:
+                self._counters.drop("expired", counts["expired_events"])
+                log.warning("cleanup removed %d undelivered events older than %s days",
+                            counts["expired_events"], days)
+            return {"success": True, "cleaned_count": sum(counts.values()), **counts}
+        except Exception as exc:
+            log.error("cleanup failed", exc_info=True)
+            return {"success": False, "error": f"{type(exc).__name__}: {exc}"}
+
+    def reset_circuit_breaker(self) -> bool:
+        """Close the breaker (shared by every process using this cache)."""
+        try:
+            if self._wait_ready() and self._core.breaker is not None:
+                self._core.breaker.reset()
+                return True
+        except Exception:
+            log.error("breaker reset failed", exc_info=True)
+        return False
+
+    def check_health(self) -> bool:
+        """Ask the service now (ignoring the cached answer); True if healthy."""
+        try:
+            return bool(self._wait_ready() and self._core.health.check())
+        except Exception:
+            log.error("health check failed", exc_info=True)
+            return False
+
+    force_health_check = check_health
+
+
+def _empty_sync() -> dict:
+    return {"total_found": 0, "synced": 0, "failed": 0, "skipped": 0}

@@ -1,0 +1,130 @@
+"""What a tracker reports about itself: ``stats()`` and the original ``get_tracker_stats()``.
+
+A mixin of ``Tracker``. ``stats()`` is one consistent snapshot and true from the first
+call (an existing outbox is opened on the caller's thread; no thread is started).
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import logs
+
+__all__ = ["Reports"]
+
+log = logs.get(__name__)
+
+
+class Reports:
+    """``stats()`` and ``get_tracker_stats()`` for ``Tracker``."""
+
+    def stats(self) -> dict:
+        """Counts and state: see the README. Never raises."""
+        try:
+            return self._stats()
+        except Exception as exc:
+            log.error("stats failed", exc_info=True)
+            return {"error": f"{type(exc).__name__}: {exc}"}
+
+    def _stats(self) -> dict:
+        counters = self._counters
+        with counters._lock:
+            values = dict(counters.values)
+            dropped = dict(counters.dropped)
+            conditions = dict(counters.conditions)
+        memory = self._dispatcher.counts()
+        core = self._core
+        if not self._started and self.config.enabled and os.path.exists(
+                os.path.join(self.config.resolved_cache_dir, "cache.db")):
+            core.open_outbox()  # true counts from the first call, no thread started
+        ready = core.outbox_ready.wait(0.5 if self._started else 0.0)
+        pending = dead = None
+        spooled = 0
+        if ready and core.outbox is not None:
+            # One snapshot: no event moves from the spool to the outbox between the reads.
+            with self._drainer.moving:
+                spooled = self._spool.count_events()
+                try:
+                    pending = core.outbox.pending() + spooled
+                    dead = core.outbox.dead_count()
+                except Exception:
+                    pass
+        else:
+            spooled = self._spool.count_events()
+            if not os.path.exists(os.path.join(self.config.resolved_cache_dir, "cache.db")):
+                pending, dead = spooled, 0  # no outbox yet: nothing waits in it
+        breaker = {"state": "closed", "failure_count": 0}
+        health = {"is_healthy": False, "last_check": None}
+        try:
+            if core.breaker is not None:
+                breaker = core.breaker.snapshot()
+            if core.health is not None:
+                health = core.health.snapshot()
+        except Exception:
+            pass
+        return {
+            "enabled": self.config.enabled,
+            "accepted": values["accepted"],
+            "sent": values["delivered"] + values["replayed"],
+            "pending": pending,
+            "spooled": spooled,
+            "dead_letter": values["dead_lettered"] + values["replay_dead_lettered"],
+            "dead_letter_total": dead,
+            "dropped": dropped,
+            "conditions": conditions,
+            "breaker": breaker,
+            "health": health,
+            "outcomes": {
+                "accepted": values["accepted"], "delivered": values["delivered"],
+                "outboxed": values["outboxed"], "dead_lettered": values["dead_lettered"],
+                "dropped_after_accept": values["dropped_after_accept"], "buffered": memory["buffered"],
+                "in_flight": memory["in_flight"], "held_in_memory": memory["held"],
+                "journal_only": memory["journal_only"],
+            },
+            "journal": {"unsettled": self._journal.next_seq - self._journal.watermark,
+                        "usable": self._journal_ok, "fsync": self.config.journal_fsync},
+            "config_warnings": list(self.config.warnings),
+            "replayed": values["replayed"],
+            "requests": core.delivery.requests if core.delivery is not None else 0,
+            "outbox": {"path": self.config.resolved_cache_dir, "available": core.outbox is not None if ready else None,
+                       "error": core.outbox_error},
+        }
+
+    def get_tracker_stats(self) -> dict:
+        """The original library's shape, so existing dashboards keep working."""
+        s = self.stats()
+        if "outcomes" not in s:  # stats() failed (it says why in "error"): zeros, not a KeyError
+            s = {"accepted": 0, "sent": 0, "pending": None, "dead_letter": 0, "replayed": 0, "breaker": {},
+                 "health": {}, "outcomes": dict.fromkeys(("delivered", "outboxed", "dead_lettered", "buffered",
+                                                          "in_flight"), 0)}
+        o = s["outcomes"]
+        attempted = o["delivered"] + o["outboxed"] + o["dead_lettered"]
+        breaker = s["breaker"]
+        state = breaker.get("state", "closed")
+        return {
+            "tracker": {"enabled": self.config.enabled, "base_url": self.config.base_url, "cached_patterns": 0},
+            "resilience": {
+                "executor": {
+                    "total_tasks": s["accepted"], "active_tasks": o["buffered"] + o["in_flight"],
+                    "success_count": s["sent"], "error_count": o["outboxed"] + s["dead_letter"],
+                    "success_rate": (o["delivered"] / attempted) if attempted else 0.0,
+                },
+                "health": {
+                    "is_healthy": s["health"].get("is_healthy", False),
+                    "last_check": s["health"].get("last_check"),
+                    "consecutive_failures": s["health"].get("consecutive_failures", 0),
+                    "consecutive_successes": 0 if not s["health"].get("is_healthy") else 1,
+                    "last_health_data": None, "base_url": self.config.base_url,
+                },
+                "circuit_breaker": {
+                    "state": state.replace("-", "_"), "failure_count": breaker.get("failure_count", 0),
+                    "consecutive_successes": 0, "last_failure_time": None, "last_success_time": None,
+                    "is_available": state != "open",
+                },
+                "cache": {
+                    "pending_events": s["pending"] or 0, "total_cached": o["outboxed"],
+                    "total_synced": s["replayed"], "cache_dir": self.config.resolved_cache_dir,
+                    "max_age_days": self.config.cache_max_age_days,
+                },
+            },
+        }
