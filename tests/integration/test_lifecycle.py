@@ -119,6 +119,8 @@ def test_fork_at_any_moment_after_the_first_track(tmp_path, collector, cache_dir
     body = """
     # linger_s=0: the background thread imports requests and sends while the sweep forks
     # (a fork during those imports once left a child, or the parent, blocked for good).
+    import warnings  # 3.12+ warns whenever a threaded process forks: CPython's, not ours
+    warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
     t = Tracker(URL, cache_dir=CACHE, linger_s=0.0)
     ids = [t.track("pattern_created", pattern_id="parent0", pattern_data={"code": "p"})]
     for delay_ms in range(0, 301, 20):
