@@ -25,12 +25,11 @@ from __future__ import annotations
 import os
 import threading
 
-from . import forksafe
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any
 
-from . import logs
+from . import forksafe, logs
 
 __all__ = ["exiting", "hand_off", "register"]
 
@@ -142,3 +141,7 @@ if hasattr(os, "register_at_fork"):
 
     os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
                         after_in_child=_after_fork_in_child)
+
+# Before any part that logs through logging directly (the network parts) can run: without
+# it a warning would reach stderr through logging.lastResort.
+logs.attach_null_handler()

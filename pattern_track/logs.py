@@ -29,10 +29,19 @@ class _Lazy:
 def _real(name: str):
     import logging
 
+    attach_null_handler()
+    return logging.getLogger(name)
+
+
+def attach_null_handler() -> None:
+    """Give the package logger its NullHandler (once). Called by the first lazy logger and
+    by lifecycle's import, before the network parts (which use logging directly) can log:
+    without it a warning would reach stderr through ``logging.lastResort``."""
+    import logging
+
     package = logging.getLogger(__name__.rpartition(".")[0])
     if not any(isinstance(h, logging.NullHandler) for h in package.handlers):
         package.addHandler(logging.NullHandler())
-    return logging.getLogger(name)
 
 
 def get(name: str) -> "_Lazy":
