@@ -7,12 +7,13 @@ from pattern_track.journal import Journal, adopt_orphans, orphans_waiting
 
 def test_rotation_never_reuses_a_live_segment(tmp_path):
     """Settled segments go and new ones get fresh names: appending never waits on itself."""
-    journal = Journal(str(tmp_path), max_bytes=10**9, segment_bytes=200)
+    journal = Journal(str(tmp_path), max_bytes=10**9, segment_bytes=8192)
     for i in range(50):
-        seq = journal.append(b'{"n":%d}' % i)
+        seq = journal.append(b'{"n":"%s"}' % (b"x" * 3000))
         journal.ack(seq)  # settled at once: old segments are deleted as we go
     names = os.listdir(tmp_path / "journal")
     assert len(names) <= 2 and journal.next_seq == 50
+    assert max(int(n.split(".")[1]) for n in names) > 10  # it did rotate, many times
 
 
 def test_watermark_and_adoption_of_a_dead_writer(tmp_path):
@@ -24,7 +25,7 @@ def test_watermark_and_adoption_of_a_dead_writer(tmp_path):
     assert orphans_waiting(str(tmp_path)) == 0  # we hold the lock: alive
     assert adopt_orphans(str(tmp_path), lambda events: len(events)) == 0
     for segment in journal._segments:  # the writer dies: the kernel drops its locks
-        os.close(segment[1])
+        segment.close(unlink=False)
     assert orphans_waiting(str(tmp_path)) == 1
     got = []
     assert adopt_orphans(str(tmp_path), lambda events: got.extend(events) or len(events)) == 6
@@ -62,3 +63,37 @@ def test_a_forked_child_never_writes_its_parents_journal(tmp_path):
     assert len(files - parent_files) == 1
     (parent,) = parent_files
     assert b"child" not in (tmp_path / "journal" / parent).read_bytes()
+
+
+def test_a_torn_line_is_skipped_and_an_appended_ack_still_counts(tmp_path):
+    """The preallocated tail is NUL bytes: a line cut by a crash is skipped; an adopter's
+    watermark appended after the NULs is read."""
+    from pattern_track.journal import _events, _watermark
+
+    journal = Journal(str(tmp_path), max_bytes=10**9)
+    for i in range(3):
+        journal.append(b'{"n":%d}' % i)
+    segment = journal._segments[-1]
+    segment.put(b'3 {"n":3, "torn')  # the copy a SIGKILL interrupted: no newline
+    path = segment.path
+    segment.close(unlink=False)
+    with open(path, "ab") as handle:  # what adopt_orphans appends when the outbox is full
+        handle.write(b"!2\n")
+    assert [seq for seq, _ in _events(path)] == [0, 1, 2]
+    assert _watermark(path) == 2
+    assert os.path.getsize(path) >= 256 * 1024  # preallocated: a full disk fails at open
+
+
+def test_a_full_disk_fails_at_segment_open_not_later(tmp_path, monkeypatch):
+    """ENOSPC from the preallocation is an OSError at open (the tracker falls back to memory)."""
+    import errno
+
+    import pytest
+
+    def no_space(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    with pytest.raises(OSError):
+        Journal(str(tmp_path), max_bytes=10**9).append(b"{}")
+    assert os.listdir(tmp_path / "journal") == []  # nothing half-made left behind
