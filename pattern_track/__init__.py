@@ -5,9 +5,17 @@
 >>> tracker.track_pattern_creation("def f(): pass", {"language": "python"})  # doctest: +SKIP
 'python-code-...'
 
-Importing the package is cheap: the tracker (and with it concurrent.futures) loads on
-first use, requests and diskcache only in the background threads. The Claude Code hook
-path imports none of them.
+Public API: the names in ``__all__`` (``Tracker``, ``get_tracker``, ``Config``,
+``pattern_id_for`` and the exceptions ``PatternTrackError``, ``ConfigError``,
+``CacheError``) and the ``pattern_track.testing`` module (``FakeClock``,
+``tracker_with_clock``); the command line is ``pattern-track`` (``pattern-track --help``).
+Every other module is internal and may change. ``help(Tracker)`` documents every option,
+``help(Tracker.track)`` every event type, field and drop reason, ``help(Tracker.stats)``
+every key.
+
+Importing the package is cheap: the tracker loads on first use, requests and diskcache
+only in the background thread, and only once a process has lived ``linger_s``. The
+Claude Code hook path imports none of them.
 """
 
 from __future__ import annotations

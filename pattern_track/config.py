@@ -99,7 +99,7 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> str:
 
 
 class Config:
-    """Every option of a tracker, as one frozen value (the README's configuration table).
+    """Every option of a tracker, as one frozen value (``help(Tracker)`` describes each).
 
     ``Config(**options)`` validates each option and raises ``ConfigError`` naming it;
     instances are immutable (``replace()`` returns a changed copy), compare by value and

@@ -69,6 +69,8 @@ class Delivery:
         self._max_bytes = batch_max_bytes
         self.batch_supported = True
         self.requests = 0
+        #: The last answer that held events back: {reason, detail, at (epoch s)}, or None.
+        self.last_failure: dict | None = None
 
     def send(self, events: Sequence[bytes]) -> list[Outcome]:
         """One outcome per event, in order. Never raises.
@@ -152,7 +154,13 @@ class Delivery:
             self._breaker.record(False)
 
     def _learn(self, outcomes: Sequence[Outcome]) -> None:
-        """A stored event proves the service works: close the breaker for every process."""
+        """A stored event proves the service works: close the breaker for every process.
+        The first failure that held events back is remembered for ``stats()``."""
+        failed = next((o for o in outcomes if o.kind != OK and o.reason != "not_sent"), None)
+        if failed is not None:
+            import time
+
+            self.last_failure = {"reason": failed.reason, "detail": failed.detail[:200], "at": time.time()}
         if any(o.kind == OK for o in outcomes):
             self._breaker.record(True)
             if self._health is not None:

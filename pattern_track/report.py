@@ -19,7 +19,23 @@ class Reports:
     """``stats()`` and ``get_tracker_stats()`` for ``Tracker``."""
 
     def stats(self) -> dict:
-        """Counts and state: see the README. Never raises."""
+        """This process's counts and the shared state, as one snapshot; never raises.
+
+        Keys: ``accepted``, ``sent`` (delivered by this process, at once or from the
+        outbox), ``pending`` (outbox and spool, every process; None only if the outbox
+        cannot be read), ``spooled``, ``dead_letter`` (this process) and
+        ``dead_letter_total`` (all), ``dropped`` (reason -> count, see ``track()``),
+        ``conditions`` (things that happened to the process: ``journal_unwritable``,
+        ``outbox_unavailable``, ...), ``breaker`` (``state``, ``failure_count``,
+        ``seconds_until_probe``, ...), ``health`` (``is_healthy``, ``reason``,
+        ``last_check`` ISO time), ``last_failure`` (the last answer that held events
+        back: ``reason`` such as ``refused``, ``timed_out``, ``tls``, ``dns``, ``http_503``,
+        ``rate_limited``, ``database_unavailable``; ``detail``; ``at`` epoch seconds; or
+        None), ``outcomes`` (``accepted`` = ``delivered`` + ``outboxed`` + ``dead_lettered``
+        + ``dropped_after_accept`` + ``buffered`` + ``in_flight`` + ``held_in_memory`` +
+        ``journal_only``), ``journal``, ``config_warnings``, ``outbox``. On an internal
+        error: ``{"error": "..."}``.
+        """
         try:
             return self._stats()
         except Exception as exc:
@@ -84,6 +100,7 @@ class Reports:
             "journal": {"unsettled": self._journal.next_seq - self._journal.watermark,
                         "usable": self._journal_ok, "fsync": self.config.journal_fsync},
             "config_warnings": list(self.config.warnings),
+            "last_failure": core.delivery.last_failure if core.delivery is not None else None,
             "replayed": values["replayed"],
             "requests": core.delivery.requests if core.delivery is not None else 0,
             "outbox": {"path": self.config.resolved_cache_dir, "available": core.outbox is not None if ready else None,

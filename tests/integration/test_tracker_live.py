@@ -440,3 +440,15 @@ def test_a_logging_handler_that_tracks_cannot_recurse_out_of_track(make_tracker)
         logger.removeHandler(echo)
     dropped = tracker.stats()["dropped"]
     assert dropped["reentrant"] >= 1 and dropped["invalid_event_type"] >= 1
+
+
+def test_stats_tell_failure_reasons_apart(collector, make_tracker, tmp_path):
+    """A 429 shows as rate_limited, a refused connection as refused: last_failure says which."""
+    collector.set_fault("rate_limit")
+    limited = make_tracker(collector.url, linger_s=0.0)
+    limited.track("pattern_created", pattern_id="r", pattern_data={"c": 1})
+    assert eventually(lambda: (limited.stats()["last_failure"] or {}).get("reason") == "rate_limited", timeout=10)
+    refused = make_tracker("http://127.0.0.1:9", cache_dir=str(tmp_path / "refused"), linger_s=0.0,
+                           connect_timeout_s=0.2, health_check_interval_s=0.0)
+    refused.track("pattern_created", pattern_id="x", pattern_data={"c": 1})
+    assert eventually(lambda: (refused.stats()["health"].get("reason") or "").startswith("refused"), timeout=10)
