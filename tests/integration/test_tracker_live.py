@@ -452,3 +452,25 @@ def test_stats_tell_failure_reasons_apart(collector, make_tracker, tmp_path):
                            connect_timeout_s=0.2, health_check_interval_s=0.0)
     refused.track("pattern_created", pattern_id="x", pattern_data={"c": 1})
     assert eventually(lambda: (refused.stats()["health"].get("reason") or "").startswith("refused"), timeout=10)
+
+
+def test_lineage_is_sent_as_the_service_stores_it(collector, make_tracker):
+    """Original pattern ids over the caller's context; several parents as one merge (an edge
+    each); where a pattern was applied kept inside pattern_data."""
+    import hashlib
+
+    tracker = make_tracker(collector.url)
+    code = "def f():\n    return 1\n"
+    a = tracker.track_pattern_creation(code, {"file_path": "/src/a.py"})  # no language given
+    digest = hashlib.sha256(f"{code}::".encode()).hexdigest()[:12]
+    assert a == f"unknown-code-{digest}"  # the original formula: the context as given
+    b = tracker.track_pattern_creation("def g(): pass", {"language": "python"})
+    child = tracker.track_pattern_creation("def h(): pass", {"language": "python"}, parent_pattern_ids=[a, b])
+    tracker.track_pattern_application(child, {"file_path": "/src/use.py", "tool_name": "Edit", "language": "python"})
+    assert tracker.flush(10) and collector.wait_for_events(4, timeout=10)
+    sent = {e["pattern_id"]: e for e in collector.events()}
+    merged = [e for e in collector.events() if e["event_type"] == "pattern_merged"]
+    assert len(merged) == 1 and merged[0]["parent_pattern_ids"] == [a, b]
+    assert sent[a]["language"] == "python"  # the wire field may carry the inferred language
+    applied = [e for e in collector.events() if e["event_type"] == "pattern_applied"][0]
+    assert (applied["pattern_data"]["file_path"], applied["pattern_data"]["tool_name"]) == ("/src/use.py", "Edit")
