@@ -47,14 +47,14 @@ import time
 import urllib.request
 from typing import Any, Callable, Iterator, Sequence
 
-from tests.bench_kill import bench_kill, report_kill
+from tests.bench_kill import bench_contention, bench_kill, report_contention, report_kill
 from tests.bench_recovery import bench_recovery, report_recovery
 from tests.helpers import drainer_pids, kill_drainers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "..", "shared", "fixtures", "hook-payloads")
 PYTHON = sys.executable
-MEASUREMENTS = ("track", "hook", "exit", "import", "drain", "memory", "original", "kill", "recovery")
+MEASUREMENTS = ("track", "hook", "exit", "import", "drain", "memory", "original", "kill", "recovery", "contention")
 STATES = ("up", "down", "hung")
 
 #: Run sizes: (full, quick).
@@ -69,6 +69,7 @@ SIZES = {
     "memory_n": (1_000_000, 20_000),
     "kill_runs": (3, 1),
     "recovery_n": (20, 5),
+    "contention_runs": (10, 1),
 }
 
 #: ~300 bytes of code, the size of a typical small pattern.
@@ -709,7 +710,7 @@ def bench_original(b: Bench) -> None:
 BENCHES: dict[str, Callable[[Bench], None]] = {
     "track": bench_track, "hook": bench_hook, "exit": bench_exit, "import": bench_import,
     "drain": bench_drain, "memory": bench_memory, "original": bench_original, "kill": bench_kill,
-    "recovery": bench_recovery,
+    "recovery": bench_recovery, "contention": bench_contention,
 }
 
 
@@ -829,6 +830,8 @@ def report(meta: dict, results: dict, checks: list[dict], errors: dict) -> str:
         lines += report_kill(r["kill"]) + [""]
     if "recovery" in r:
         lines += report_recovery(r["recovery"])
+    if "contention" in r:
+        lines += report_contention(r["contention"])
     if checks:
         rows = [[c["name"], f"{c['value']:,.1f} {c['unit']}", f"{c['op']} {c['target']:,} {c['unit']}",
                  "PASS" if c["pass"] else "FAIL"] for c in checks]
@@ -859,7 +862,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors: dict[str, str] = {}
     seconds: dict[str, float] = {}
     try:
-        if set(names) & {"track", "hook", "exit", "drain", "kill", "recovery"}:
+        if set(names) & {"track", "hook", "exit", "drain", "kill", "recovery", "contention"}:
             bench.collector.start()
         for name in names:
             start = time.perf_counter()

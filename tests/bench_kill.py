@@ -169,3 +169,59 @@ def report_kill(r: dict) -> list[str]:
     for row in rows:
         lines.append("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
     return lines
+
+
+CONTENDER = textwrap.dedent("""
+    import sys, json
+    from pattern_track import Tracker
+    url, cache, n, tag = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    t = Tracker(url, cache_dir=cache, batch_size=50)
+    ids = [t.track("pattern_created", pattern_id=f"{tag}-{i}", pattern_data={"code": "x"}) for i in range(n)]
+    t.close(timeout=2)
+    print(json.dumps(ids))
+""")
+
+
+def bench_contention(b: Any) -> None:
+    """3 trackers and 2 rival syncs on 5,000 events (slow service): duplicates and losses."""
+    from tests.helpers import kept_event_ids, kill_drainers
+
+    runs, n = b.size["contention_runs"], 5000
+    totals = Counter()
+    for run in range(runs):
+        cache = b.fresh_dir(f"contention-{run}")
+        b.collector.reset()
+        b.collector.fault("slow", delay_s=0.01)
+        env = b.env(cache)
+        sync_env = dict(env, INTELLIGENCE_SERVICE_URL=b.collector.url, PATTERN_CACHE_DIR=cache)
+        try:
+            trackers = [subprocess.Popen([PYTHON, "-c", CONTENDER, b.collector.url, cache, str(n // 3 + (i < n % 3)),
+                                          f"r{run}t{i}"], env=env, stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL, text=True) for i in range(3)]
+            syncs = [subprocess.Popen([PYTHON, "-m", "pattern_track", "sync", "--timeout", "60"], env=sync_env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+            tracked = set()
+            for proc in trackers:
+                out, _ = proc.communicate(timeout=180)
+                tracked |= _ids(out.splitlines())
+            for proc in syncs:
+                proc.wait(180)
+        finally:
+            b.collector.fault("none")
+        kill_drainers(b.root)
+        subprocess.run([PYTHON, "-m", "pattern_track", "sync", "--timeout", "120"], env=sync_env,
+                       capture_output=True, timeout=240)
+        kill_drainers(b.root)
+        delivered = Counter(e["pattern_data"]["event_id"] for e in b.collector.events())
+        totals["tracked"] += len(tracked)
+        totals["lost"] += len(tracked - set(delivered) - kept_event_ids(cache))
+        totals["duplicates"] += sum(c - 1 for c in delivered.values() if c > 1)
+    pct = 100.0 * totals["duplicates"] / max(totals["tracked"], 1)
+    b.results["contention"] = {"runs": runs, **totals, "duplicate_pct": pct}
+    b.check("3 trackers + 2 syncs: events lost", totals["lost"], "<=", 0, "ev")
+    b.check("3 trackers + 2 syncs: duplicates", pct, "<=", 1.0, "%")
+
+
+def report_contention(r: dict) -> list[str]:
+    return [f"10. 3 trackers + 2 rival syncs on 5,000 events, {r['runs']} runs: {r['tracked']} tracked, "
+            f"{r['lost']} lost, {r['duplicates']} duplicates ({r['duplicate_pct']:.2f} %)", ""]

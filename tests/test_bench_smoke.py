@@ -8,7 +8,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MEASUREMENTS = ("track", "hook", "exit", "import", "drain", "memory", "original", "kill", "recovery")
+MEASUREMENTS = ("track", "hook", "exit", "import", "drain", "memory", "original", "kill", "recovery", "contention")
 
 
 def _leaves(doc, path=""):
