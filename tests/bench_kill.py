@@ -108,9 +108,22 @@ def _sync_killed(url: str, cache: str, env: dict, after_s: float) -> set:
     return tracked
 
 
-def bench_kill(b: Any) -> None:
+def _settle_and_count(b: Any, cache: str, env: dict, tracked: set) -> Counter:
+    """Stop the detached drainers, run one sync, then count tracked, delivered, lost
+    (neither delivered nor kept) and duplicates (deliveries of an id past the first)."""
     from tests.helpers import kept_event_ids, kill_drainers
 
+    kill_drainers(b.root)
+    subprocess.run([PYTHON, "-m", "pattern_track", "sync", "--timeout", "120"], capture_output=True, timeout=240,
+                   env=dict(env, INTELLIGENCE_SERVICE_URL=b.collector.url, PATTERN_CACHE_DIR=cache))
+    kill_drainers(b.root)
+    delivered = Counter(e["pattern_data"]["event_id"] for e in b.collector.events())
+    return Counter(tracked=len(tracked), delivered=len(set(delivered) & tracked),
+                   lost=len(tracked - set(delivered) - kept_event_ids(cache)),
+                   duplicates=sum(n - 1 for n in delivered.values() if n > 1))
+
+
+def bench_kill(b: Any) -> None:
     runs = b.size["kill_runs"]
     scenarios = [
         ("SIGTERM while tracking (service slow)", lambda u, c, e: _killed(u, c, e, "sigterm", random.uniform(0.2, 0.8))),
@@ -134,17 +147,7 @@ def bench_kill(b: Any) -> None:
                 tracked = scenario(b.collector.url, cache, env)
             finally:
                 b.collector.fault("none")
-            kill_drainers(b.root)
-            subprocess.run([PYTHON, "-m", "pattern_track", "sync", "--timeout", "60"], capture_output=True,
-                           env=dict(env, INTELLIGENCE_SERVICE_URL=b.collector.url, PATTERN_CACHE_DIR=cache),
-                           timeout=120)
-            kill_drainers(b.root)
-            delivered = Counter(e["pattern_data"]["event_id"] for e in b.collector.events())
-            kept = kept_event_ids(cache)
-            totals["tracked"] += len(tracked)
-            totals["lost"] += len(tracked - set(delivered) - kept)
-            totals["duplicates"] += sum(n - 1 for n in delivered.values() if n > 1)
-            totals["delivered"] += len(set(delivered) & tracked)
+            totals.update(_settle_and_count(b, cache, env, tracked))
         rows.append({"scenario": name, "runs": runs, **totals,
                      "duplicate_pct": 100.0 * totals["duplicates"] / max(totals["tracked"], 1)})
     by_scenario = {row["scenario"]: {k: v for k, v in row.items() if k != "scenario"} for row in rows}
@@ -184,8 +187,6 @@ CONTENDER = textwrap.dedent("""
 
 def bench_contention(b: Any) -> None:
     """3 trackers and 2 rival syncs on 5,000 events (slow service): duplicates and losses."""
-    from tests.helpers import kept_event_ids, kill_drainers
-
     runs, n = b.size["contention_runs"], 5000
     totals = Counter()
     for run in range(runs):
@@ -208,14 +209,7 @@ def bench_contention(b: Any) -> None:
                 proc.wait(180)
         finally:
             b.collector.fault("none")
-        kill_drainers(b.root)
-        subprocess.run([PYTHON, "-m", "pattern_track", "sync", "--timeout", "120"], env=sync_env,
-                       capture_output=True, timeout=240)
-        kill_drainers(b.root)
-        delivered = Counter(e["pattern_data"]["event_id"] for e in b.collector.events())
-        totals["tracked"] += len(tracked)
-        totals["lost"] += len(tracked - set(delivered) - kept_event_ids(cache))
-        totals["duplicates"] += sum(c - 1 for c in delivered.values() if c > 1)
+        totals.update(_settle_and_count(b, cache, env, tracked))
     pct = 100.0 * totals["duplicates"] / max(totals["tracked"], 1)
     b.results["contention"] = {"runs": runs, **totals, "duplicate_pct": pct}
     b.check("3 trackers + 2 syncs: events lost", totals["lost"], "<=", 0, "ev")
