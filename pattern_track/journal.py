@@ -18,6 +18,7 @@ unsettled events of dead writers into the outbox, in order, then deletes their f
 
 from __future__ import annotations
 
+import collections
 import errno
 import fcntl
 import itertools
@@ -130,29 +131,58 @@ class Journal:
         self._size = 0  # bytes written to this writer's live segments
         self._seq = itertools.count()
         self._segment_numbers = itertools.count()  # never reused, even after settled ones go
+        self._writing = False  # inside append(): a nested (signal handler) call queues
+        self._nested: collections.deque[bytes] = collections.deque()
         self.next_seq = 0
         self.watermark = 0
 
     # -- writing ---------------------------------------------------------------------
 
     def append(self, data: bytes) -> int:
-        """Write one event; return its sequence number. Raises OSError or JournalFull."""
+        """Write one event; return its sequence number. Raises OSError or JournalFull.
+
+        Re-entrant: a signal handler's ``track()`` runs on the thread it interrupts, in
+        the middle of this very call (the RLock lets it in). Such a nested call only takes
+        a number (one C call) and queues its line; the outer call writes its own line and
+        then every queued one before it returns, so no line is overwritten or lost.
+        """
         with self._lock:
+            if self._writing:
+                seq = next(self._seq)
+                self._nested.append(b"%d %s\n" % (seq, data))
+                return seq
             if self._pid != os.getpid():
                 self._after_fork()
-            seq = next(self._seq)
-            line = b"%d %s\n" % (seq, data)
-            if self._size + len(line) > self.max_bytes:
-                raise JournalFull(f"journal holds {self._size} bytes, cap {self.max_bytes}")
-            if not self._segments or not self._segments[-1].room(len(line)):
-                self._open_segment(len(line))
-            segment = self._segments[-1]
-            self._size += segment.put(line)
-            if self.fsync:
-                os.fsync(segment.fd)
-            segment.last_seq = seq
-            self.next_seq = seq + 1
-            return seq
+            self._writing = True
+            try:
+                seq = next(self._seq)
+                line = b"%d %s\n" % (seq, data)
+                if self._size + len(line) > self.max_bytes:
+                    raise JournalFull(f"journal holds {self._size} bytes, cap {self.max_bytes}")
+                self._write(seq, line)
+                self._write_nested()
+                return seq
+            finally:
+                self._writing = False
+
+    def _write(self, seq: int, line: bytes) -> None:
+        segment = self._put(line)
+        if self.fsync:
+            os.fsync(segment.fd)
+        segment.last_seq = max(segment.last_seq, seq)
+        self.next_seq = max(self.next_seq, seq + 1)
+
+    def _write_nested(self) -> None:
+        while self._nested:
+            line = self._nested.popleft()
+            self._write(int(line[:line.index(b" ")]), line)
+
+    def _put(self, line: bytes) -> _Segment:
+        if not self._segments or not self._segments[-1].room(len(line)):
+            self._open_segment(len(line))
+        segment = self._segments[-1]
+        self._size += segment.put(line)
+        return segment
 
     def _open_segment(self, need: int) -> None:
         if not self._writer:
@@ -189,13 +219,17 @@ class Journal:
         with self._lock:
             if watermark <= self.watermark or self._pid != os.getpid() or not self._segments:
                 return
+            if self._writing:
+                return  # inside an append on this thread (a signal handler): the next ack records it
             self.watermark = watermark
-            line = b"!%d\n" % watermark
-            if not self._segments[-1].room(len(line)):
-                self._open_segment(len(line))
-            self._segments[-1].put(line)
-            while len(self._segments) > 1 and self._segments[0].last_seq < watermark:
-                self._size -= self._segments.pop(0).close(unlink=True)
+            self._writing = True  # a signal handler's append meanwhile queues (see append)
+            try:
+                self._put(b"!%d\n" % watermark)
+                self._write_nested()
+                while len(self._segments) > 1 and self._segments[0].last_seq < watermark:
+                    self._size -= self._segments.pop(0).close(unlink=True)
+            finally:
+                self._writing = False
 
     def mark_exiting(self) -> None:
         """Leave ``<writer>.exit`` beside the journal: a drainer keeps going until it can

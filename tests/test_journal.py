@@ -97,3 +97,28 @@ def test_a_full_disk_fails_at_segment_open_not_later(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         Journal(str(tmp_path), max_bytes=10**9).append(b"{}")
     assert os.listdir(tmp_path / "journal") == []  # nothing half-made left behind
+
+
+def test_an_append_nested_inside_an_append_is_queued_not_overwritten(tmp_path, monkeypatch):
+    """A signal handler's track() runs inside append() on the same thread: both lines are
+    written, whole and once, and every sequence number is accounted for."""
+    from pattern_track import journal as module
+    from pattern_track.journal import _events
+
+    j = Journal(str(tmp_path), max_bytes=10**9)
+    real_put = module._Segment.put
+    nested = []
+
+    def put_with_a_signal(segment, line):
+        if not nested:  # the first copy is interrupted by a handler that tracks twice
+            nested.append(j.append(b'{"who":"handler1"}'))
+            nested.append(j.append(b'{"who":"handler2"}'))
+        return real_put(segment, line)
+
+    monkeypatch.setattr(module._Segment, "put", put_with_a_signal)
+    outer = j.append(b'{"who":"outer"}')
+    monkeypatch.setattr(module._Segment, "put", real_put)
+    after = j.append(b'{"who":"after"}')
+    events = dict(_events(j._segments[-1].path))
+    assert sorted(events) == sorted([outer, *nested, after]) and j.next_seq == 4
+    assert {events[s] for s in nested} == {b'{"who":"handler1"}', b'{"who":"handler2"}'}
