@@ -49,7 +49,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from tests.bench_kill import bench_contention, bench_kill, report_contention, report_kill
 from tests.bench_recovery import bench_recovery, report_recovery
-from tests.helpers import drainer_pids, kill_drainers
+from tests.helpers import drainer_pids, eventually, kill_drainers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "..", "shared", "fixtures", "hook-payloads")
@@ -491,10 +491,8 @@ def _delivery_after_exit(b: Bench, runs: int) -> dict:
             exited = time.monotonic()
             if done.returncode != 0:
                 raise RuntimeError(f"library script failed: {done.stderr.decode()[-500:]}")
-            while b.collector.state()["events"] <= before:
-                if time.monotonic() - exited > 10:
-                    raise RuntimeError("the event was not delivered within 10 s of the script's exit")
-                time.sleep(0.01)  # polling another process's state, with a bound
+            if not eventually(lambda: b.collector.state()["events"] > before, timeout=10, interval=0.01):
+                raise RuntimeError("the event was not delivered within 10 s of the script's exit")
             latencies.append(time.monotonic() - exited)
         kill_drainers(b.root)
     return {"runs": runs, "median_s": Stats(latencies).median, "max_s": max(latencies)}

@@ -25,11 +25,11 @@ ONE_EVENT = textwrap.dedent("""
 
 
 def _until_stored(b: Any, count: int, limit_s: float) -> float:
+    from tests.helpers import eventually
+
     start = time.monotonic()
-    while b.collector.state()["events"] < count:
-        if time.monotonic() - start > limit_s:
-            return float("nan")
-        time.sleep(0.02)  # polling the collector process, with a bound
+    if not eventually(lambda: b.collector.state()["events"] >= count, timeout=limit_s):
+        return float("nan")
     return time.monotonic() - start
 
 
