@@ -55,7 +55,11 @@ def register(tracker: Any) -> None:
             return
         try:
             threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
-        except (AttributeError, RuntimeError):  # exit already began, or another Python
+        except RuntimeError:
+            # Exit already began (a tracker first made in an atexit handler): no hook can
+            # run any more, so behave as after it: journal, start no thread, hand off.
+            _state["exiting"] = True
+        except AttributeError:  # a Python without threading._register_atexit
             import atexit
 
             atexit.register(_at_exit)

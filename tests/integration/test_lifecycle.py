@@ -222,3 +222,16 @@ def test_close_twice_and_a_bad_timeout(tmp_path, collector, cache_dir, env):
     tracker.close(timeout="1")
     tracker.close()
     assert settle_all(collector, cache_dir, ids)
+
+
+def test_a_tracker_first_made_in_an_atexit_handler_still_delivers(tmp_path, collector, cache_dir, env):
+    """Exit already began when the tracker is made: its events are journaled and handed off."""
+    body = """
+    def late():
+        t = Tracker(URL, cache_dir=CACHE)
+        emit([t.track("pattern_created", pattern_id=f"late{i}", pattern_data={"code": "l"}) for i in range(20)])
+    atexit.register(late)
+    """
+    tracked, done = run(tmp_path, body, collector.url, cache_dir, env)
+    assert len(tracked) == 20 and None not in tracked and done.stderr == ""
+    assert settle_all(collector, cache_dir, tracked)
