@@ -191,6 +191,10 @@ def _why(core: Any, state: str | None, healthy: bool, watch: _Watch | None, time
     elif wait > 0:
         why.update(reason="breaker_open", detail=f"circuit breaker open until {probe_at} ({core.breaker.failure_count} "
                    "failures in a row" + (f", last answer {answer})" if last else ")"))
+    elif state == "rate_limited":
+        at = _iso(now + core.not_before_s())
+        why.update(reason="rate_limited", next_attempt_at=at,
+                   detail=f"the service asked every client to wait (Retry-After) until {at}")
     elif last is not None and last.reason == "rate_limited":
         at = _iso(now + last.retry_after_s) if last.retry_after_s else None
         why.update(reason="rate_limited", next_attempt_at=at,

@@ -241,7 +241,8 @@ class Drainer:
         ``probe`` lets an explicit sync try once even while the breaker is open.
         Returns ``{state, synced, failed, skipped, retry_after_s}``; ``state`` is
         ``done``, ``busy`` (another drain holds the lease), ``breaker_open``,
-        ``retry_later``, ``timeout`` or ``unavailable``.
+        ``rate_limited`` (a shared Retry-After wait runs), ``retry_later``, ``timeout`` or
+        ``unavailable``.
         """
         core = self._core
         config = core.config
@@ -249,6 +250,10 @@ class Drainer:
         result = {"state": "done", "synced": 0, "failed": 0, "skipped": 0, "retry_after_s": None}
         if outbox is None or core.delivery is None:
             result["state"] = "unavailable"
+            return result
+        wait = core.not_before_s()
+        if wait > 0:  # the service asked every process to wait (Retry-After): probes too
+            result.update(state="rate_limited", retry_after_s=wait, failed=outbox.pending())
             return result
         deadline = None if timeout_s is None else core.clock.monotonic() + timeout_s
         if not self._lock.acquire(timeout=-1 if timeout_s is None else max(timeout_s, 0.0)):

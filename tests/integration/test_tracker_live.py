@@ -474,3 +474,18 @@ def test_lineage_is_sent_as_the_service_stores_it(collector, make_tracker):
     assert sent[a]["language"] == "python"  # the wire field may carry the inferred language
     applied = [e for e in collector.events() if e["event_type"] == "pattern_applied"][0]
     assert (applied["pattern_data"]["file_path"], applied["pattern_data"]["tool_name"]) == ("/src/use.py", "Edit")
+
+
+def test_a_shared_retry_after_holds_every_path_sync_included(collector, make_tracker):
+    """While a Retry-After wait runs, even an explicit sync sends nothing and says why."""
+    tracker = make_tracker(collector.url)
+    tracker.track("pattern_created", pattern_id="w", pattern_data={"c": 1})
+    assert tracker.flush(10)
+    collector.set_fault("error", status=503)
+    tracker.track("pattern_created", pattern_id="held", pattern_data={"c": 1})
+    assert tracker.flush(10)  # in the outbox now
+    collector.set_fault("none")
+    tracker._core.set_not_before(30)  # as a 429 with Retry-After: 30 would
+    before = track_requests(collector)
+    result = tracker.sync_offline_events(timeout=2)
+    assert result["state"] == "rate_limited" and track_requests(collector) == before
