@@ -194,7 +194,7 @@ def _why(core: Any, state: str | None, healthy: bool, watch: _Watch | None, time
     elif state == "rate_limited":
         at = _iso(now + core.not_before_s())
         why.update(reason="rate_limited", next_attempt_at=at,
-                   detail=f"the service asked every client to wait (Retry-After) until {at}")
+                   detail=f"the service is rate-limiting us: every client waits (Retry-After) until {at}")
     elif last is not None and last.reason == "rate_limited":
         at = _iso(now + last.retry_after_s) if last.retry_after_s else None
         why.update(reason="rate_limited", next_attempt_at=at,

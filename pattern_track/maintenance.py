@@ -81,10 +81,12 @@ class Maintenance:
             return {"success": False, "error": f"{type(exc).__name__}: {exc}"}
 
     def reset_circuit_breaker(self) -> bool:
-        """Close the breaker (shared by every process using this cache)."""
+        """Close the breaker and drop the shared Retry-After wait (both shared by every
+        process using this cache): an operator's "start afresh". True if done."""
         try:
             if self._wait_ready() and self._core.breaker is not None:
                 self._core.breaker.reset()
+                self._core.store.set("not_before", 0.0)
                 return True
         except Exception:
             log.error("breaker reset failed", exc_info=True)
