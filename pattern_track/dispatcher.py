@@ -254,6 +254,14 @@ class Dispatcher:
         journal = self._journal
         if journal is None:
             return
+        try:
+            journal.ack_with(self._watermark)
+        except OSError as exc:
+            log.warning("cannot record progress in the journal (%s); a drainer may resend", type(exc).__name__)
+
+    def _watermark(self) -> int:
+        """The lowest sequence number not yet settled (called under the journal's lock)."""
+        journal = self._journal
         with self._cond:
             candidates = list(self._flying.values())
             if self._left is not None:
@@ -264,11 +272,7 @@ class Dispatcher:
                 if seq is not None:
                     candidates.append(seq)
                     break
-            watermark = min(candidates, default=journal.next_seq)
-        try:
-            journal.ack(watermark)
-        except OSError as exc:
-            log.warning("cannot record progress in the journal (%s); a drainer may resend", type(exc).__name__)
+            return min(candidates, default=journal.next_seq)
 
     def dead_letter(self, dead: list, *, replay: bool) -> None:
         core = self._core

@@ -138,8 +138,12 @@ class Journal:
 
     # -- writing ---------------------------------------------------------------------
 
-    def append(self, data: bytes) -> int:
+    def append(self, data: bytes, then: "Callable[[int], object] | None" = None) -> int:
         """Write one event; return its sequence number. Raises OSError or JournalFull.
+
+        ``then(seq)`` runs before the lock is released (the tracker hands the event to
+        memory there): an acknowledgement, computed under the same lock (``ack_with``),
+        can never cover an event that is in the journal but not yet in memory.
 
         Re-entrant: a signal handler's ``track()`` runs on the thread it interrupts, in
         the middle of this very call (the RLock lets it in). Such a nested call only takes
@@ -150,6 +154,8 @@ class Journal:
             if self._writing:
                 seq = next(self._seq)
                 self._nested.append(b"%d %s\n" % (seq, data))
+                if then is not None:
+                    then(seq)
                 return seq
             if self._pid != os.getpid():
                 self._after_fork()
@@ -161,6 +167,8 @@ class Journal:
                     raise JournalFull(f"journal holds {self._size} bytes, cap {self.max_bytes}")
                 self._write(seq, line)
                 self._write_nested()
+                if then is not None:
+                    then(seq)
                 return seq
             finally:
                 self._writing = False
@@ -213,6 +221,13 @@ class Journal:
         for segment in self._segments:
             segment.close(unlink=False)
         self._reset()
+
+    def ack_with(self, watermark: "Callable[[], int | None]") -> None:
+        """``ack(watermark())``, computed under the journal's lock (see ``append``)."""
+        with self._lock:
+            value = watermark()
+            if value is not None:
+                self.ack(value)
 
     def ack(self, watermark: int) -> None:
         """Record that every event with ``seq < watermark`` is settled; drop settled segments."""

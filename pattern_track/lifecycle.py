@@ -140,7 +140,10 @@ if hasattr(os, "register_at_fork"):
     # registered while a fork() waited on the guard, its release ran without its acquire
     # ("release unlocked lock" printed by CPython). A few ms in a tracking process; the
     # hook path never imports this module.
-    import concurrent.futures.thread  # noqa: F401
+    try:
+        import concurrent.futures.thread  # noqa: F401
+    except RuntimeError:  # first imported inside an atexit handler: exit already began
+        _state["exiting"] = True  # no thread will start; the journal and hand-off cover it
     import logging  # noqa: F401
 
     os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,

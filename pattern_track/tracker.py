@@ -226,11 +226,18 @@ class Tracker(LineageCalls, Maintenance, Reports):
                 log.warning("event refused: %d bytes is over max_event_bytes", len(data))
                 return None
             event_id = event["pattern_data"][_event.EVENT_ID_KEY]  # build() put it there
-            seq = self._journal_write(data)
+            taken: list = []
+
+            def to_memory(seq: int | None) -> None:  # under the journal's lock: see Journal.append
+                taken.append(self._dispatcher.submit(data, seq))
+
+            seq = self._journal_write(data, to_memory)
             if seq is False:
                 return None
+            if seq is None:  # no journal: memory only
+                to_memory(None)
             self._counters.add("accepted")
-            if not self._dispatcher.submit(data, seq):
+            if not taken[0]:
                 self._counters.drop("closed", accepted=True)
                 return None
             if lifecycle.exiting() and not self._handed_off and seq is not None:
@@ -244,13 +251,13 @@ class Tracker(LineageCalls, Maintenance, Reports):
             log.error("event refused by an internal error: %s", type(exc).__name__, exc_info=True)
         return None
 
-    def _journal_write(self, data: bytes) -> "int | None | bool":
+    def _journal_write(self, data: bytes, then: Any) -> "int | None | bool":
         """The event's journal sequence number; None if the journal is unusable (memory
         carries the event, counted); False if the cache's size cap refuses it."""
         if not self._journal_ok:
             return None
         try:
-            return self._journal.append(data)
+            return self._journal.append(data, then)
         except JournalFull:
             self._counters.drop("cache_full")
             log.warning("event refused: the cache is at cache_max_size_mb")
@@ -315,6 +322,8 @@ class Tracker(LineageCalls, Maintenance, Reports):
                 self._dispatcher.spill_unsettled()
                 self._drainer.stop(0.2)
                 self._finish_journal()
+                if not self._handed_off and self._outbox_waiting():
+                    self._hand_off()  # what close() put in the outbox must not wait for chance
         except Exception:
             log.error("close failed; the journal keeps what was not settled", exc_info=True)
         finally:
@@ -331,6 +340,12 @@ class Tracker(LineageCalls, Maintenance, Reports):
             self._finish_journal()
         if not self._handed_off and orphans_waiting(self.config.resolved_cache_dir):
             self._hand_off()
+
+    def _outbox_waiting(self) -> bool:
+        try:
+            return self._core.outbox is not None and self._core.outbox.pending() > 0
+        except Exception:
+            return False
 
     def _finish_journal(self) -> None:
         """Remove the journal if everything is settled; else make sure a drainer adopts it."""

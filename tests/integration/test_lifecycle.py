@@ -235,3 +235,29 @@ def test_a_tracker_first_made_in_an_atexit_handler_still_delivers(tmp_path, coll
     tracked, done = run(tmp_path, body, collector.url, cache_dir, env)
     assert len(tracked) == 20 and None not in tracked and done.stderr == ""
     assert settle_all(collector, cache_dir, tracked)
+
+
+def test_close_during_an_outage_hands_the_outbox_to_a_drainer(tmp_path, collector, cache_dir, env):
+    """close() with the service failing puts events in the outbox and starts a drainer that
+    delivers them when the service is back, without any other process or a sync."""
+    collector.set_fault("error", status=503)
+    body = """
+    with Tracker(URL, cache_dir=CACHE, breaker_reset_timeout_s=0.5) as t:
+        emit([t.track("pattern_created", pattern_id=f"c{i}", pattern_data={"code": "c"}) for i in range(20)])
+    """
+    tracked, _ = run(tmp_path, body, collector.url, cache_dir, env)
+    collector.set_fault("none")
+    assert len(tracked) == 20 and settle_all(collector, cache_dir, tracked, timeout=60)
+
+
+def test_get_tracker_first_used_in_an_atexit_handler_raises_nothing(tmp_path, collector, cache_dir, env):
+    """Importing the tracker during exit (atexit) must not raise into the application."""
+    body = """
+    def late():
+        from pattern_track import get_tracker
+        emit([get_tracker().track("pattern_created", pattern_id="late", pattern_data={"code": "l"})])
+    atexit.register(late)
+    """
+    tracked, done = run(tmp_path, body, collector.url, cache_dir, dict(env, INTELLIGENCE_SERVICE_URL=collector.url))
+    assert done.stderr == "" and len(tracked) == 1 and None not in tracked
+    assert settle_all(collector, cache_dir, tracked)
