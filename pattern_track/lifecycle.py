@@ -43,8 +43,10 @@ _lock = threading.Lock()
 
 
 def exiting() -> bool:
-    """Has this interpreter begun to exit (our exit hook ran)?"""
-    return _state["exiting"]
+    """Has this interpreter begun to exit? Our hook ran, or CPython's threading shutdown
+    began (``threading._SHUTTING_DOWN``; e.g. a tracker first made in an atexit handler,
+    after every exit hook ran): no thread may start, events are handed off."""
+    return _state["exiting"] or getattr(threading, "_SHUTTING_DOWN", False)
 
 
 def register(tracker: Any) -> None:
@@ -64,6 +66,11 @@ def register(tracker: Any) -> None:
 
             atexit.register(_at_exit)
         _state["hook"] = True
+
+
+def exit_began() -> None:
+    """CPython refused something only refused at shutdown (a thread): treat it as exit."""
+    _state["exiting"] = True
 
 
 def keep_exit_hook_first() -> None:

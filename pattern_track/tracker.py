@@ -161,7 +161,11 @@ class Tracker(LineageCalls, Maintenance, Reports):
                 lifecycle.register(self)
                 if lifecycle.exiting():
                     return  # no thread may start now (3.12.0-3.12.2); the journal and hand-off cover it
-                self._drainer.start()
+                try:
+                    self._drainer.start()
+                except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                    lifecycle.exit_began()
+                    return
                 self._started = True
             finally:
                 self._starting = False
