@@ -132,9 +132,9 @@ def cmd_drain(args: "argparse.Namespace") -> int:
     from .launcher import drainer_lock, set_resume_after
 
     config = _config(args)
-    from .cachedir import prepare_directory
+    from .services import prepare
 
-    cache_dir = prepare_directory(config.resolved_cache_dir)
+    cache_dir = prepare(config.service_dir, config.base_url)  # lock and resume time: per service
     if args.after_pid:
         from .launcher import pid_running
 
@@ -210,8 +210,35 @@ def _why(core: Any, state: str | None, healthy: bool, watch: _Watch | None, time
     return why
 
 
+def _elsewhere(config: Any) -> tuple[dict, dict | None]:
+    """(other services' waiting events, the legacy store's or None): shown, never sent."""
+    from .stores import elsewhere, legacy_waiting
+
+    return elsewhere(config.resolved_cache_dir, config.service_dir), legacy_waiting(config.resolved_cache_dir)
+
+
+def _elsewhere_lines(others: dict, legacy: dict | None) -> list[str]:
+    lines = []
+    for url, counts in others.items():
+        waiting = sum(v for k, v in counts.items() if k in ("pending", "spooled", "journal"))
+        lines.append(f"another service: {url}: {counts.get('error') or f'{waiting} events wait'} "
+                     f"(pattern-track sync --url {url} delivers them)")
+    if legacy:
+        waiting = sum(v for k, v in legacy.items() if k in ("pending", "spooled", "journal"))
+        lines.append(f"legacy store (from before per-service stores, service unknown): "
+                     f"{legacy.get('error') or f'{waiting} events wait'}; "
+                     f"`pattern-track sync --url URL --adopt-legacy` sends them to URL")
+    return lines
+
+
 def cmd_sync(args: "argparse.Namespace") -> int:
-    core, _, drainer = _open(_config(args), network=True)
+    config = _config(args)
+    core, _, drainer = _open(config, network=True)
+    adopted = None
+    if args.adopt_legacy:
+        from .stores import adopt_legacy
+
+        adopted = adopt_legacy(config.resolved_cache_dir, core.outbox, chunk_size=config.batch_size)
     watch = core.delivery = _Watch(core.delivery) if core.delivery is not None else None
     tty = sys.stderr.isatty() and not args.json
     drainer.ingest()
@@ -242,21 +269,26 @@ def cmd_sync(args: "argparse.Namespace") -> int:
         print(file=sys.stderr)
     left = core.outbox.pending() + drainer.spool.count_events()
     parked = len(core.outbox.parked())
+    others, legacy = _elsewhere(config)
     doc = {"synced": synced, "dead_lettered": skipped, "left": left, "parked": parked,
-           "reason": None, "detail": None, "next_attempt_at": None, "retrying": 0}
+           "reason": None, "detail": None, "next_attempt_at": None, "retrying": 0,
+           "service": config.base_url, "other_services": others, "legacy": legacy, "adopted_legacy": adopted}
     if left:
         doc.update(_why(core, state, healthy, watch, time.monotonic() >= deadline))
     if left and left == parked:
         doc.update(reason="parked", detail=f"{parked} events the service refused for their own sake "
                    "(parent not found, unknown error type) retry on their own schedule; nothing else waits")
-    lines = [f"synced {synced}, dead-lettered {skipped}, left {left}"]
+    lines = [f"synced {synced}, dead-lettered {skipped}, left {left} (service {config.base_url})"]
+    if adopted:
+        lines.append(f"legacy store: {adopted['moved']} events and {adopted['dead_letters']} dead letters "
+                     f"adopted, {adopted['left']} left")
     if left:
         lines.append(f"why: {doc['detail'] or doc['reason']}")
         lines.append(f"next attempt: {doc['next_attempt_at'] or 'at the next hook, or run `pattern-track sync` again'}")
     if skipped:
         # Refused for good by the service: not lost, but not delivered either; say so.
         lines.append(f"dead-lettered: {skipped} events the service refused; see `pattern-track dead-letter`")
-    _emit(args, doc, lines)
+    _emit(args, doc, lines + _elsewhere_lines(others, legacy))
     return 0 if left == 0 and skipped == 0 else 1
 
 
@@ -266,8 +298,12 @@ def _stats(core: Any, drainer: Any) -> dict:
     breaker = Breaker(core.store, failure_threshold=core.config.breaker_failure_threshold,
                       reset_timeout_s=core.config.breaker_reset_timeout_s, probe_ttl_s=1.0, owner=core.owner)
     health = core.store.get("health") or {}
+    others, legacy = _elsewhere(core.config)
     return {
+        "service": core.config.base_url,
         "cache_dir": core.outbox.directory,
+        "other_services": others,
+        "legacy": legacy,
         "pending": core.outbox.pending(),
         "pending_bytes": core.outbox.pending_bytes(),
         "spooled": drainer.spool.count_events(),
@@ -284,13 +320,14 @@ def cmd_stats(args: "argparse.Namespace") -> int:
     stats = _stats(core, drainer)
     breaker = stats["breaker"]
     _emit(args, stats, _table([
-        ("cache", stats["cache_dir"]), ("pending events", stats["pending"]),
+        ("service", stats["service"]), ("store", stats["cache_dir"]), ("pending events", stats["pending"]),
         ("pending bytes", stats["pending_bytes"]), ("spooled events", stats["spooled"]),
         ("dead letters", stats["dead_letter"]),
         ("breaker", f"{breaker['state']} ({breaker['failure_count']} failures"
                     + (f", probe in {breaker['seconds_until_probe']:.0f} s)" if breaker["seconds_until_probe"] else ")")),
         ("health", f"{stats['health']['is_healthy']} ({stats['health']['reason']})"),
-        ("drain lease", stats["drain_lease_holder"] or "-")]))
+        ("drain lease", stats["drain_lease_holder"] or "-")]) + _elsewhere_lines(stats["other_services"],
+                                                                                    stats["legacy"]))
     return 0
 
 
@@ -586,6 +623,9 @@ def _parser() -> "argparse.ArgumentParser":
                 {"ok": "everything was delivered", "one": "events are left or were dead-lettered (the output says why), or the cache is unusable"})
     p.add_argument("--timeout", type=_positive, default=300.0, metavar="SECONDS",
                    help="stop delivering after SECONDS (default 300)")
+    p.add_argument("--adopt-legacy", action="store_true",
+                   help="first move the events of a cache from before per-service stores (which cannot say "
+                        "which service they were for) to this service, --url (default: off, only reported)")
     command("stats", cmd_stats, "outbox, dead letters, breaker and last health answer",
             {"ok": "ok", "one": "the cache cannot be used"})
     p = command("cleanup", cmd_cleanup, "remove outbox entries and dead letters older than a maximum age",

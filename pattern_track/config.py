@@ -223,6 +223,14 @@ class Config:
     def resolved_cache_dir(self) -> str:
         return self.cache_dir or default_cache_dir()
 
+    @property
+    def service_dir(self) -> str:
+        """This service's own store inside the cache directory (services.py): its
+        journals, spool, outbox, breaker and health; absolute, not created here."""
+        from .services import service_dir
+
+        return service_dir(self.resolved_cache_dir, self.base_url)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
         """Build from environment variables; ``overrides`` win and are validated strictly.

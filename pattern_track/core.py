@@ -92,7 +92,7 @@ class Core:
         self.counters = counters
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
         self.outbox: Any = None
-        self.spool = Spool(config.resolved_cache_dir)  # the outbox's stdlib front door
+        self.spool = Spool(config.service_dir)  # the outbox's stdlib front door
         self.store: Any = MemoryState()
         self.transport: Any = None
         self.breaker: Any = None
@@ -149,7 +149,7 @@ class Core:
                 if not isinstance(exc.__cause__, sqlite3.DatabaseError) or isinstance(exc.__cause__, sqlite3.OperationalError):
                     raise
                 # A corrupt database: keep it aside for inspection, start a fresh one.
-                aside = quarantine(c.resolved_cache_dir)
+                aside = quarantine(c.service_dir)
                 log.error("outbox database corrupt (%s); moved to %s, starting a new one", exc, aside)
                 self.counters.note("outbox_quarantined")
                 self.outbox = self._outbox()
@@ -165,7 +165,9 @@ class Core:
         from .outbox import Outbox  # imports diskcache
 
         c = self.config
-        return Outbox(c.resolved_cache_dir, max_events=c.outbox_max_events,
+        from .services import prepare
+
+        return Outbox(prepare(c.service_dir, c.base_url), max_events=c.outbox_max_events,
                       max_bytes=int(c.cache_max_size_mb * 1024 * 1024))
 
     def _build_network(self) -> None:

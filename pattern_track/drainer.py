@@ -125,7 +125,7 @@ class Drainer:
         """Move spool files and the journals of dead processes into the outbox, under the
         drain lease (so each moves once, and after what is already there)."""
         core = self._core
-        cache_dir = core.config.resolved_cache_dir
+        cache_dir = core.config.service_dir
         if core.outbox is None or not (self.spool.files() or orphan_count(cache_dir)):
             return 0
         with self._lock, self.moving:
@@ -146,7 +146,7 @@ class Drainer:
 
     def has_work(self) -> bool:
         core = self._core
-        return (bool(self.spool.files()) or exiting_writers(core.config.resolved_cache_dir) > 0
+        return (bool(self.spool.files()) or exiting_writers(core.config.service_dir) > 0
                 or (core.outbox is not None and core.outbox.pending() > 0))
 
     def run_until_idle(self, *, idle_s: float, max_s: float) -> bool:

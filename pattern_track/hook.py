@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 from . import logs
 from . import event as _event
+from . import services
 from .config import Config
 from .spool import Spool
 
@@ -231,11 +232,15 @@ def run(stdin: BinaryIO | None = None, environ: Mapping[str, str] | None = None,
             data = _event.encode(item)
             if len(data) <= config.max_event_bytes:
                 encoded.append(data)
-        Spool(cache_dir).write(encoded)
+        # The service's own store (services.py): only its drainer or sync delivers these.
+        store = services.prepare(services.service_dir(cache_dir, config.base_url), config.base_url)
+        Spool(store).write(encoded)
         if spawn:
             from .launcher import ensure_drainer
 
-            ensure_drainer(cache_dir, environ)
+            env = dict(os.environ if environ is None else environ)
+            env["PATTERN_TRACK_BASE_URL"] = config.base_url  # the URL this hook used, whatever it was named
+            ensure_drainer(cache_dir, env, service_dir=store)
     except Exception as exc:  # full disk, unsafe directory, anything: the host must not see it
         log.warning("hook failed: %s", type(exc).__name__)
     return 0

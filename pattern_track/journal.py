@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 from . import logs
 from .cachedir import prepare_directory
 
-__all__ = ["Journal", "JournalFull", "adopt_orphans", "exiting_writers", "orphan_count", "orphans_waiting"]
+__all__ = ["Journal", "JournalFull", "adopt_orphans", "exiting_writers", "orphan_count", "orphans_waiting",
+           "unsettled_count"]
 
 log = logs.get(__name__)
 
@@ -116,8 +117,10 @@ class Journal:
     writer of its own on its first append and never touches its parent's files."""
 
     def __init__(self, cache_dir: str, *, max_bytes: int, fsync: bool = False,
-                 segment_bytes: int = SEGMENT_BYTES) -> None:
+                 segment_bytes: int = SEGMENT_BYTES, prepare: "Callable[[], object] | None" = None) -> None:
         self.directory = os.path.join(cache_dir, "journal")
+        #: Makes ``cache_dir`` (private) before the first segment; default prepare_directory.
+        self._prepare = prepare or (lambda: prepare_directory(cache_dir))
         self.max_bytes = max_bytes
         self.fsync = fsync
         self.segment_bytes = segment_bytes
@@ -196,7 +199,7 @@ class Journal:
         if not self._writer:
             # The cache holds users' code: the directory is made private (0700), and a
             # symlink or a directory of another user is refused, as for the outbox.
-            prepare_directory(os.path.dirname(self.directory))
+            self._prepare()
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
             self._writer = f"{os.getpid()}-{os.urandom(4).hex()}"
         number = next(self._segment_numbers)
@@ -346,6 +349,15 @@ def exiting_writers(cache_dir: str) -> int:
 def orphan_count(cache_dir: str) -> int:
     """How many segment files lie in the journal directory (live writers included)."""
     return sum(len(p) for p in _writers(os.path.join(cache_dir, "journal")).values())
+
+
+def unsettled_count(cache_dir: str) -> int:
+    """Events in every journal of ``cache_dir`` (live writers' too) past their watermark."""
+    total = 0
+    for paths in _writers(os.path.join(cache_dir, "journal")).values():
+        watermark = max(_watermark(p) for p in paths)
+        total += len({seq for path in paths for seq, _ in _events(path) if seq >= watermark})
+    return total
 
 
 def orphans_waiting(cache_dir: str) -> int:

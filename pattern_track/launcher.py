@@ -1,6 +1,6 @@
 """Start a detached drainer process when none is running (used by the hook).
 
-A running drainer holds an exclusive ``flock`` on ``<cache_dir>/drainer.lock`` for its
+A running drainer holds an exclusive ``flock`` on ``<service dir>/drainer.lock`` for its
 whole life, so "is one running?" is one non-blocking lock attempt, correct even after a
 SIGKILL (the kernel drops the lock with the process). The child gets stdin, stdout and
 stderr on /dev/null and its own session: the hook host waits for EOF on the hook's
@@ -77,17 +77,20 @@ def set_resume_after(cache_dir: str, when: float) -> None:
         pass
 
 
-def ensure_drainer(cache_dir: str, environ: Mapping[str, str] | None = None, *, after_pid: int | None = None,
-                   settings: Mapping[str, object] | None = None) -> bool:
-    """Spawn ``python -m pattern_track drain --detached`` unless one runs; True if spawned.
+def ensure_drainer(cache_dir: str, environ: Mapping[str, str] | None = None, *, service_dir: str,
+                   after_pid: int | None = None, settings: Mapping[str, object] | None = None) -> bool:
+    """Spawn ``python -m pattern_track drain --detached`` unless one runs for the service
+    whose store is ``service_dir`` (its lock and resume time live there); True if spawned.
+    ``cache_dir`` is the cache directory the drainer is given (it finds the same store
+    from it and the service URL in ``environ`` or ``settings``).
 
     ``after_pid``: the drainer first waits (bounded) for that process to end, so it can
     adopt its journal (used at exit). ``settings``: config fields the drainer must share
     with the tracker that hands off (its service URL, key, TLS and timeouts), passed as
     ``PATTERN_TRACK_*`` variables."""
-    if time.time() < resume_after(cache_dir):
+    if time.time() < resume_after(service_dir):
         return False
-    fd = drainer_lock(cache_dir)
+    fd = drainer_lock(service_dir)
     if fd is None:
         return False
     os.close(fd)  # free it for the child; two racing hooks may both spawn, one child wins

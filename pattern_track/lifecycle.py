@@ -112,7 +112,8 @@ def hand_off(config: Any) -> bool:
 
     settings = {name: getattr(config, name) for name in HANDOFF_SETTINGS}
     try:
-        return ensure_drainer(config.resolved_cache_dir, after_pid=os.getpid(), settings=settings)
+        return ensure_drainer(config.resolved_cache_dir, service_dir=config.service_dir, after_pid=os.getpid(),
+                              settings=settings)
     except OSError as exc:
         log.warning("cannot start a drainer (%s); the next one adopts this journal", type(exc).__name__)
         return False

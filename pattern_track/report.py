@@ -33,7 +33,11 @@ class Reports:
         ``rate_limited``, ``database_unavailable``; ``detail``; ``at`` epoch seconds; or
         None), ``outcomes`` (``accepted`` = ``delivered`` + ``outboxed`` + ``dead_lettered``
         + ``dropped_after_accept`` + ``buffered`` + ``in_flight`` + ``held_in_memory`` +
-        ``journal_only``), ``journal``, ``config_warnings``, ``outbox``. On an internal
+        ``journal_only``), ``journal``, ``config_warnings``, ``outbox``. Every count but
+        ``other_services`` is of this tracker's service (``service``, its base URL): the
+        outbox, breaker and health are per service (services.py). ``other_services``:
+        ``{base URL: {pending, spooled, journal, dead_letter}}`` of other services' stores
+        in the same cache directory, which this tracker never sends. On an internal
         error: ``{"error": "..."}``.
         """
         try:
@@ -51,7 +55,7 @@ class Reports:
         memory = self._dispatcher.counts()
         core = self._core
         if not self._started and self.config.enabled and os.path.exists(
-                os.path.join(self.config.resolved_cache_dir, "cache.db")):
+                os.path.join(self.config.service_dir, "cache.db")):
             core.open_outbox()  # true counts from the first call, no thread started
         ready = core.outbox_ready.wait(0.5 if self._started else 0.0)
         pending = dead = None
@@ -67,7 +71,7 @@ class Reports:
                     pass
         else:
             spooled = self._spool.count_events()
-            if not os.path.exists(os.path.join(self.config.resolved_cache_dir, "cache.db")):
+            if not os.path.exists(os.path.join(self.config.service_dir, "cache.db")):
                 pending, dead = spooled, 0  # no outbox yet: nothing waits in it
         breaker = {"state": "closed", "failure_count": 0}
         health = {"is_healthy": False, "last_check": None}
@@ -103,9 +107,22 @@ class Reports:
             "last_failure": core.delivery.last_failure if core.delivery is not None else None,
             "replayed": values["replayed"],
             "requests": core.delivery.requests if core.delivery is not None else 0,
-            "outbox": {"path": self.config.resolved_cache_dir, "available": core.outbox is not None if ready else None,
+            "outbox": {"path": self.config.service_dir, "available": core.outbox is not None if ready else None,
                        "error": core.outbox_error},
+            "service": self.config.base_url,
+            "other_services": self._other_services(),
         }
+
+    def _other_services(self) -> dict:
+        """Events waiting for other services in the same cache directory (never sent by
+        this tracker): ``{base URL: {pending, spooled, journal, dead_letter}}``."""
+        from .services import known
+
+        if len(known(self.config.resolved_cache_dir)) < 2:
+            return {}  # one listdir: the common case opens nothing
+        from .stores import elsewhere
+
+        return elsewhere(self.config.resolved_cache_dir, self.config.service_dir)
 
     def get_tracker_stats(self) -> dict:
         """The original library's shape, so existing dashboards keep working."""

@@ -30,6 +30,7 @@ from .cachedir import check_directory
 from .dispatcher import Dispatcher
 from .errors import CacheError
 from .drainer import Drainer
+from . import services
 from .journal import Journal, JournalFull, orphans_waiting
 from .lineage import LineageCalls
 from .maintenance import Maintenance
@@ -106,8 +107,10 @@ class Tracker(LineageCalls, Maintenance, Reports):
         self._lock = threading.RLock()
         self._closed = False
         self._close_done = threading.Event()
-        self._journal = Journal(config.resolved_cache_dir, fsync=config.journal_fsync,
-                                max_bytes=int(config.cache_max_size_mb * 1024 * 1024))
+        service_dir = config.service_dir
+        self._journal = Journal(service_dir, fsync=config.journal_fsync,
+                                max_bytes=int(config.cache_max_size_mb * 1024 * 1024),
+                                prepare=lambda: services.prepare(service_dir, config.base_url))
         self._journal_ok = True
         self._handed_off = False
         self._build()
@@ -342,7 +345,7 @@ class Tracker(LineageCalls, Maintenance, Reports):
             self._dispatcher.exit(self.config.exit_timeout_s)
             self._drainer.stop(0.0)
             self._finish_journal()
-        if not self._handed_off and orphans_waiting(self.config.resolved_cache_dir):
+        if not self._handed_off and orphans_waiting(self.config.service_dir):
             self._hand_off()
 
     def _outbox_waiting(self) -> bool:

@@ -67,17 +67,29 @@ def kept_event_ids(cache_dir: str) -> set:
     from pattern_track.outbox import Outbox
     from pattern_track.spool import Spool
 
+    from pattern_track.services import known
+
     ids = set()
-    if os.path.exists(os.path.join(cache_dir, "cache.db")):
-        box = Outbox(cache_dir, max_events=10**9, max_bytes=10**12)
-        for chunk in box.chunks():
-            ids.update(event_id_from(e) for e in chunk.events)
-        ids.update(event_id_from(entry["event"]) for entry in box.parked())
-        box.close()
-    for path in Spool(cache_dir).files():
-        with open(path, encoding="utf-8") as handle:
-            ids.update(event_id_from(t.encode()) for t in json.load(handle))
-    for paths in _writers(os.path.join(cache_dir, "journal")).values():
-        mark = max(_watermark(p) for p in paths)
-        ids.update(event_id_from(data) for p in paths for seq, data in _events(p) if seq >= mark)
+    # Every service's store, and a legacy store in the cache directory itself.
+    for directory in [cache_dir, *known(cache_dir).values()]:
+        if os.path.exists(os.path.join(directory, "cache.db")):
+            box = Outbox(directory, max_events=10**9, max_bytes=10**12)
+            for chunk in box.chunks():
+                ids.update(event_id_from(e) for e in chunk.events)
+            ids.update(event_id_from(entry["event"]) for entry in box.parked())
+            box.close()
+        for path in Spool(directory).files():
+            with open(path, encoding="utf-8") as handle:
+                ids.update(event_id_from(t.encode()) for t in json.load(handle))
+        for paths in _writers(os.path.join(directory, "journal")).values():
+            mark = max(_watermark(p) for p in paths)
+            ids.update(event_id_from(data) for p in paths for seq, data in _events(p) if seq >= mark)
     return ids
+
+
+def store_dir(cache_dir: str, url: str = "http://localhost:8053") -> str:
+    """The store of service ``url`` inside ``cache_dir`` (created, private), where a
+    tracker, hook, drainer or sync for ``url`` keeps its outbox, journals and spool."""
+    from pattern_track.services import prepare, service_dir
+
+    return prepare(service_dir(cache_dir, url), url)

@@ -17,7 +17,7 @@ COLLECTOR = [m for m in MODULES if m.startswith("collector/")]
 #: Each third-party library is imported by exactly one module of ours.
 OWNERS = {"requests": {"transport"}, "urllib3": {"transport"}, "pybreaker": {"breaker"}, "diskcache": {"outbox"}}
 #: Modules that may import nothing of ours but errors (stdlib edges used by the hook path).
-HOOK_PATH = {"hook", "spool", "launcher", "cachedir", "config", "event", "errors", "logs"}
+HOOK_PATH = {"hook", "spool", "launcher", "cachedir", "config", "event", "errors", "logs", "services"}
 
 
 def parse(module):
