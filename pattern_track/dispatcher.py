@@ -58,6 +58,12 @@ class Dispatcher:
         self._network_closed = False
         self._closed = False
         self._backlog_signalled = False
+        # The key of the newest outbox chunk holding events of ours: while it is queued,
+        # later events go behind it (order within the process); else they may go direct.
+        self._ours_until: str | None = None
+        # The outbox refused events for its cap: they wait in memory and the journal
+        # (not dropped) and storing stops until the drainer's next step (kick).
+        self._room_wait = False
 
     # -- the caller's side -----------------------------------------------------------
 
@@ -96,8 +102,10 @@ class Dispatcher:
         return True
 
     def kick(self) -> None:
-        """The network parts are up: start sending what waits (called by the drainer thread)."""
+        """Start sending what waits: the network parts are up, or (each drainer step) the
+        outbox may have room again. Called by the drainer thread."""
         with self._cond:
+            self._room_wait = False
             if self._closed or self._pumps >= self._max_workers or not (self._buffer or self._gap):
                 return
             self._pumps += 1
@@ -149,10 +157,10 @@ class Dispatcher:
                 if not self._buffer or self._network_closed:
                     return self._retire()
             # Decided before taking events: sending takes one batch, storing takes many.
-            send = not self._outbox_has_work() and core.may_send()
+            send = not self._ours_queued() and core.may_send()
             with self._cond:
-                if not self._buffer or self._network_closed:
-                    return self._retire()
+                if not self._buffer or self._network_closed or (self._room_wait and not send):
+                    return self._retire()  # a full outbox: the next drainer step kicks
                 n = min(len(self._buffer), self._batch_size * (1 if send else _STORE_BATCHES))
                 taken = [self._buffer.popleft() for _ in range(n)]
                 seqs = [s for s, _ in taken if s is not None]
@@ -161,12 +169,13 @@ class Dispatcher:
                     self._flying[token] = min(seqs)
                 self._in_flight += n
             batch = [data for _, data in taken]
+            seq_of = {id(data): seq for seq, data in taken if seq is not None}
             kept = True
             try:
-                kept = self._handle(batch, send)
+                kept = self._handle(batch, send, seq_of)
             except Exception:
                 log.exception("unexpected error while sending; keeping the events")
-                kept = self._store(batch) if not self._network_closed else False
+                kept = self._store(batch, seq_of=seq_of) if not self._network_closed else False
             finally:
                 with self._cond:
                     self._in_flight -= n
@@ -195,11 +204,11 @@ class Dispatcher:
             else:
                 self._gap = None
 
-    def _handle(self, batch: list, send: bool) -> bool:
+    def _handle(self, batch: list, send: bool, seq_of: dict) -> bool:
         """Send or store one batch; False if (at exit) it was left to the journal."""
         core = self._core
         if not send:
-            return self._store(batch)
+            return self._store(batch, seq_of=seq_of)
         from .settle import settle  # the send path loads on first use, not at import
 
         outcomes = core.delivery.send(batch)
@@ -209,28 +218,43 @@ class Dispatcher:
         core.counters.add("delivered", result.sent)
         self.dead_letter(result.dead, replay=False)
         if result.keep:
-            return self._store(result.keep, result.keep_attempts)
+            return self._store(result.keep, result.keep_attempts, seq_of=seq_of)
         return True
 
-    def _outbox_has_work(self) -> bool:
-        outbox = self._core.outbox
-        try:
-            # Parked events (parking.py) wait on their own schedule: they hold nothing up.
-            return outbox is not None and outbox.queued() > 0
-        except OutboxError:
+    def _ours_queued(self) -> bool:
+        """Are events this process stored still queued in the outbox? Then later ones go
+        behind them (order within a process). Other processes' backlog, and parked events
+        (parking.py), hold nothing up: with the service up, fresh events go straight out."""
+        until = self._ours_until
+        if until is None:
             return False
+        try:
+            front = self._core.outbox.front_key()
+        except OutboxError:
+            return True  # cannot tell: keep the order
+        if front is None or front > until:
+            self._ours_until = None
+            return False
+        return True
 
-    def _store(self, events: list, attempts: list | None = None) -> bool:
-        """Put events in the outbox (else the spool, else memory); True once they are safe."""
+    def _store(self, events: list, attempts: list | None = None, *, seq_of: dict | None = None) -> bool:
+        """Put events in the outbox (else the spool, else memory); True once they are safe.
+
+        Past the outbox's cap, journaled events (``seq_of`` maps ``id(event)`` to its
+        journal sequence number) go back to the front of memory, in order, and wait for
+        room or for the service: they are held, not refused. Only events no journal holds
+        are refused as ``outbox_full``."""
         core = self._core
         outbox = core.outbox
         if outbox is not None:
             try:
-                taken = outbox.append_chunks(events, attempts, chunk_size=self._batch_size)
+                keys: list = []
+                taken = outbox.append_chunks(events, attempts, chunk_size=self._batch_size, keys=keys)
                 core.counters.add("outboxed", taken)
+                if keys:
+                    self._ours_until = max(keys[-1], self._ours_until or "")
                 if taken < len(events):
-                    core.counters.drop("outbox_full", len(events) - taken, accepted=True)
-                    log.warning("outbox full (cap reached): %d events refused", len(events) - taken)
+                    self._hold_for_room(events[taken:], seq_of or {})
                 return True
             except OutboxError as exc:
                 log.warning("outbox write failed (%s); using the spool", type(exc).__name__)
@@ -248,6 +272,22 @@ class Dispatcher:
         if len(events) > len(kept):
             core.counters.drop("outbox_unavailable", len(events) - len(kept), accepted=True)
         return False  # only in memory: the journal must keep them
+
+    def _hold_for_room(self, rest: list, seq_of: dict) -> None:
+        """The outbox is at its cap: journaled events wait in memory (front, in order) until
+        the drainer's next step; the others cannot be held anywhere and are counted."""
+        core = self._core
+        waiting = [(seq_of[id(e)], e) for e in rest if id(e) in seq_of]
+        refused = len(rest) - len(waiting)
+        if waiting:  # at exit too: memory's first seq holds the journal's watermark back
+            with self._cond:
+                self._buffer.extendleft(reversed(waiting))
+                self._room_wait = True
+            core.counters.note("outbox_full_waits")
+            log.info("outbox full (cap reached): %d events wait in the journal for room", len(waiting))
+        if refused:
+            core.counters.drop("outbox_full", refused, accepted=True)
+            log.warning("outbox full (cap reached) and no journal: %d events refused", refused)
 
     def _ack(self) -> None:
         """Move the journal's watermark to the lowest event not yet settled."""
@@ -367,8 +407,10 @@ class Dispatcher:
         except OSError as exc:
             log.warning("cannot read the journal back (%s); a drainer will adopt it", type(exc).__name__)
             return
-        if events and self._store([data for _, data in events]):
-            journal.ack(journal.next_seq)
+        # Past the outbox's cap the rest waits in memory (and the journal, which then stays
+        # for a drainer): the watermark moves only past what the outbox took.
+        if events and self._store([data for _, data in events], seq_of={id(d): s for s, d in events}):
+            self._ack()
 
     def unsettled(self) -> bool:
         """Does the journal hold events that no one has settled yet?"""

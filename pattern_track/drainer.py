@@ -42,7 +42,11 @@ class Drainer:
         self._wake = threading.Event()  # set by stop() and by wake()
         self._idle = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()  # one drain at a time within this process
+        # One ingest or drain at a time within this process (they share the process's
+        # lease). A flag, not a lock held across network I/O: others wait on the
+        # condition with a bound, or are told "busy".
+        self._turn = threading.Condition(threading.Lock())
+        self._busy = False
         self._parking: Any = None
         # Held only while events move from the spool or a journal into the outbox (no
         # network I/O): stats() takes it to read both sides as one snapshot.
@@ -93,6 +97,20 @@ class Drainer:
         """Run a step now (new durable events are waiting)."""
         self._wake.set()
 
+    def _take_turn(self, timeout_s: float | None) -> bool:
+        """Become this process's one drainer or ingester; wait at most ``timeout_s``
+        (None: as long as it takes) for another thread's turn to end. True if taken."""
+        with self._turn:
+            if not self._turn.wait_for(lambda: not self._busy, timeout_s):
+                return False
+            self._busy = True
+            return True
+
+    def _end_turn(self) -> None:
+        with self._turn:
+            self._busy = False
+            self._turn.notify_all()
+
     def step(self) -> float:
         """One pass; returns the seconds to wait before the next."""
         core = self._core
@@ -100,6 +118,7 @@ class Drainer:
         self._dispatcher.retry_held()
         if core.outbox is None or core.delivery is None:
             return config.drain_interval_s
+        self._dispatcher.kick()  # events waiting for room in a full outbox, or for the service
         self.ingest()
         if core.outbox.pending() == 0:
             self._backoff.reset()
@@ -121,25 +140,32 @@ class Drainer:
             return 0.0
         return config.drain_interval_s if parked_wait is None else min(parked_wait, config.drain_interval_s * 10)
 
-    def ingest(self) -> int:
+    def ingest(self, timeout_s: float | None = 0.0) -> int:
         """Move spool files and the journals of dead processes into the outbox, under the
-        drain lease (so each moves once, and after what is already there)."""
+        drain lease (so each moves once, and after what is already there). If another
+        thread of this process is draining, wait at most ``timeout_s`` (then move
+        nothing: its next step does it)."""
         core = self._core
         cache_dir = core.config.service_dir
         if core.outbox is None or not (self.spool.files() or orphan_count(cache_dir)):
             return 0
-        with self._lock, self.moving:
-            if not core.outbox.acquire_lease(LEASE, core.owner, core.config.lease_ttl_s):
-                return 0
-            try:
-                size = core.config.batch_size
+        if not self._take_turn(timeout_s):
+            return 0
+        try:
+            with self.moving:
+                if not core.outbox.acquire_lease(LEASE, core.owner, core.config.lease_ttl_s):
+                    return 0
+                try:
+                    size = core.config.batch_size
 
-                def append(events: list) -> int:
-                    return core.outbox.append_chunks(events, chunk_size=size)
+                    def append(events: list) -> int:
+                        return core.outbox.append_chunks(events, chunk_size=size)
 
-                moved = adopt_orphans(cache_dir, append) + self.spool.ingest(append)
-            finally:
-                core.outbox.release_lease(LEASE, core.owner)
+                    moved = adopt_orphans(cache_dir, append) + self.spool.ingest(append)
+                finally:
+                    core.outbox.release_lease(LEASE, core.owner)
+        finally:
+            self._end_turn()
         if moved:
             core.counters.add("adopted", moved)
         return moved
@@ -256,8 +282,8 @@ class Drainer:
             result.update(state="rate_limited", retry_after_s=wait, failed=outbox.pending())
             return result
         deadline = None if timeout_s is None else core.clock.monotonic() + timeout_s
-        if not self._lock.acquire(timeout=-1 if timeout_s is None else max(timeout_s, 0.0)):
-            result["state"] = "busy"  # this process's drainer thread is at work
+        if not self._take_turn(None if timeout_s is None else max(timeout_s, 0.0)):
+            result["state"] = "busy"  # another thread of this process is draining
             return result
         try:
             if not outbox.acquire_lease(LEASE, core.owner, config.lease_ttl_s):
@@ -303,5 +329,5 @@ class Drainer:
                 except OutboxError:
                     pass
         finally:
-            self._lock.release()
+            self._end_turn()
         return result

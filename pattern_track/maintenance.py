@@ -48,7 +48,7 @@ class Maintenance:
             if core.outbox is None:
                 return {"success": False, "reason": "outbox_unavailable", "error": core.outbox_error,
                         "sync_stats": _empty_sync()}
-            self._drainer.ingest()
+            self._drainer.ingest(timeout_s=left())
             total = core.outbox.pending()
             result = self._drainer.drain(probe=True, timeout_s=left())
             if result["state"] == "done":

@@ -121,11 +121,13 @@ class Outbox:
         """Append one chunk of serialised events; False (nothing written) if over a cap."""
         return self.append_chunks(events, attempts, chunk_size=max(len(events), 1)) == len(events)
 
-    def append_chunks(self, events: list, attempts: list | None = None, *, chunk_size: int) -> int:
+    def append_chunks(self, events: list, attempts: list | None = None, *, chunk_size: int,
+                      keys: list | None = None) -> int:
         """Append ``events`` as chunks of ``chunk_size`` in one transaction.
 
         Stops at the first chunk that would pass a cap; returns how many events were
-        written (the caller counts the rest as refused).
+        written (a prefix of ``events``: the caller keeps or counts the rest). The keys of
+        the chunks written are appended to ``keys`` if given.
         """
         if not events:
             return 0
@@ -141,8 +143,10 @@ class Outbox:
                 size = sum(len(e) for e in part)
                 if pending + len(part) > self.max_events or pending_bytes + size > self.max_bytes:
                     break
-                cache.push({"id": os.urandom(8).hex(), "t": now, "events": part,
-                            "attempts": attempts[start:start + chunk_size]}, prefix=QUEUE)
+                key = cache.push({"id": os.urandom(8).hex(), "t": now, "events": part,
+                                  "attempts": attempts[start:start + chunk_size]}, prefix=QUEUE)
+                if keys is not None:
+                    keys.append(key)
                 pending += len(part)
                 pending_bytes += size
                 taken += len(part)
@@ -157,6 +161,11 @@ class Outbox:
         if key is None:
             return None
         return Chunk(key, value["id"], value["t"], value["events"], value["attempts"])
+
+    def front_key(self) -> str | None:
+        """The key of the oldest chunk (keys sort in append order), or None if empty."""
+        with _storage_errors("peek"):
+            return self._cache.peek(prefix=QUEUE, side="front")[0]
 
     def front_chunks(self, max_events: int) -> list[Chunk]:
         """The oldest chunks, as many as fit in ``max_events`` (at least one if any).

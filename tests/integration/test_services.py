@@ -1,0 +1,236 @@
+"""Issue 10: one store per service in one cache directory, and a capped outbox that never
+makes the service's availability worse. Real collectors on loopback, real trackers."""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from pattern_track import Tracker
+from pattern_track.collector import Collector
+from pattern_track.outbox import Outbox
+from pattern_track.services import known, normalise_url, service_dir, service_key
+from tests.conftest import PYTHON
+from tests.helpers import eventually, store_dir
+
+
+def pattern_ids(collector):
+    return [e["pattern_id"] for e in collector.events()]
+
+
+def dead_port():
+    probe = Collector().start()
+    port = probe.port
+    probe.stop()
+    return port
+
+
+# -- the names ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("a, b", [
+    ("http://localhost:8053", "HTTP://LocalHost:8053/"),
+    ("http://localhost", "http://localhost:80"),
+    ("https://example.com/api/", "https://example.com:443/api"),
+    ("http://[::1]:8053", "http://[::1]:8053/"),
+    ("http://user:secret@host:1", "http://host:1"),
+])
+def test_one_service_however_its_url_is_written(a, b):
+    assert normalise_url(a) == normalise_url(b)
+    assert service_key(a) == service_key(b)
+
+
+@pytest.mark.parametrize("a, b", [
+    ("http://localhost:8053", "http://localhost:8054"),
+    ("http://localhost:8053", "https://localhost:8053"),
+    ("http://host:1/a", "http://host:1/b"),
+    ("http://host-a:1", "http://host-b:1"),
+])
+def test_different_services_get_different_stores(a, b):
+    assert service_key(a) != service_key(b)
+    assert service_dir("/c", a) != service_dir("/c", b)
+
+
+def test_a_store_is_private_and_names_its_service(tmp_path):
+    directory = store_dir(str(tmp_path / "c"), "http://Example.com:9/")
+    assert directory.startswith(str(tmp_path / "c" / "services") + os.sep)
+    for path in (tmp_path / "c", tmp_path / "c" / "services", directory):
+        assert os.stat(path).st_mode & 0o777 == 0o700
+    assert known(str(tmp_path / "c")) == {"http://example.com:9": directory}
+
+
+# -- events reach only their own service ---------------------------------------------------
+
+def test_one_service_down_does_not_stop_another_nor_receive_its_events(cache_dir):
+    """A down, B up, one cache directory: B sends its own events at once, never A's; a sync
+    for B leaves A's events alone and reports them; once A is up, its sync delivers them."""
+    port_a = dead_port()
+    url_a = f"http://127.0.0.1:{port_a}"
+    opts = dict(cache_dir=cache_dir, health_check_interval_s=60.0, connect_timeout_s=0.2, linger_s=0.0,
+                breaker_failure_threshold=1, handoff=False)
+    with Collector() as b:
+        tracker_a = Tracker(url_a, **opts)
+        for i in range(5):
+            assert tracker_a.track("pattern_created", pattern_id=f"for-A-{i}", pattern_data={"code": "a = 1"})
+        assert tracker_a.flush(10)
+        assert tracker_a.stats()["breaker"]["state"] == "open"  # A's failures opened A's breaker
+        tracker_b = Tracker(b.url, **opts)
+        for i in range(5):
+            assert tracker_b.track("pattern_created", pattern_id=f"for-B-{i}", pattern_data={"code": "b = 1"})
+        assert tracker_b.flush(10)
+        stats_b = tracker_b.stats()
+        assert stats_b["outcomes"]["delivered"] == 5 and stats_b["outcomes"]["outboxed"] == 0
+        assert stats_b["breaker"]["state"] == "closed"
+        tracker_a.close(timeout=2)  # A's process ends with its events undelivered
+
+        assert tracker_b.sync_offline_events(timeout=5)["sync_stats"]["synced"] == 0
+        done = subprocess.run([PYTHON, "-m", "pattern_track", "sync", "--url", b.url, "--cache-dir", cache_dir,
+                               "--json", "--timeout", "10"], capture_output=True, timeout=60)
+        doc = json.loads(done.stdout)
+        assert done.returncode == 0 and doc["synced"] == 0 and doc["left"] == 0
+        assert doc["other_services"][normalise_url(url_a)]["pending"] == 5
+        assert tracker_b.stats()["other_services"][normalise_url(url_a)]["pending"] == 5
+        assert sorted(pattern_ids(b)) == [f"for-B-{i}" for i in range(5)]
+        tracker_b.close(timeout=2)
+
+    with Collector(port=port_a) as a:
+        done = subprocess.run([PYTHON, "-m", "pattern_track", "sync", "--url", a.url, "--cache-dir", cache_dir,
+                               "--json", "--timeout", "20"], capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stdout
+        assert json.loads(done.stdout)["synced"] == 5
+        assert pattern_ids(a) == [f"for-A-{i}" for i in range(5)]
+
+
+def test_a_hook_writes_to_the_store_of_its_own_service(env, cache_dir, reap_drainers):
+    """The hook's spool and drainer are its service's: another service's sync never sends them."""
+    port = dead_port()
+    env = dict(env, PATTERN_TRACK_BASE_URL=f"http://127.0.0.1:{port}")
+    payload = json.dumps({"hook_event_name": "PostToolUse", "tool_name": "Write", "session_id": "s",
+                          "tool_input": {"file_path": "/p/a.py", "content": "x = 1\n"}}).encode()
+    done = subprocess.run([PYTHON, "-m", "pattern_track", "hook"], input=payload, env=env, timeout=30,
+                          capture_output=True)
+    assert done.returncode == 0 and done.stdout == b""
+    mine = service_dir(cache_dir, f"http://127.0.0.1:{port}")
+    assert eventually(lambda: os.listdir(os.path.join(mine, "spool")) or os.path.exists(
+        os.path.join(mine, "cache.db")), 10)
+    with Collector() as other:
+        done = subprocess.run([PYTHON, "-m", "pattern_track", "sync", "--url", other.url, "--json"],
+                              env=env, capture_output=True, timeout=60)
+        assert json.loads(done.stdout)["synced"] == 0
+        assert other.events() == []
+
+
+def test_a_legacy_store_is_reported_and_adopted_only_when_asked(env, cache_dir):
+    """A cache from before per-service stores cannot say which service its events were for:
+    stats and sync report it; `sync --adopt-legacy` sends it to the service named."""
+    box = Outbox(cache_dir, max_events=100, max_bytes=10**6)
+    box.append([json.dumps({"event_type": "pattern_created", "pattern_id": f"old-{i}",
+                            "pattern_data": {"code": "x", "event_id": f"old{i}"}}).encode() for i in range(3)])
+    box.close()
+    with Collector() as c:
+        env = dict(env, PATTERN_TRACK_BASE_URL=c.url)
+        stats = subprocess.run([PYTHON, "-m", "pattern_track", "stats", "--json"], env=env, capture_output=True,
+                               timeout=60)
+        assert json.loads(stats.stdout)["legacy"]["pending"] == 3
+        plain = subprocess.run([PYTHON, "-m", "pattern_track", "sync", "--json"], env=env, capture_output=True,
+                               timeout=60)
+        assert json.loads(plain.stdout)["synced"] == 0 and c.events() == []
+        assert b"--adopt-legacy" in subprocess.run([PYTHON, "-m", "pattern_track", "sync"], env=env,
+                                                   capture_output=True, timeout=60).stdout
+        adopt = subprocess.run([PYTHON, "-m", "pattern_track", "sync", "--adopt-legacy", "--json"], env=env,
+                               capture_output=True, timeout=60)
+        doc = json.loads(adopt.stdout)
+        assert adopt.returncode == 0 and doc["synced"] == 3 and doc["adopted_legacy"]["moved"] == 3
+        assert doc["legacy"] is None and not os.path.exists(os.path.join(cache_dir, "cache.db"))
+        assert pattern_ids(c) == ["old-0", "old-1", "old-2"]
+
+
+# -- a full outbox ----------------------------------------------------------------------------
+
+def fill_outbox(directory, n):
+    """Another process's backlog: n events that fill the outbox to its cap, and that
+    process holding the drain lease (it is draining them slowly)."""
+    box = Outbox(directory, max_events=n, max_bytes=10**9)
+    box.append([json.dumps({"event_type": "pattern_created", "pattern_id": f"other-{i}",
+                            "pattern_data": {"code": "o", "event_id": f"other{i}"}}).encode() for i in range(n)])
+    assert box.acquire_lease("drain", "otherhost:1:rival", 600)
+    return box
+
+
+def test_a_full_outbox_does_not_stop_fresh_events_while_the_service_is_up(collector, cache_dir):
+    """The outbox is at its cap with another process's backlog: this process's events
+    still go straight to the service (none refused as outbox_full)."""
+    box = fill_outbox(store_dir(cache_dir, collector.url), 50)
+    tracker = Tracker(collector.url, cache_dir=cache_dir, outbox_max_events=50, linger_s=0.0,
+                      health_check_interval_s=60.0, handoff=False)
+    try:
+        for i in range(300):
+            assert tracker.track("pattern_created", pattern_id=f"fresh-{i}", pattern_data={"code": "f = 1"})
+        assert tracker.flush(20)
+        stats = tracker.stats()
+        assert stats["dropped"] == {}
+        assert stats["outcomes"]["delivered"] == 300
+        assert collector.wait_for_events(300, timeout=10)
+        assert pattern_ids(collector) == [f"fresh-{i}" for i in range(300)]  # in order
+    finally:
+        tracker.close(timeout=2)
+        box.close()
+
+
+def test_a_full_outbox_holds_events_in_the_journal_while_the_service_is_down(collector, cache_dir):
+    """Service down and the outbox at its cap: events wait in the journal (counted as
+    waiting, not refused), and all are delivered in order once room and service return."""
+    directory = store_dir(cache_dir, collector.url)
+    box = fill_outbox(directory, 50)
+    collector.set_fault("error", status=503)
+    tracker = Tracker(collector.url, cache_dir=cache_dir, outbox_max_events=50, linger_s=0.0,
+                      health_check_interval_s=60.0, breaker_reset_timeout_s=0.5, backoff_base_s=0.05,
+                      backoff_max_s=0.2, drain_interval_s=0.1, handoff=False)
+    try:
+        for i in range(100):
+            assert tracker.track("pattern_created", pattern_id=f"fresh-{i}", pattern_data={"code": "f = 1"})
+        assert eventually(lambda: tracker.stats()["conditions"].get("outbox_full_waits"), 20)
+        stats = tracker.stats()
+        assert "outbox_full" not in stats["dropped"]
+        assert stats["outcomes"]["dropped_after_accept"] == 0
+        collector.set_fault("none")
+        box.release_lease("drain", "otherhost:1:rival")
+        assert collector.wait_for_events(150, timeout=60), len(collector.events())
+        fresh = [p for p in pattern_ids(collector) if p.startswith("fresh-")]
+        assert fresh == [f"fresh-{i}" for i in range(100)]
+        assert tracker.stats()["dropped"] == {}
+    finally:
+        tracker.close(timeout=2)
+        box.close()
+
+
+# -- nothing waits on a request in flight ------------------------------------------------------
+
+def test_sync_is_not_held_by_a_drain_stuck_in_a_request(collector, cache_dir):
+    """The drainer thread is inside a request that hangs; a spool file waits. A sync with
+    timeout=1 returns within its bound instead of waiting for the request to end."""
+    from pattern_track.spool import Spool
+
+    directory = store_dir(cache_dir, collector.url)
+    box = Outbox(directory, max_events=1000, max_bytes=10**9)
+    box.append([json.dumps({"event_type": "pattern_created", "pattern_id": f"q-{i}",
+                            "pattern_data": {"code": "q", "event_id": f"q{i}"}}).encode() for i in range(5)])
+    box.close()
+    collector.set_fault("hang")
+    tracker = Tracker(collector.url, cache_dir=cache_dir, linger_s=0.0, health_check_interval_s=60.0,
+                      read_timeout_s=20.0, request_deadline_s=20.0, handoff=False)
+    try:
+        assert tracker.check_health() is False  # starts the drainer; health advises against
+        # Health is advice: one probe goes, the drain's first batch, and it hangs.
+        assert eventually(lambda: tracker.stats()["requests"] >= 1, 10)
+        Spool(directory).write([json.dumps({"event_type": "pattern_created", "pattern_id": "spooled",
+                                            "pattern_data": {"code": "s", "event_id": "sp"}}).encode()])
+        started = time.monotonic()
+        result = tracker.sync_offline_events(timeout=1)
+        took = time.monotonic() - started
+        assert took < 5, took
+        assert result["success"] is False
+    finally:
+        collector.set_fault("none")
+        tracker.close(timeout=2)
