@@ -1,7 +1,7 @@
 """The durable outbox, dead letters and shared state: the only module that imports diskcache.
 
-One SQLite-backed ``diskcache.Cache`` per cache directory, shared by every process of the
-user on the machine:
+One SQLite-backed ``diskcache.Cache`` per service store (services.py: one directory per
+service inside the cache directory), shared by every process of the user on the machine:
 
 - ``q-<n>`` keys hold *chunks*: a list of serialised events with their attempt counts,
   appended at the back and drained from the front, so replay keeps order (a parent's

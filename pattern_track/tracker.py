@@ -71,7 +71,8 @@ class Tracker(LineageCalls, Maintenance, Reports):
         megabytes); defaults in brackets:
 
         - ``base_url`` [``http://localhost:8053``]: the service; ``cache_dir`` [XDG cache
-          ``pattern_track``]: journal, outbox and shared state, 0700; ``enabled`` [True].
+          ``pattern_track``]: one store per service inside it (journal, outbox, breaker,
+          health; services.py), 0700; ``enabled`` [True].
         - Delivery: ``batch_size`` [100] events and ``batch_max_bytes`` [1,000,000] per
           request; ``max_workers`` [1] sender threads (one keeps order); ``linger_s``
           [0.25] before the network parts load; ``max_buffer_events`` [10,000] in memory
@@ -85,8 +86,10 @@ class Tracker(LineageCalls, Maintenance, Reports):
           ``max_attempts`` [8] for answers about one event; ``lease_ttl_s`` [60];
           ``shared_state`` [True] shares breaker and health between processes.
         - Durability: ``journal_fsync`` [False] survives power loss (~0.25 ms per event);
-          ``handoff`` [True] starts a drainer at exit; ``cache_max_size_mb`` [50] and
-          ``outbox_max_events`` [1,000,000] caps refuse and count; ``cache_max_age_days`` [7]
+          ``handoff`` [True] starts a drainer at exit; ``cache_max_size_mb`` [50] caps the
+          journal (refused past it, counted ``cache_full``) and with ``outbox_max_events``
+          [1,000,000] each service's outbox (past it events wait in the journal);
+          ``cache_max_age_days`` [7]
           for ``cleanup_cache()``; ``durable`` and ``handle_sigterm`` [False] have no effect.
         - Requests: ``api_key`` [None] as a bearer token; ``verify_tls`` [True];
           ``trust_env`` [False] proxies and ``.netrc``.
