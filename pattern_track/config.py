@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 from . import logs
 from .errors import ConfigError
 
-__all__ = ["Config", "ENV_VARS", "default_cache_dir"]
+__all__ = ["Config", "default_cache_dir"]
 
 log = logs.get(__name__)
 

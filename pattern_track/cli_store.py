@@ -1,0 +1,255 @@
+"""``pattern-track`` sync, stats, cleanup and dead-letter: what waits in a service's store
+and its delivery now (the conventions are cli.py's)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import
+
+if TYPE_CHECKING:
+    from typing import Any, Sequence
+    import argparse
+
+from .cli import CliError, _config, _emit, _iso, _open, _table
+
+__all__ = ["cmd_cleanup", "cmd_dead_letter", "cmd_stats", "cmd_sync"]
+
+
+class _Watch:
+    """Stands in for ``core.delivery`` to remember the last answer that kept events back."""
+
+    def __init__(self, delivery: Any) -> None:
+        self._delivery = delivery
+        self.last: Any = None  # the last Outcome that kept an event, from the last send
+        self.kept = 0
+
+    def send(self, events: Sequence[bytes]) -> list:
+        from .outcome import OK, PERMANENT
+
+        outcomes = self._delivery.send(events)
+        kept = [o for o in outcomes if o.kind not in (OK, PERMANENT)]
+        self.last, self.kept = (kept[-1] if kept else None), len(kept)
+        return outcomes
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._delivery, name)
+
+
+def _why(core: Any, state: str | None, healthy: bool, watch: _Watch | None, timed_out: bool) -> dict:
+    """Why events are left after a sync: ``reason``, ``detail``, ``next_attempt_at``, ``retrying``."""
+    now = time.time()
+    wait = core.breaker.seconds_until_probe() if core.breaker else 0.0
+    probe_at = _iso(now + wait) if wait > 0 else None
+    last = watch.last if watch else None
+    answer = f"{last.reason}{': ' + last.detail if last.detail else ''}" if last else None
+    why = {"reason": "unknown", "detail": f"delivery stopped ({state})", "next_attempt_at": probe_at,
+           "retrying": watch.kept if last else 0}
+    if not healthy:
+        reason = core.health.snapshot()["reason"] if core.health else "no network parts"
+        why.update(reason="service_unhealthy", detail=f"service unhealthy at {core.config.base_url} ({reason})")
+    elif wait > 0:
+        why.update(reason="breaker_open", detail=f"circuit breaker open until {probe_at} ({core.breaker.failure_count} "
+                   "failures in a row" + (f", last answer {answer})" if last else ")"))
+    elif state == "rate_limited":
+        at = _iso(now + core.not_before_s())
+        why.update(reason="rate_limited", next_attempt_at=at,
+                   detail=f"the service is rate-limiting us: every client waits (Retry-After) until {at}")
+    elif last is not None and last.reason == "rate_limited":
+        at = _iso(now + last.retry_after_s) if last.retry_after_s else None
+        why.update(reason="rate_limited", next_attempt_at=at,
+                   detail="the service is rate-limiting us" + (f"; it asks to wait until {at}" if at else ""))
+    elif last is not None:
+        why.update(reason="retrying", detail=f"{watch.kept} events will be retried; last answer {answer}")
+    elif state == "busy":
+        why.update(reason="busy", detail=f"another process is delivering ({core.outbox.lease_holder('drain')})")
+    elif state == "unavailable":
+        why.update(reason="outbox_unavailable", detail="the outbox or the network parts could not be used")
+    elif timed_out:
+        why.update(reason="timeout", detail="--timeout reached before everything was delivered")
+    return why
+
+
+def _elsewhere(config: Any) -> tuple[dict, dict | None]:
+    """(other services' waiting events, the legacy store's or None): shown, never sent."""
+    from .stores import elsewhere, legacy_waiting
+
+    return elsewhere(config.resolved_cache_dir, config.service_dir), legacy_waiting(config.resolved_cache_dir)
+
+
+def _elsewhere_lines(others: dict, legacy: dict | None) -> list[str]:
+    lines = []
+    for url, counts in others.items():
+        waiting = sum(v for k, v in counts.items() if k in ("pending", "spooled", "journal"))
+        lines.append(f"another service: {url}: {counts.get('error') or f'{waiting} events wait'} "
+                     f"(pattern-track sync --url {url} delivers them)")
+    if legacy:
+        waiting = sum(v for k, v in legacy.items() if k in ("pending", "spooled", "journal"))
+        lines.append(f"legacy store (from before per-service stores, service unknown): "
+                     f"{legacy.get('error') or f'{waiting} events wait'}; "
+                     f"`pattern-track sync --url URL --adopt-legacy` sends them to URL")
+    return lines
+
+
+def cmd_sync(args: "argparse.Namespace") -> int:
+    config = _config(args)
+    core, _, drainer = _open(config, network=True)
+    adopted = None
+    if args.adopt_legacy:
+        from .stores import adopt_legacy
+
+        adopted = adopt_legacy(config.resolved_cache_dir, core.outbox, chunk_size=config.batch_size)
+    watch = core.delivery = _Watch(core.delivery) if core.delivery is not None else None
+    tty = sys.stderr.isatty() and not args.json
+    drainer.ingest()
+    total = core.outbox.pending()
+    synced = skipped = 0
+    state = None
+    # Health is advice: it is reported, but sync always tries (one probe even while the
+    # breaker is open or health says degraded; only a request refills the service's pool).
+    healthy = core.health is not None and core.health.check()
+    deadline = time.monotonic() + args.timeout
+    probe = True
+    while core.delivery is not None and time.monotonic() < deadline:
+        drainer.ingest()
+        result = drainer.drain(probe=probe, max_chunks=10)
+        state, probe = result["state"], False
+        synced += result["synced"]
+        skipped += result["skipped"]
+        if tty:
+            print(f"\rsynced {synced}/{total}  dead-lettered {skipped}", end="", file=sys.stderr, flush=True)
+        if state == "busy":
+            time.sleep(0.2)  # another process holds the drain lease; let it finish
+            continue
+        if state != "done" or core.outbox.front() is None and not drainer.spool.files():
+            if state == "done":
+                drainer.retry_parked()  # those due now; the rest keep their own schedule
+            break
+    if tty:
+        print(file=sys.stderr)
+    left = core.outbox.pending() + drainer.spool.count_events()
+    parked = len(core.outbox.parked())
+    others, legacy = _elsewhere(config)
+    doc = {"synced": synced, "dead_lettered": skipped, "left": left, "parked": parked,
+           "reason": None, "detail": None, "next_attempt_at": None, "retrying": 0,
+           "service": config.base_url, "other_services": others, "legacy": legacy, "adopted_legacy": adopted}
+    if left:
+        doc.update(_why(core, state, healthy, watch, time.monotonic() >= deadline))
+    if left and left == parked:
+        doc.update(reason="parked", detail=f"{parked} events the service refused for their own sake "
+                   "(parent not found, unknown error type) retry on their own schedule; nothing else waits")
+    lines = [f"synced {synced}, dead-lettered {skipped}, left {left} (service {config.base_url})"]
+    if adopted:
+        lines.append(f"legacy store: {adopted['moved']} events and {adopted['dead_letters']} dead letters "
+                     f"adopted, {adopted['left']} left")
+    if left:
+        lines.append(f"why: {doc['detail'] or doc['reason']}")
+        lines.append(f"next attempt: {doc['next_attempt_at'] or 'at the next hook, or run `pattern-track sync` again'}")
+    if skipped:
+        # Refused for good by the service: not lost, but not delivered either; say so.
+        lines.append(f"dead-lettered: {skipped} events the service refused; see `pattern-track dead-letter`")
+    _emit(args, doc, lines + _elsewhere_lines(others, legacy))
+    return 0 if left == 0 and skipped == 0 else 1
+
+
+def _stats(core: Any, drainer: Any) -> dict:
+    from .breaker import Breaker
+
+    breaker = Breaker(core.store, failure_threshold=core.config.breaker_failure_threshold,
+                      reset_timeout_s=core.config.breaker_reset_timeout_s, probe_ttl_s=1.0, owner=core.owner)
+    health = core.store.get("health") or {}
+    others, legacy = _elsewhere(core.config)
+    return {
+        "service": core.config.base_url,
+        "cache_dir": core.outbox.directory,
+        "other_services": others,
+        "legacy": legacy,
+        "pending": core.outbox.pending(),
+        "pending_bytes": core.outbox.pending_bytes(),
+        "spooled": drainer.spool.count_events(),
+        "dead_letter": core.outbox.dead_count(),
+        "breaker": breaker.snapshot(),
+        "health": {"is_healthy": health.get("healthy"), "reason": health.get("reason"),
+                   "checked_at": health.get("wall")},
+        "drain_lease_holder": core.outbox.lease_holder("drain"),
+    }
+
+
+def cmd_stats(args: "argparse.Namespace") -> int:
+    core, _, drainer = _open(_config(args), network=False)
+    stats = _stats(core, drainer)
+    breaker = stats["breaker"]
+    _emit(args, stats, _table([
+        ("service", stats["service"]), ("store", stats["cache_dir"]), ("pending events", stats["pending"]),
+        ("pending bytes", stats["pending_bytes"]), ("spooled events", stats["spooled"]),
+        ("dead letters", stats["dead_letter"]),
+        ("breaker", f"{breaker['state']} ({breaker['failure_count']} failures"
+                    + (f", probe in {breaker['seconds_until_probe']:.0f} s)" if breaker["seconds_until_probe"] else ")")),
+        ("health", f"{stats['health']['is_healthy']} ({stats['health']['reason']})"),
+        ("drain lease", stats["drain_lease_holder"] or "-")]) + _elsewhere_lines(stats["other_services"],
+                                                                                    stats["legacy"]))
+    return 0
+
+
+def cmd_cleanup(args: "argparse.Namespace") -> int:
+    if args.max_age_days == 0 and not (args.yes or args.dry_run):
+        print("pattern-track: --max-age-days 0 deletes everything; pass --yes to mean it, or --dry-run",
+              file=sys.stderr)
+        return 2
+    config = _config(args)
+    core, _, _ = _open(config, network=False)
+    days = config.cache_max_age_days if args.max_age_days is None else args.max_age_days
+    now = time.time()
+    cutoff = now - days * 86400.0
+    events = sum(len(chunk.events) for chunk in core.outbox.chunks() if chunk.created < cutoff)
+    dead = sum(1 for _, value in core.outbox.dead_letters() if value.get("t", 0) < cutoff)
+    if events and not (args.yes or args.dry_run):
+        print(f"pattern-track: cleanup would delete {events} undelivered events older than {days:g} days; "
+              f"pass --yes to delete them, or --dry-run to see what would go", file=sys.stderr)
+        return 2
+    if not args.dry_run:
+        counts = core.outbox.cleanup(days * 86400.0, now=now)
+        events, dead = counts["expired_events"], counts["expired_dead_letters"]
+    doc = {"expired_events": events, "expired_dead_letters": dead, "max_age_days": days, "dry_run": args.dry_run}
+    verb = "would remove" if args.dry_run else "removed"
+    _emit(args, doc, [f"{verb} {events} undelivered events and {dead} dead letters older than {days:g} days"])
+    return 0
+
+
+def cmd_dead_letter(args: "argparse.Namespace") -> int:
+    core, _, _ = _open(_config(args), network=False)
+    letters = core.outbox.dead_letters()
+    if args.action == "list":
+        rows = []
+        for key, value in letters:
+            try:
+                event = json.loads(value["event"])
+            except ValueError:
+                event = {}
+            rows.append({"key": key, "at": value.get("t"), "reason": value.get("reason"),
+                         "detail": value.get("detail"), "event_type": event.get("event_type"),
+                         "pattern_id": event.get("pattern_id"),
+                         "event_id": (event.get("pattern_data") or {}).get("event_id")})
+        _emit(args, rows, [f"{r['event_id']}  {r['event_type']}  {r['pattern_id']}  {r['reason']}: {r['detail']}"
+                           for r in rows] + [f"{len(rows)} dead letters"])
+        return 0
+    verb = "moved back to the outbox" if args.action == "retry" else "purged"
+    if args.action == "purge" and letters and not (args.yes or args.dry_run):
+        print(f"pattern-track: purge would delete {len(letters)} undelivered events for good; "
+              f"pass --yes to delete them, or --dry-run", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        count = len(letters)
+    elif args.action == "retry":
+        events = [value["event"] for _, value in letters]
+        if events and not core.outbox.append(events):
+            raise CliError("the outbox is full; no dead letter moved")
+        count = len(events)
+        core.outbox.remove_dead([key for key, _ in letters])
+    else:
+        count = core.outbox.remove_dead([key for key, _ in letters])
+    key = "moved" if args.action == "retry" else "purged"
+    _emit(args, {key: count, "dry_run": args.dry_run},
+          [f"{count} dead letters {'would be ' if args.dry_run else ''}{verb}"])
+    return 0
