@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 from . import logs
 from .backoff import Backoff
 from .errors import OutboxError
-from .journal import adopt_orphans, exiting_writers, orphan_count
+from .orphans import adopt_orphans, exiting_writers, orphan_count
 
 __all__ = ["Drainer"]
 

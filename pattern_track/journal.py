@@ -1,19 +1,19 @@
 """The write-ahead journal: every accepted event is on disk before ``track()`` returns.
 
-Each process appends to its own files, ``<cache_dir>/journal/<writer>.<segment>.wal``,
-with one ``os.write`` per event on an ``O_APPEND`` descriptor (standard library only, no
-lock shared with other processes). Once ``write()`` returns the kernel holds the bytes,
-so SIGKILL, SIGTERM, ``os._exit`` and crashes of the process cannot lose them; only a
-power cut or kernel crash can, which ``fsync=True`` covers at ~0.25 ms per event
-(pitfalls.md). The writer holds an exclusive ``flock`` on each of its segments for its
+Each process appends to its own files, ``<store>/journal/<writer>.<segment>.wal``, by
+copying each line into a shared memory map of a preallocated segment (standard library
+only, no lock shared with other processes, no system call per event). Once the copy is
+done the bytes are in the kernel's page cache, so SIGKILL, SIGTERM, ``os._exit`` and
+crashes of the process cannot lose them; only a power cut or kernel crash can, which
+``fsync=True`` covers at ~0.25 ms per event (pitfalls.md). The writer holds an exclusive ``flock`` on each of its segments for its
 whole life: the kernel drops it when the process dies, so "unlocked" means "orphaned".
 
 Lines are ``<seq> <event json>\\n`` (events are ASCII JSON: no newline inside) and
 ``!<watermark>\\n``: every event with ``seq < watermark`` is settled elsewhere (delivered,
 in the outbox, dead-lettered or dropped with a count). A clean exit with nothing left
 removes the files; a segment past ``segment_bytes`` rotates, and is deleted once the
-watermark passes its last event. ``adopt_orphans`` (run by any drainer) moves the
-unsettled events of dead writers into the outbox, in order, then deletes their files.
+watermark passes its last event. orphans.py reads the files and adopts the journals of
+ended writers.
 """
 
 from __future__ import annotations
@@ -27,20 +27,21 @@ import os
 import threading
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Callable, Iterator
+    from typing import Callable
 
 from . import logs
 from .cachedir import prepare_directory
+# Reading journal files and adopting ended writers' (re-exported: one import for both sides).
+from .orphans import (EXIT_SUFFIX, SUFFIX, _events, adopt_orphans, exiting_writers, orphan_count,  # noqa: F401
+                      orphans_waiting, unsettled_count)
 
 __all__ = ["Journal", "JournalFull", "adopt_orphans", "exiting_writers", "orphan_count", "orphans_waiting",
            "unsettled_count"]
 
 log = logs.get(__name__)
 
-SUFFIX = ".wal"
 #: A writer's first segment: a one-event script reserves no more than this.
 FIRST_SEGMENT_BYTES = 256 * 1024
-EXIT_SUFFIX = ".exit"
 #: Rotate a segment past this size; a fully settled segment is then deleted.
 SEGMENT_BYTES = 4 * 2**20
 
@@ -289,143 +290,3 @@ class Journal:
                     if len(out) >= limit:
                         return out
         return out
-
-
-def _lines(path: str) -> Iterator[bytes]:
-    """Complete lines of a segment. The unwritten rest of a preallocated file is NUL bytes
-    (never inside a line: events are ASCII JSON); a run of them ends a written part, and
-    its last line, if it has no newline, was torn by a crash and is skipped. A drainer's
-    appended acknowledgement, after the NULs, is read as a part of its own."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return
-    for part in data.split(b"\0"):
-        if part:
-            yield from part.split(b"\n")[:-1]
-
-
-def _events(path: str) -> Iterator[tuple[int, bytes]]:
-    for line in _lines(path):
-        head, _, data = line.partition(b" ")
-        if head.isdigit() and data.startswith(b"{"):
-            yield int(head), data
-
-
-def _watermark(path: str) -> int:
-    marks = [int(line[1:]) for line in _lines(path) if line.startswith(b"!") and line[1:].isdigit()]
-    return max(marks, default=0)
-
-
-def _writers(directory: str) -> dict[str, list[str]]:
-    try:
-        names = sorted(n for n in os.listdir(directory) if n.endswith(SUFFIX))
-    except OSError:
-        return {}
-    writers: dict[str, list[str]] = {}
-    for name in names:
-        writers.setdefault(name.split(".")[0], []).append(os.path.join(directory, name))
-    return writers
-
-
-def exiting_writers(cache_dir: str) -> int:
-    """Writers that said they are ending with events unsettled and are not adopted yet."""
-    directory = os.path.join(cache_dir, "journal")
-    try:
-        markers = [n[:-len(EXIT_SUFFIX)] for n in os.listdir(directory) if n.endswith(EXIT_SUFFIX)]
-    except OSError:
-        return 0
-    writers = _writers(directory)
-    for writer in markers:
-        if writer not in writers:  # adopted (or settled) since: the marker is stale
-            try:
-                os.unlink(os.path.join(directory, writer + EXIT_SUFFIX))
-            except OSError:
-                pass
-    return sum(writer in writers for writer in markers)
-
-
-def orphan_count(cache_dir: str) -> int:
-    """How many segment files lie in the journal directory (live writers included)."""
-    return sum(len(p) for p in _writers(os.path.join(cache_dir, "journal")).values())
-
-
-def unsettled_count(cache_dir: str) -> int:
-    """Events in every journal of ``cache_dir`` (live writers' too) past their watermark."""
-    total = 0
-    for paths in _writers(os.path.join(cache_dir, "journal")).values():
-        watermark = max(_watermark(p) for p in paths)
-        total += len({seq for path in paths for seq, _ in _events(path) if seq >= watermark})
-    return total
-
-
-def orphans_waiting(cache_dir: str) -> int:
-    """Journals whose writer is gone (their first segment is not locked): work for a drainer.
-    Cheap enough for exit: one listdir and one non-blocking lock try per writer."""
-    waiting = 0
-    for paths in _writers(os.path.join(cache_dir, "journal")).values():
-        try:
-            fd = os.open(paths[0], os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            waiting += 1
-        except OSError:
-            pass
-        finally:
-            os.close(fd)  # closing drops the lock we may have taken
-    return waiting
-
-
-def adopt_orphans(cache_dir: str, append: Callable[[list], int]) -> int:
-    """Move the unsettled events of dead writers into the outbox via ``append(events) ->
-    taken``, oldest writer first, and delete their files; return how many moved.
-
-    A writer is dead when none of its segments is locked. The adopter holds those locks
-    while it works, and skips a file already unlinked by a rival adopter, so each
-    journal is adopted once. If the outbox takes only part (its cap), the rest stays,
-    with a watermark saying what moved.
-    """
-    moved = 0
-    for writer, paths in _writers(os.path.join(cache_dir, "journal")).items():
-        fds = []
-        try:
-            for path in paths:
-                fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
-                fds.append(fd)
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                if os.fstat(fd).st_nlink == 0:
-                    raise BlockingIOError("adopted by another drainer")
-        except OSError:
-            for fd in fds:
-                os.close(fd)
-            continue  # alive (locked), gone, or taken by a rival: not ours to adopt
-        try:
-            watermark = max(_watermark(p) for p in paths)
-            seen: set[int] = set()
-            events = []
-            for path in paths:
-                for seq, data in _events(path):
-                    if seq >= watermark and seq not in seen:
-                        seen.add(seq)
-                        events.append((seq, data))
-            taken = append([data for _, data in events]) if events else 0
-            moved += taken
-            if taken < len(events):
-                os.write(fds[-1], b"!%d\n" % events[taken][0])
-                log.warning("outbox full: %d journal events of a finished process wait", len(events) - taken)
-                continue
-            for path in paths:
-                os.unlink(path)
-            try:
-                os.unlink(os.path.join(os.path.dirname(paths[0]), writer + EXIT_SUFFIX))
-            except OSError:
-                pass
-            if events:
-                log.info("adopted %d events from the journal of a finished process", taken)
-        finally:
-            for fd in fds:
-                os.close(fd)
-    return moved

@@ -12,7 +12,7 @@ import contextlib
 import os
 
 from . import logs
-from .journal import adopt_orphans, unsettled_count
+from .orphans import adopt_orphans, unsettled_count
 from .services import known, legacy_paths
 from .spool import Spool
 

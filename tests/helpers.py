@@ -63,7 +63,7 @@ def kept_event_ids(cache_dir: str) -> set:
     import json
 
     from pattern_track.delivery import event_id_from
-    from pattern_track.journal import _events, _watermark, _writers
+    from pattern_track.orphans import _events, _watermark, _writers
     from pattern_track.outbox import Outbox
     from pattern_track.spool import Spool
 

@@ -68,7 +68,7 @@ def test_a_forked_child_never_writes_its_parents_journal(tmp_path):
 def test_a_torn_line_is_skipped_and_an_appended_ack_still_counts(tmp_path):
     """The preallocated tail is NUL bytes: a line cut by a crash is skipped; an adopter's
     watermark appended after the NULs is read."""
-    from pattern_track.journal import _events, _watermark
+    from pattern_track.orphans import _events, _watermark
 
     journal = Journal(str(tmp_path), max_bytes=10**9)
     for i in range(3):
@@ -103,7 +103,7 @@ def test_an_append_nested_inside_an_append_is_queued_not_overwritten(tmp_path, m
     """A signal handler's track() runs inside append() on the same thread: both lines are
     written, whole and once, and every sequence number is accounted for."""
     from pattern_track import journal as module
-    from pattern_track.journal import _events
+    from pattern_track.orphans import _events
 
     j = Journal(str(tmp_path), max_bytes=10**9)
     real_put = module._Segment.put
