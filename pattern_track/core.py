@@ -48,7 +48,7 @@ def _import_everything_the_threads_use() -> None:
     import datetime  # noqa: F401  health snapshots, HTTP dates
     import email.utils  # noqa: F401  Retry-After as an HTTP date
 
-    from . import breaker, delivery, health, parking, settle, transport  # noqa: F401  requests, pybreaker
+    from . import breaker, delivery, health, parking, replay, settle, transport  # noqa: F401  requests, pybreaker
 
     "localhost".encode("idna")  # socket encodes host names with it: imports encodings.idna
 

@@ -47,7 +47,7 @@ class Drainer:
         # condition with a bound, or are told "busy".
         self._turn = threading.Condition(threading.Lock())
         self._busy = False
-        self._parking: Any = None
+        self._replay: Any = None  # replay.py, loaded with the send path
         # Held only while events move from the spool or a journal into the outbox (no
         # network I/O): stats() takes it to read both sides as one snapshot.
         self.moving = threading.Lock()
@@ -195,69 +195,20 @@ class Drainer:
         return not self.has_work()
 
     def parking(self) -> Any:
-        if self._parking is None:
-            from .parking import Parking
+        if self._replay is None:
+            from .replay import Replay
 
-            c = self._core.config
-            self._parking = Parking(self._core.outbox, base_s=c.backoff_base_s, max_s=c.backoff_max_s,
-                                    max_attempts=c.max_attempts, monotonic=self._core.clock.monotonic)
-        return self._parking
+            self._replay = Replay(self._core, self._dispatcher.dead_letter)
+        return self._replay.parking
 
     def _deliver(self, chunks: list) -> Any:
-        """Send the events of ``chunks`` as one batch and settle each chunk's share.
-
-        Events whose parent is parked are parked behind it unsent; events the service
-        refused for their own sake (suspect) are parked on their own schedule; the rest of
-        the batch settles as usual (parking.py)."""
-        from .settle import Settlement, settle  # the send path loads on first use
-        core = self._core
-        config = core.config
-        n = config.batch_size
-        parking = self.parking()
-        # A chunk bigger than a batch is sent in slices: its first n events now.
-        parts = [(chunk.events[:n], chunk.attempts[:min(n, len(chunk.events))]) for chunk in chunks]
-        events = [e for part, _ in parts for e in part]
-        waiting = parking.dependents(events, parking.blocked())
-        sending = [e for e, w in zip(events, waiting) if not w]
-        answers = iter(core.delivery.send(sending) if sending else [])
-        outcomes = [None if w else next(answers) for w in waiting]
-        total, settlements, start = Settlement(), [], 0
-        park: tuple[list, list, list] = ([], [], [])
-        for chunk, (part, tries) in zip(chunks, parts):
-            end = start + len(part)
-            mine_events = [e for e, w in zip(part, waiting[start:end]) if not w]
-            mine_tries = [t for t, w in zip(tries, waiting[start:end]) if not w]
-            mine = settle(mine_events, mine_tries, [o for o in outcomes[start:end] if o is not None],
-                          max_attempts=config.max_attempts)
-            for event, tried, flag in zip(part, tries, waiting[start:end]):
-                if flag:
-                    park[0].append(event), park[1].append(tried), park[2].append(True)
-            keep, keep_tries = [], []
-            for event, tried, suspect in zip(mine.keep, mine.keep_attempts, mine.keep_suspect):
-                if suspect:
-                    park[0].append(event), park[1].append(tried), park[2].append(False)
-                else:
-                    keep.append(event), keep_tries.append(tried)
-            mine.keep, mine.keep_attempts = keep, keep_tries
-            total.add(mine)
-            settlements.append((chunk, keep + chunk.events[len(part):], keep_tries + chunk.attempts[len(part):]))
-            start = end
-        self._dispatcher.dead_letter(total.dead, replay=True)
-        parking.park(*park[:2], waiting=park[2])  # before settling: a crash repeats, never loses
-        core.outbox.settle_many(settlements)
-        return total
+        self.parking()
+        return self._replay.deliver(chunks)
 
     def retry_parked(self) -> float | None:
         """Retry the parked events that are due; returns seconds until the next is due."""
-        core = self._core
-        parking = self.parking()
-        roots, soonest = parking.due(core.config.batch_size)
-        if roots:
-            outcomes = core.delivery.send([r["event"] for r in roots])
-            sent = parking.settle(roots, outcomes, lambda dead: self._dispatcher.dead_letter(dead, replay=True))
-            core.counters.add("replayed", sent)
-            return 0.0
-        return soonest
+        self.parking()
+        return self._replay.retry_parked()
 
     def drain(self, *, probe: bool = False, max_chunks: int | None = None, timeout_s: float | None = None) -> dict:
         """Deliver the outbox from the front until it is empty, a delivery fails, or
