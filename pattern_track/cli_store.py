@@ -113,7 +113,7 @@ def cmd_sync(args: "argparse.Namespace") -> int:
     probe = True
     while core.delivery is not None and time.monotonic() < deadline:
         drainer.ingest()
-        result = drainer.drain(probe=probe, max_chunks=10)
+        result = drainer.drain(probe=probe, max_chunks=10, timeout_s=max(deadline - time.monotonic(), 0.0))
         state, probe = result["state"], False
         synced += result["synced"]
         skipped += result["skipped"]

@@ -9,10 +9,6 @@ from __future__ import annotations
 from . import logs
 from .clock import as_seconds
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
-
 __all__ = ["Maintenance"]
 
 log = logs.get(__name__)
@@ -26,9 +22,10 @@ class Maintenance:
         return self._core.ready.wait(timeout_s)
 
     def sync_offline_events(self, timeout: float = 30.0) -> dict:
-        """Deliver the outbox now, on this thread, for at most ``timeout`` seconds (a batch in
-        flight may add up to ``request_deadline_s``). Health is reported, not obeyed: one
-        probe goes even while it says no. Never raises.
+        """Deliver the outbox now, on this thread, for at most ``timeout`` seconds: a request
+        still in flight then is cut (our cut, never counted against the service; its events
+        stay in the outbox). Health is reported, not obeyed: one probe goes even while it
+        says no. Never raises.
 
         Returns ``{success, state, sync_stats: {total_found, synced, failed, skipped}}``
         (``failed``: events still waiting; ``skipped``: dead-lettered).

@@ -15,12 +15,13 @@ connection, no retries (the outbox retries), no redirects and ``trust_env`` as c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
 import time
 import weakref
-from typing import Mapping, NamedTuple
+from typing import Iterator, Mapping, NamedTuple
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -180,9 +181,28 @@ class Transport:
     def get(self, path: str, timeout_s: float) -> Answer:
         return self._call("GET", path, None, None, (min(timeout_s, self._config.connect_timeout_s), timeout_s), timeout_s)
 
+    @contextlib.contextmanager
+    def bounded(self, until: float | None) -> Iterator[None]:
+        """Requests this thread makes inside end by ``until`` (``time.monotonic()``), or
+        are cut: a caller's timeout (``sync_offline_events(timeout)``) is kept even with a
+        request in flight. Such a cut is ours, never counted against the service."""
+        previous = getattr(self._local, "until", None)
+        self._local.until = until
+        try:
+            yield
+        finally:
+            self._local.until = previous
+
     def _call(self, method, path, body, headers, timeout, deadline_s) -> Answer:  # type: ignore[no-untyped-def]
         if self._aborted:
             raise NoAnswer("transport closed", "cut", service_fault=False)
+        until = getattr(self._local, "until", None)
+        ours = until is not None and until - time.monotonic() < deadline_s
+        if ours:  # the caller's bound comes first: cut at it, and it is our cut
+            deadline_s = until - time.monotonic()
+            if deadline_s <= 0:
+                raise NoAnswer("the caller's timeout passed before the request", "cut", service_fault=False)
+            timeout = (min(timeout[0], deadline_s), min(timeout[1], deadline_s))
         channel = self._channel()
         token = self._arm(channel, deadline_s)
         try:
@@ -195,6 +215,10 @@ class Transport:
                                                 verify=self._config.verify_tls, proxies={})
             return Answer(response.status_code, response.headers, response.content)
         except (requests.RequestException, OSError) as exc:  # OSError: a socket shut down under urllib3
+            if ours and time.monotonic() >= until:  # type: ignore[operator]
+                self._discard_expiry(token)
+                raise NoAnswer(f"cut at the caller's timeout ({type(exc).__name__})", "cut",
+                               service_fault=False) from None
             raise self._no_answer(exc, token, timeout[1], deadline_s) from None
         finally:
             self._disarm(token)
@@ -209,6 +233,10 @@ class Transport:
             return NoAnswer(f"no complete answer within the {deadline_s:g}s request deadline", "timed_out")
         reason, message = _reason(exc, read_timeout_s)
         return NoAnswer(message, reason)
+
+    def _discard_expiry(self, token: int) -> None:
+        with self._lock:
+            self._expired.discard(token)
 
     def _channel(self) -> _Channel:
         channel = getattr(self._local, "channel", None)
@@ -247,7 +275,8 @@ class Transport:
                 for token in expired:
                     _, channel = self._deadlines.pop(token)
                     self._expired.add(token)
-                    log.warning("request exceeded its %.1fs deadline; aborting it", self._config.request_deadline_s)
+                    log.warning("a request passed its deadline (request_deadline_s %.1f, or the caller's "
+                                "timeout); aborting it", self._config.request_deadline_s)
                     channel.shutdown_sockets()
                 nearest = min((d for d, _ in self._deadlines.values()), default=None)
                 self._lock.wait(None if nearest is None else max(nearest - now, 0.01))

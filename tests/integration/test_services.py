@@ -234,3 +234,29 @@ def test_sync_is_not_held_by_a_drain_stuck_in_a_request(collector, cache_dir):
     finally:
         collector.set_fault("none")
         tracker.close(timeout=2)
+
+
+def test_sync_timeout_cuts_a_request_in_flight_and_blames_no_one(collector, cache_dir):
+    """A service whose answers trickle (health is fine): sync_offline_events(timeout=1)
+    returns in about a second, not after request_deadline_s; the cut is ours, so the
+    breaker hears nothing, and the events stay."""
+    directory = store_dir(cache_dir, collector.url)
+    box = Outbox(directory, max_events=1000, max_bytes=10**9)
+    box.append([json.dumps({"event_type": "pattern_created", "pattern_id": f"h-{i}",
+                            "pattern_data": {"code": "h", "event_id": f"h{i}"}}).encode() for i in range(5)])
+    box.close()
+    collector.set_fault("trickle", interval_s=5.0)
+    tracker = Tracker(collector.url, cache_dir=cache_dir, health_check_interval_s=60.0, read_timeout_s=20.0,
+                      request_deadline_s=20.0, breaker_failure_threshold=1, handoff=False)
+    try:
+        started = time.monotonic()
+        result = tracker.sync_offline_events(timeout=1)
+        took = time.monotonic() - started
+        assert took < 4, took
+        assert result["success"] is False and result["state"] == "timeout"
+        stats = tracker.stats()
+        assert stats["breaker"]["state"] == "closed" and stats["breaker"]["failure_count"] == 0
+        assert stats["pending"] == 5
+    finally:
+        collector.set_fault("none")
+        tracker.close(timeout=2)
