@@ -49,7 +49,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from tests.bench_kill import bench_contention, bench_kill, report_contention, report_kill
 from tests.bench_recovery import bench_recovery, report_recovery
-from tests.helpers import drainer_pids, eventually, kill_drainers
+from tests.helpers import drainer_pids, eventually, kill_drainers, store_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "..", "shared", "fixtures", "hook-payloads")
@@ -596,12 +596,13 @@ def bench_import(b: Bench) -> None:
 # -- 5. drain throughput ------------------------------------------------------------------
 
 
-def _backlog(cache: str, n: int) -> float:
-    """Append ``n`` events to a fresh outbox in chunks of 100; return the seconds it took."""
+def _backlog(cache: str, url: str, n: int) -> float:
+    """Append ``n`` events to a fresh outbox of service ``url`` in ``cache`` (its store,
+    where ``sync`` for ``url`` looks) in chunks of 100; return the seconds it took."""
     from pattern_track.outbox import Outbox
 
     events = [outbox_event(i) for i in range(n)]
-    box = Outbox(cache, max_events=10**9, max_bytes=2**50)
+    box = Outbox(store_dir(cache, url), max_events=10**9, max_bytes=2**50)
     try:
         start = time.perf_counter()
         for at in range(0, n, 100):
@@ -621,7 +622,7 @@ def bench_drain(b: Bench) -> None:
     try:
         for route, count, collector, target in (("batch", n, b.collector, 20_000), ("single", n // 10, single, 1_500)):
             cache = b.fresh_dir(f"drain-{route}")
-            build_s = _backlog(cache, count)
+            build_s = _backlog(cache, collector.url, count)
             collector.reset()
             client_cpu, server_cpu = children_cpu_s(), proc_cpu_s(collector.proc.pid)
             seconds, done = timed_run([PYTHON, "-m", "pattern_track", "sync", "--json"],
@@ -675,7 +676,7 @@ def bench_memory(b: Bench) -> None:
             s = tracker.stats()
         finally:
             tracker.close(timeout=1.0)
-        box = Outbox(cache, max_events=10**9, max_bytes=2**50)
+        box = Outbox(tracker.config.service_dir, max_events=10**9, max_bytes=2**50)
         try:
             pending, pending_bytes = box.pending(), box.pending_bytes()
         finally:

@@ -96,9 +96,11 @@ def _sync_killed(url: str, cache: str, env: dict, after_s: float) -> set:
         print(json.dumps([t.track("pattern_created", pattern_id=f"s{i}", pattern_data={"code": "x"}) for i in range(300)]))
         t.close(timeout=0)
     """)
-    done = subprocess.run([PYTHON, "-c", script, "http://127.0.0.1:9", cache], env=env, capture_output=True,
+    down = "http://127.0.0.1:9"
+    done = subprocess.run([PYTHON, "-c", script, down, cache], env=env, capture_output=True,
                           text=True, timeout=60)
     tracked = _ids(done.stdout.splitlines())
+    _move_store(cache, down, url)
     sync = subprocess.Popen([PYTHON, "-m", "pattern_track", "sync", "--timeout", "30"],
                             env=dict(env, INTELLIGENCE_SERVICE_URL=url, PATTERN_CACHE_DIR=cache),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -106,6 +108,18 @@ def _sync_killed(url: str, cache: str, env: dict, after_s: float) -> set:
     sync.send_signal(random.choice((signal.SIGTERM, signal.SIGKILL)))
     sync.wait(30)
     return tracked
+
+
+def _move_store(cache: str, old_url: str, new_url: str) -> None:
+    """Make the events tracked for ``old_url`` wait for ``new_url``: each service has its
+    own store in the cache directory and a sync for ``new_url`` reads only its own. The
+    tracking process has ended and started no drainer (``handoff=False``): nothing is open."""
+    from pattern_track.services import INFO, record, service_dir
+
+    target = service_dir(cache, new_url)
+    os.rename(service_dir(cache, old_url), target)
+    os.remove(os.path.join(target, INFO))
+    record(target, new_url)
 
 
 def _settle_and_count(b: Any, cache: str, env: dict, tracked: set) -> Counter:

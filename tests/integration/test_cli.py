@@ -13,21 +13,25 @@ import pytest
 from tests.conftest import PYTHON
 from pattern_track.collector import Collector
 from pattern_track.outbox import Outbox
+from tests.helpers import store_dir
+
+#: The service the commands use when neither --url nor the environment names one.
+DEFAULT_URL = "http://localhost:8053"
 
 
 def cli(*args, env, timeout=60):
     return subprocess.run([PYTHON, "-m", "pattern_track", *args], capture_output=True, env=env, timeout=timeout)
 
 
-def seed(cache_dir, n=3, dead=1, age_days=0):
-    """n pending events and `dead` dead letters, written `age_days` ago."""
+def seed(cache_dir, n=3, dead=1, age_days=0, url=DEFAULT_URL):
+    """n pending events and `dead` dead letters for service `url`, written `age_days` ago."""
     written = time.time() - age_days * 86400
     with mock.patch("time.time", lambda: written):
-        _seed(cache_dir, n, dead)
+        _seed(store_dir(cache_dir, url), n, dead)
 
 
-def _seed(cache_dir, n, dead):
-    box = Outbox(cache_dir, max_events=100, max_bytes=10**6)
+def _seed(directory, n, dead):
+    box = Outbox(directory, max_events=100, max_bytes=10**6)
     box.append([json.dumps({"event_type": "pattern_created", "pattern_id": f"c{i}",
                             "pattern_data": {"code": "x", "event_id": f"id{i}"}}).encode() for i in range(n)])
     for i in range(dead):
@@ -42,8 +46,12 @@ def test_stats_as_table_and_json(env, cache_dir):
     seed(cache_dir)
     table = cli("stats", env=env)
     assert table.returncode == 0 and b"pending events  3" in table.stdout
+    rows = [line.split(maxsplit=1) for line in table.stdout.decode().splitlines()]
+    assert rows[:2] == [["service", DEFAULT_URL], ["store", store_dir(cache_dir)]]
     doc = json.loads(cli("stats", "--json", env=env).stdout)
     assert doc["pending"] == 3 and doc["dead_letter"] == 1 and doc["breaker"]["state"] == "closed"
+    assert (doc["service"], doc["cache_dir"], doc["other_services"], doc["legacy"]) == (
+        DEFAULT_URL, store_dir(cache_dir), {}, None)
 
 
 def pending(env):
@@ -143,25 +151,29 @@ def test_nonsense_values_are_usage_errors(env, args):
     assert f"argument {args[1]}: expected".encode() in out.stderr, out.stderr
 
 
-def dead_url():
+def dead_port():
     probe = Collector().start()
-    url = probe.url
+    port = probe.port
     probe.stop()
-    return url
+    return port
 
 
 def test_sync_exit_status_says_whether_anything_is_left(env, cache_dir):
     """sync exits 1 while the service is down, 0 once everything is delivered."""
-    seed(cache_dir, dead=0)
-    down = cli("sync", "--url", dead_url(), env=env)
+    port = dead_port()
+    url = f"http://127.0.0.1:{port}"  # one service, down and then up: its events wait in its store
+    seed(cache_dir, dead=0, url=url)
+    down = cli("sync", "--url", url, env=env)
     assert down.returncode == 1 and b"left 3" in down.stdout and b"why: service unhealthy" in down.stdout
-    with Collector() as collector:
+    with Collector(port=port) as collector:
         up = cli("sync", "--url", collector.url, "--json", env=env)
         assert up.returncode == 0, up.stderr
         assert json.loads(up.stdout) == {"synced": 3, "dead_lettered": 0, "left": 0, "reason": None, "detail": None,
-                                         "next_attempt_at": None, "retrying": 0, "parked": 0}
+                                         "next_attempt_at": None, "retrying": 0, "parked": 0, "service": url,
+                                         "other_services": {}, "legacy": None, "adopted_legacy": None}
         assert len(collector.events()) == 3
-        assert cli("sync", "--url", collector.url, env=env).stdout == b"synced 0, dead-lettered 0, left 0\n"
+        assert cli("sync", "--url", collector.url, env=env).stdout == (
+            f"synced 0, dead-lettered 0, left 0 (service {url})\n".encode())
 
 
 @pytest.mark.parametrize("fault, params, extra, reason, detail, scheduled", [
@@ -173,8 +185,8 @@ def test_sync_exit_status_says_whether_anything_is_left(env, cache_dir):
 ])
 def test_sync_says_why_events_are_left(env, cache_dir, fault, params, extra, reason, detail, scheduled):
     """With events left, sync names the reason and, when one is known, the time of the next attempt."""
-    seed(cache_dir, dead=0)
     with Collector() as collector:
+        seed(cache_dir, dead=0, url=collector.url)
         collector.set_fault(fault, **params)
         out = cli("sync", "--url", collector.url, "--json", env=dict(env, **extra))
         text = cli("sync", "--url", collector.url, env=dict(env, **extra)).stdout.decode()

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import PYTHON
 from tests.integration.test_faults_process import ids_on_disk
+from tests.helpers import store_dir
 from tests.integration.test_tracker_live import counts_add_up
 from pattern_track.collector import Collector
 
@@ -42,23 +43,24 @@ def run_script(url, cache_dir, env):
 
 def test_corrupt_database_is_set_aside_and_a_new_one_used(make_tracker, cache_dir):
     """A corrupt cache.db is renamed cache.db.corrupt-*, logged, counted; tracking goes on."""
-    os.makedirs(cache_dir, mode=0o700)
-    with open(os.path.join(cache_dir, "cache.db"), "wb") as f:
+    url = closed_url()
+    store = store_dir(cache_dir, url)  # the tracker's own store
+    with open(os.path.join(store, "cache.db"), "wb") as f:
         f.write(b"this is not a database" * 100)
-    tracker = make_tracker(closed_url(), connect_timeout_s=0.2)
+    tracker = make_tracker(url, connect_timeout_s=0.2)
     assert tracker.track("pattern_created", pattern_id="a", pattern_data={"code": "x"})
     assert tracker.flush(10)
     stats = tracker.stats()
     assert stats["conditions"].get("outbox_quarantined") == 1
     assert stats["pending"] == 1 and counts_add_up(stats)
-    assert any(n.startswith("cache.db.corrupt-") for n in os.listdir(cache_dir))
+    assert any(n.startswith("cache.db.corrupt-") for n in os.listdir(store))
 
 
 def test_truncated_database_is_recreated(make_tracker, cache_dir):
     """A zero-byte cache.db (a crash at the wrong moment) just becomes a fresh outbox."""
-    os.makedirs(cache_dir, mode=0o700)
-    open(os.path.join(cache_dir, "cache.db"), "wb").close()
-    tracker = make_tracker(closed_url(), connect_timeout_s=0.2)
+    url = closed_url()
+    open(os.path.join(store_dir(cache_dir, url), "cache.db"), "wb").close()
+    tracker = make_tracker(url, connect_timeout_s=0.2)
     assert tracker.track("pattern_created", pattern_id="a", pattern_data={"code": "x"})
     assert tracker.flush(10) and tracker.stats()["pending"] == 1
 
@@ -67,17 +69,19 @@ def test_database_locked_for_long_by_another_process(cache_dir, env):
     """Another process holds the database for a minute: exit stays bounded, events go to the spool."""
     from pattern_track.outbox import Outbox
 
-    Outbox(cache_dir, max_events=10, max_bytes=1000).close()
+    url = closed_url()
+    store = store_dir(cache_dir, url)  # the database the script's tracker uses
+    Outbox(store, max_events=10, max_bytes=1000).close()
     holder = subprocess.Popen([PYTHON, "-c", (
         "import sqlite3, sys, time\n"
         "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
         "db.execute('BEGIN EXCLUSIVE')\n"
         "print('locked', flush=True)\n"
-        "sys.stdin.read()\n"), os.path.join(cache_dir, "cache.db")],
+        "sys.stdin.read()\n"), os.path.join(store, "cache.db")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         assert holder.stdout.readline() == b"locked\n"
-        ids, added = run_script(closed_url(), cache_dir, env)
+        ids, added = run_script(url, cache_dir, env)
         assert added < 4.0, f"exit took {added:.2f}s behind a locked database"
     finally:
         holder.communicate(b"", timeout=10)

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.conftest import PYTHON
-from tests.helpers import kept_event_ids, kill_drainers
+from tests.helpers import kept_event_ids, kill_drainers, store_dir
 from pattern_track.outbox import Outbox
 from pattern_track.spool import Spool
 
@@ -67,7 +67,7 @@ def test_sigkill_right_after_track_returned_loses_nothing(collector, cache_dir, 
 
 def test_sigterm_while_draining_then_rerun_delivers_everything(collector, cache_dir, env):
     """A sync stopped by SIGTERM mid-delivery leaves the rest for the next one."""
-    box = Outbox(cache_dir, max_events=10**6, max_bytes=10**9)
+    box = Outbox(store_dir(cache_dir, collector.url), max_events=10**6, max_bytes=10**9)
     for c in range(100):
         box.append([json.dumps({"event_type": "pattern_created", "pattern_id": f"s{c}-{i}",
                                 "pattern_data": {"code": "x", "event_id": f"{c}-{i}"}}).encode() for i in range(10)])

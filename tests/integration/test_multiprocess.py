@@ -9,6 +9,7 @@ from collections import Counter
 from tests.conftest import PYTHON
 from pattern_track.collector import Collector
 from pattern_track.outbox import Outbox
+from tests.helpers import store_dir
 
 
 def write_payload(i):
@@ -49,14 +50,14 @@ def test_concurrent_hooks_then_rival_syncs_deliver_everything(env):
 def test_sync_killed_mid_run_loses_nothing(env, cache_dir):
     """SIGKILL a sync while it delivers; a rerun delivers the rest. Duplicates stay under 1 %."""
     total = 2000
-    box = Outbox(cache_dir, max_events=10**6, max_bytes=10**9)
-    for chunk in range(total // 10):
-        events = [json.dumps({"event_type": "pattern_created", "pattern_id": f"k{chunk}-{i}", "language": "python",
-                              "pattern_data": {"code": "x", "event_id": f"{chunk:04d}{i:02d}"}}).encode()
-                  for i in range(10)]
-        assert box.append(events)
-    box.close()
     with Collector() as collector:
+        box = Outbox(store_dir(cache_dir, collector.url), max_events=10**6, max_bytes=10**9)
+        for chunk in range(total // 10):
+            events = [json.dumps({"event_type": "pattern_created", "pattern_id": f"k{chunk}-{i}", "language": "python",
+                                  "pattern_data": {"code": "x", "event_id": f"{chunk:04d}{i:02d}"}}).encode()
+                      for i in range(10)]
+            assert box.append(events)
+        box.close()
         collector.set_fault("slow", delay_s=0.02)
         env = dict(env, INTELLIGENCE_SERVICE_URL=collector.url, PATTERN_TRACK_BATCH_SIZE="10")
         victim = start(["sync"], env)

@@ -8,7 +8,7 @@ import pytest
 
 from pattern_track import Tracker
 from pattern_track.collector import Collector
-from tests.helpers import eventually
+from tests.helpers import eventually, store_dir
 from pattern_track.outbox import Outbox
 
 
@@ -127,7 +127,7 @@ def test_event_the_service_refuses_is_dead_lettered_with_its_reason(collector, m
     stats = tracker.stats()
     assert stats["dead_letter"] == 1 and stats["pending"] == 0 and counts_add_up(stats)
     tracker.close()
-    (_, letter), = Outbox(cache_dir, max_events=10, max_bytes=10**6).dead_letters()
+    (_, letter), = Outbox(store_dir(cache_dir, collector.url), max_events=10, max_bytes=10**6).dead_letters()
     assert letter["reason"] == "parent_not_found" and "not found" in letter["detail"]
 
 
@@ -317,7 +317,7 @@ def test_a_foreign_spool_file_breaks_neither_stats_nor_sync(collector, make_trac
     """A spool file holding `null` (or garbage) is set aside and logged; stats and delivery go on."""
     tracker = make_tracker(collector.url)
     tracker.track("pattern_created", pattern_id="ok", pattern_data={"code": "x"})
-    spool = os.path.join(cache_dir, "spool")
+    spool = os.path.join(store_dir(cache_dir, collector.url), "spool")
     os.makedirs(spool, exist_ok=True)
     for name, text in (("00000000000000000001-1-aa.json", "null"), ("00000000000000000002-1-bb.json", "{nope")):
         with open(os.path.join(spool, name), "w") as f:
@@ -334,7 +334,7 @@ def test_sync_offline_events_honours_its_timeout(collector, make_tracker, cache_
     """3,000 events waiting and a slow service: sync_offline_events(timeout=1) returns in about 1 s."""
     import time
 
-    box = Outbox(cache_dir, max_events=10**6, max_bytes=10**9)
+    box = Outbox(store_dir(cache_dir, collector.url), max_events=10**6, max_bytes=10**9)
     events = [json.dumps({"event_type": "pattern_created", "pattern_id": f"s{i}", "language": "python",
                           "pattern_data": {"code": "x", "event_id": f"e{i}"}}).encode() for i in range(3000)]
     box.append_chunks(events, chunk_size=100)
@@ -379,7 +379,7 @@ def test_stats_are_true_from_the_first_call(collector, cache_dir):
     first and without starting a thread."""
     import threading
 
-    box = Outbox(cache_dir, max_events=10**6, max_bytes=10**9)
+    box = Outbox(store_dir(cache_dir, collector.url), max_events=10**6, max_bytes=10**9)
     box.append_chunks([json.dumps({"event_type": "pattern_created", "pattern_id": f"w{i}",
                                    "pattern_data": {"code": "x", "event_id": f"w{i}"}}).encode()
                        for i in range(200)], chunk_size=50)
