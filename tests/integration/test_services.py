@@ -260,3 +260,30 @@ def test_sync_timeout_cuts_a_request_in_flight_and_blames_no_one(collector, cach
     finally:
         collector.set_fault("none")
         tracker.close(timeout=2)
+
+
+def test_a_chain_that_waits_for_room_is_delivered_whole_and_in_order(collector, cache_dir):
+    """A chain of 40 (each event the child of the one before) while the service fails and
+    the outbox holds 12: the rest waits in the journal; once the service is back all 40
+    arrive, parents first, none refused."""
+    collector.set_fault("error", status=503)
+    tracker = Tracker(collector.url, cache_dir=cache_dir, max_buffer_events=8, batch_size=5, linger_s=0.0,
+                      backoff_base_s=0.01, backoff_max_s=0.05, breaker_reset_timeout_s=0.1, drain_interval_s=0.02,
+                      health_check_interval_s=0.0, outbox_max_events=12, handoff=False)
+    try:
+        assert tracker.check_health()  # the network parts are up before the chain: its sends fail
+        ids = [tracker.track_pattern_creation("c = 0", {"language": "python"})]
+        for step in range(1, 40):
+            ids.append(tracker.track_pattern_modification(ids[-1], f"c = {step}", {"language": "python"}))
+        assert eventually(lambda: tracker.stats()["conditions"].get("outbox_full_waits"), 20)
+        collector.set_fault("none")
+        assert collector.wait_for_events(40, timeout=30)
+        first = {}
+        for index, event in enumerate(collector.events()):
+            first.setdefault(event["pattern_id"], index)
+        assert [first[p] for p in ids] == sorted(first[p] for p in ids)
+        stats = tracker.stats()
+        assert stats["dropped"] == {} and stats["dead_letter"] == 0
+    finally:
+        collector.set_fault("none")
+        tracker.close(timeout=2)
