@@ -49,17 +49,21 @@ def waiting(directory: str) -> dict[str, int]:
 
 
 def elsewhere(cache_dir: str, own_dir: str) -> dict[str, dict]:
-    """``{base URL: waiting(...)}`` for every other service under ``cache_dir``; a store
-    that cannot be read says ``{"error": ...}`` instead of breaking the caller."""
+    """``{base URL: waiting(...)}`` for every other service under ``cache_dir`` that has
+    something waiting or dead-lettered; a store that cannot be read says
+    ``{"error": ...}`` instead of breaking the caller."""
     found = {}
     own = os.path.abspath(own_dir)
     for url, directory in known(cache_dir).items():
         if os.path.abspath(directory) == own:
             continue
         try:
-            found[url] = waiting(directory)
+            counts = waiting(directory)
         except Exception as exc:  # a corrupt or locked store of another service
             found[url] = {"error": type(exc).__name__}
+            continue
+        if any(counts.values()):
+            found[url] = counts
     return found
 
 
