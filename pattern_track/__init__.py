@@ -45,6 +45,13 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'pattern_track' has no attribute {name!r}")
     import importlib
 
+    if module == "tracker" and "_THREADING_PRELOADED" not in globals():
+        import sys
+
+        # Read by lifecycle.py: a process that never imported threading before its first
+        # tracker may be inside an atexit handler, where CPython's threading shutdown
+        # (our exit hook) has already been skipped.
+        globals()["_THREADING_PRELOADED"] = "threading" in sys.modules
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value

@@ -66,6 +66,27 @@ def register(tracker: Any) -> None:
 
             atexit.register(_at_exit)
         _state["hook"] = True
+        if not _state["exiting"] and _late_in_exit():
+            _state["exiting"] = True
+
+
+def _late_in_exit() -> bool:
+    """Is this first tracker made inside an ``atexit`` handler of a process that never
+    imported threading before? CPython then skipped its threading shutdown (so neither our
+    hook nor ``threading._SHUTTING_DOWN`` can say exit began), and the interpreter ends as
+    soon as the handler returns. Told by the stack: on the main thread, the outermost
+    frame is a function called from C, not a module's code (``<module>``, or runpy's for
+    ``-m``). Only asked when threading was not loaded before pattern_track's tracker."""
+    import sys
+
+    package = sys.modules.get("pattern_track")
+    if getattr(package, "_THREADING_PRELOADED", True) or threading.current_thread() is not threading.main_thread():
+        return False
+    frame = sys._getframe()
+    while frame.f_back is not None:
+        frame = frame.f_back
+    code = frame.f_code
+    return code.co_name != "<module>" and not code.co_filename.endswith("runpy.py")
 
 
 def exit_began() -> None:

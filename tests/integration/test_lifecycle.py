@@ -251,8 +251,9 @@ def test_close_during_an_outage_hands_the_outbox_to_a_drainer(tmp_path, collecto
 
 
 def test_get_tracker_first_used_in_an_atexit_handler_raises_nothing(tmp_path, collector, cache_dir, env):
-    """The tracker's modules first imported inside an atexit handler (exit already began):
-    no exception reaches the application and the event is accepted and kept."""
+    """The tracker's modules first imported inside an atexit handler of a process that never
+    imported threading (so CPython skipped its threading shutdown): no exception reaches
+    the application, and the event is handed off and delivered by itself."""
     script = tmp_path / "late.py"
     script.write_text(textwrap.dedent("""
         import atexit, json, sys
@@ -269,5 +270,4 @@ def test_get_tracker_first_used_in_an_atexit_handler_raises_nothing(tmp_path, co
     assert done.returncode == 0 and done.stderr == "", done.stderr
     tracked = set(json.loads(done.stdout))
     assert len(tracked) == 1 and None not in tracked
-    # Kept (journal or outbox) or already delivered; a later drainer or sync delivers it.
-    assert eventually(lambda: tracked <= (delivered_ids(collector) | kept_event_ids(cache_dir)), timeout=10)
+    assert eventually(lambda: tracked <= delivered_ids(collector), timeout=20)
