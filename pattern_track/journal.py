@@ -165,10 +165,13 @@ class Journal:
                 self._after_fork()
             self._writing = True
             try:
+                # The cap is checked before a number is taken (22 bytes: the longest number,
+                # a space and a newline): a refused event leaves no hole in the sequence,
+                # which memory's count of journal-only events relies on.
+                if self._size + len(data) + 22 > self.max_bytes:
+                    raise JournalFull(f"journal holds {self._size} bytes, cap {self.max_bytes}")
                 seq = next(self._seq)
                 line = b"%d %s\n" % (seq, data)
-                if self._size + len(line) > self.max_bytes:
-                    raise JournalFull(f"journal holds {self._size} bytes, cap {self.max_bytes}")
                 self._write(seq, line)
                 self._write_nested()
                 if then is not None:
@@ -281,7 +284,8 @@ class Journal:
         """Up to ``limit`` of this writer's own events with ``seq >= first``, in order (to
         refill memory after an overflow left events only here)."""
         with self._lock:
-            paths = [s.path for s in self._segments]
+            # Settled segments not yet deleted are skipped unread (each holds up to 4 MiB).
+            paths = [s.path for s in self._segments if s.last_seq >= first]
         out: list[tuple[int, bytes]] = []
         for path in paths:
             for seq, data in _events(path):

@@ -101,6 +101,10 @@ class Outbox:
                 # Chunks stay inside SQLite (one atomic write) rather than as side files,
                 # which cost a file, a remove and a rmdir per chunk.
                 disk_min_file_size=4 * 2**20,
+                # A queue read at its head and written at its tail needs few pages cached:
+                # diskcache's default (2**13 pages, 32 MiB) grew RSS by ~30 MB once the
+                # outbox neared its cap. 1024 pages is 4 MiB.
+                sqlite_cache_size=2**10,
             )
         self._make_private()
 

@@ -1,4 +1,5 @@
 """The journal: one write per event, a watermark, rotation, adoption of dead writers."""
+import pytest
 
 import os
 
@@ -122,3 +123,15 @@ def test_an_append_nested_inside_an_append_is_queued_not_overwritten(tmp_path, m
     events = dict(_events(j._segments[-1].path))
     assert sorted(events) == sorted([outer, *nested, after]) and j.next_seq == 4
     assert {events[s] for s in nested} == {b'{"who":"handler1"}', b'{"who":"handler2"}'}
+
+
+def test_a_refused_event_takes_no_sequence_number(tmp_path):
+    """Memory counts journal-only events as a range of numbers: a refusal must leave no hole."""
+    from pattern_track.journal import JournalFull
+
+    journal = Journal(str(tmp_path), max_bytes=200)
+    assert journal.append(b'{"a":1}') == 0
+    with pytest.raises(JournalFull):
+        journal.append(b'{"big":"' + b"x" * 300 + b'"}')
+    assert journal.append(b'{"a":2}') == 1
+    journal.close()
