@@ -1,7 +1,8 @@
 """The journal: one write per event, a watermark, rotation, adoption of dead writers."""
-import pytest
 
 import os
+
+import pytest
 
 from pattern_track.journal import Journal, adopt_orphans, orphans_waiting
 
