@@ -92,7 +92,15 @@ def _elsewhere_lines(others: dict, legacy: dict | None) -> list[str]:
     return lines
 
 
+def _ended_journals(config: Any) -> int:
+    """Events in journals of ended processes of this service, not yet moved to the outbox."""
+    from .orphans import unsettled_count
+
+    return unsettled_count(config.service_dir, ended_only=True)
+
+
 def cmd_sync(args: "argparse.Namespace") -> int:
+    deadline = time.monotonic() + args.timeout  # --timeout covers start-up and the health check too
     config = _config(args)
     core, _, drainer = _open(config, network=True)
     adopted = None
@@ -109,7 +117,6 @@ def cmd_sync(args: "argparse.Namespace") -> int:
     # Health is advice: it is reported, but sync always tries (one probe even while the
     # breaker is open or health says degraded; only a request refills the service's pool).
     healthy = core.health is not None and core.health.check()
-    deadline = time.monotonic() + args.timeout
     probe = True
     while core.delivery is not None and time.monotonic() < deadline:
         drainer.ingest()
@@ -122,13 +129,16 @@ def cmd_sync(args: "argparse.Namespace") -> int:
         if state == "busy":
             time.sleep(0.2)  # another process holds the drain lease; let it finish
             continue
-        if state != "done" or core.outbox.front() is None and not drainer.spool.files():
+        # Done only when nothing is left to move in either: a full outbox takes the
+        # spool and the journals of ended processes a part at a time.
+        if state != "done" or (core.outbox.front() is None and not drainer.spool.files()
+                               and not _ended_journals(config)):
             if state == "done":
                 drainer.retry_parked()  # those due now; the rest keep their own schedule
             break
     if tty:
         print(file=sys.stderr)
-    left = core.outbox.pending() + drainer.spool.count_events()
+    left = core.outbox.pending() + drainer.spool.count_events() + _ended_journals(config)
     parked = len(core.outbox.parked())
     others, legacy = _elsewhere(config)
     doc = {"synced": synced, "dead_lettered": skipped, "left": left, "parked": parked,
@@ -166,6 +176,7 @@ def _stats(core: Any, drainer: Any) -> dict:
         "other_services": others,
         "legacy": legacy,
         "pending": core.outbox.pending(),
+        "journal_waiting": _ended_journals(core.config),
         "pending_bytes": core.outbox.pending_bytes(),
         "spooled": drainer.spool.count_events(),
         "dead_letter": core.outbox.dead_count(),
@@ -183,6 +194,7 @@ def cmd_stats(args: "argparse.Namespace") -> int:
     _emit(args, stats, _table([
         ("service", stats["service"]), ("store", stats["cache_dir"]), ("pending events", stats["pending"]),
         ("pending bytes", stats["pending_bytes"]), ("spooled events", stats["spooled"]),
+        ("ended journals", stats["journal_waiting"]),
         ("dead letters", stats["dead_letter"]),
         ("breaker", f"{breaker['state']} ({breaker['failure_count']} failures"
                     + (f", probe in {breaker['seconds_until_probe']:.0f} s)" if breaker["seconds_until_probe"] else ")")),

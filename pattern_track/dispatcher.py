@@ -348,11 +348,14 @@ class Dispatcher:
 
     def flush(self, timeout_s: float) -> bool:
         """Wait until nothing is only in memory or the journal (sent, in the outbox or
-        dead-lettered)."""
+        dead-lettered). False at once while events wait for room in a full outbox: only
+        a drain (of any process) can free it."""
         clock = self._core.clock
         deadline = clock.monotonic() + timeout_s
         with self._cond:
             while self._buffer or self._in_flight or self._gap is not None:
+                if self._room_wait and not self._in_flight:
+                    return False
                 remaining = deadline - clock.monotonic()
                 if remaining <= 0:
                     return False

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 from . import logs
 from .backoff import Backoff
 from .errors import OutboxError
-from .orphans import adopt_orphans, exiting_writers, orphan_count
+from .orphans import adopt_orphans, exiting_writers, orphan_count, orphans_waiting
 
 __all__ = ["Drainer"]
 
@@ -173,7 +173,8 @@ class Drainer:
 
     def has_work(self) -> bool:
         core = self._core
-        return (bool(self.spool.files()) or exiting_writers(core.config.service_dir) > 0
+        directory = core.config.service_dir
+        return (bool(self.spool.files()) or exiting_writers(directory) > 0 or orphans_waiting(directory) > 0
                 or (core.outbox is not None and core.outbox.pending() > 0))
 
     def run_until_idle(self, *, idle_s: float, max_s: float) -> bool:

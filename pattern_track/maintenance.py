@@ -9,6 +9,10 @@ from __future__ import annotations
 from . import logs
 from .clock import as_seconds
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 __all__ = ["Maintenance"]
 
 log = logs.get(__name__)
@@ -45,19 +49,38 @@ class Maintenance:
             if core.outbox is None:
                 return {"success": False, "reason": "outbox_unavailable", "error": core.outbox_error,
                         "sync_stats": _empty_sync()}
-            self._drainer.ingest(timeout_s=left())
-            total = core.outbox.pending()
-            result = self._drainer.drain(probe=True, timeout_s=left())
-            if result["state"] == "done":
-                self._drainer.retry_parked()  # those due now; the rest keep their own schedule
+            result, total, synced, skipped = self._sync_rounds(left)
             parked = len(core.outbox.parked())
-            stats = {"total_found": total, "synced": result["synced"], "failed": result["failed"] + parked,
-                     "skipped": result["skipped"], "parked": parked}
+            stats = {"total_found": total, "synced": synced, "failed": result["failed"] + parked,
+                     "skipped": skipped, "parked": parked}
             return {"success": result["state"] == "done" and not result["failed"], "state": result["state"],
                     "healthy": core.health.is_healthy(), "sync_stats": stats}
         except Exception as exc:
             log.error("sync failed", exc_info=True)
             return {"success": False, "error": f"{type(exc).__name__}: {exc}", "sync_stats": _empty_sync()}
+
+    def _sync_rounds(self, left: Any) -> tuple:
+        """Ingest, then drain, again while a round moved something: a full outbox takes
+        the spool, ended processes' journals and this process's waiting events a part at
+        a time. Returns (last drain result, events found, synced, dead-lettered)."""
+        core, drainer = self._core, self._drainer
+        total = synced = skipped = 0
+        probe = True
+        while True:
+            moved = drainer.ingest(timeout_s=left())
+            total = max(total, synced + skipped + core.outbox.pending())
+            result = drainer.drain(probe=probe, timeout_s=left())
+            probe = False
+            synced += result["synced"]
+            skipped += result["skipped"]
+            if result["state"] != "done" or left() <= 0:
+                return result, total, synced, skipped
+            self._dispatcher.kick()  # room was freed: events of ours waiting for it move now
+            waiting = self._dispatcher.flush(min(left(), 1.0)) is False
+            if not (moved or result["synced"] or result["skipped"]) or not (
+                    waiting or drainer.has_work() or core.outbox.pending()):
+                drainer.retry_parked()  # those due now; the rest keep their own schedule
+                return result, total, synced, skipped
 
     def cleanup_cache(self, max_age_days: float | None = None) -> dict:
         """Remove outbox entries and dead letters older than ``max_age_days`` (default from config)."""

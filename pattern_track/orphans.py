@@ -86,32 +86,37 @@ def orphan_count(cache_dir: str) -> int:
     return sum(len(p) for p in _writers(os.path.join(cache_dir, "journal")).values())
 
 
-def unsettled_count(cache_dir: str) -> int:
-    """Events in every journal of ``cache_dir`` (live writers' too) past their watermark."""
+def unsettled_count(cache_dir: str, *, ended_only: bool = False) -> int:
+    """Events in the journals of ``cache_dir`` past their watermark: every writer's, or
+    (``ended_only``) only those of ended processes, which wait for a drainer."""
     total = 0
     for paths in _writers(os.path.join(cache_dir, "journal")).values():
+        if ended_only and not _ended(paths[0]):
+            continue
         watermark = max(_watermark(p) for p in paths)
         total += len({seq for path in paths for seq, _ in _events(path) if seq >= watermark})
     return total
 
 
+def _ended(first_segment: str) -> bool:
+    """Has the writer of this segment ended (no lock held on it)? One non-blocking try."""
+    try:
+        fd = os.open(first_segment, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing drops the lock we may have taken
+
+
 def orphans_waiting(cache_dir: str) -> int:
     """Journals whose writer is gone (their first segment is not locked): work for a drainer.
     Cheap enough for exit: one listdir and one non-blocking lock try per writer."""
-    waiting = 0
-    for paths in _writers(os.path.join(cache_dir, "journal")).values():
-        try:
-            fd = os.open(paths[0], os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            waiting += 1
-        except OSError:
-            pass
-        finally:
-            os.close(fd)  # closing drops the lock we may have taken
-    return waiting
+    return sum(_ended(paths[0]) for paths in _writers(os.path.join(cache_dir, "journal")).values())
 
 
 def adopt_orphans(cache_dir: str, append: Callable[[list], int]) -> int:

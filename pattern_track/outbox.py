@@ -123,15 +123,16 @@ class Outbox:
 
     def append(self, events: list, attempts: list | None = None) -> bool:
         """Append one chunk of serialised events; False (nothing written) if over a cap."""
-        return self.append_chunks(events, attempts, chunk_size=max(len(events), 1)) == len(events)
+        return self.append_chunks(events, attempts, chunk_size=max(len(events), 1), partial=False) == len(events)
 
     def append_chunks(self, events: list, attempts: list | None = None, *, chunk_size: int,
-                      keys: list | None = None) -> int:
+                      keys: list | None = None, partial: bool = True) -> int:
         """Append ``events`` as chunks of ``chunk_size`` in one transaction.
 
-        Stops at the first chunk that would pass a cap; returns how many events were
-        written (a prefix of ``events``: the caller keeps or counts the rest). The keys of
-        the chunks written are appended to ``keys`` if given.
+        At a cap, the chunk that would pass it is cut to what fits (``partial=False``:
+        left out whole), and the rest is not written. Returns how many events were written
+        (a prefix of ``events``: the caller keeps or counts the rest). The keys of the
+        chunks written are appended to ``keys`` if given.
         """
         if not events:
             return 0
@@ -145,15 +146,22 @@ class Outbox:
             for start in range(0, len(events), chunk_size):
                 part = events[start:start + chunk_size]
                 size = sum(len(e) for e in part)
-                if pending + len(part) > self.max_events or pending_bytes + size > self.max_bytes:
+                full = pending + len(part) > self.max_events or pending_bytes + size > self.max_bytes
+                if full and not partial:
                     break
+                if full:  # fill up to the cap exactly (a cap below chunk_size must still take some)
+                    part, size = self._what_fits(part, self.max_events - pending, self.max_bytes - pending_bytes)
+                    if not part:
+                        break
                 key = cache.push({"id": os.urandom(8).hex(), "t": now, "events": part,
-                                  "attempts": attempts[start:start + chunk_size]}, prefix=QUEUE)
+                                  "attempts": attempts[start:start + len(part)]}, prefix=QUEUE)
                 if keys is not None:
                     keys.append(key)
                 pending += len(part)
                 pending_bytes += size
                 taken += len(part)
+                if full:
+                    break
             cache.set(_PENDING_EVENTS, pending)
             cache.set(_PENDING_BYTES, pending_bytes)
         return taken
@@ -165,6 +173,17 @@ class Outbox:
         if key is None:
             return None
         return Chunk(key, value["id"], value["t"], value["events"], value["attempts"])
+
+    @staticmethod
+    def _what_fits(part: list, events_left: int, bytes_left: int) -> tuple[list, int]:
+        """The longest prefix of ``part`` within the room left, and its size in bytes."""
+        size = 0
+        for n, event in enumerate(part[:max(events_left, 0)]):
+            if size + len(event) > bytes_left:
+                return part[:n], size
+            size += len(event)
+        fits = part[:max(events_left, 0)]
+        return fits, size
 
     def front_key(self) -> str | None:
         """The key of the oldest chunk (keys sort in append order), or None if empty."""

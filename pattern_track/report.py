@@ -22,8 +22,8 @@ class Reports:
         """This process's counts and the shared state, as one snapshot; never raises.
 
         Keys: ``accepted``, ``sent`` (delivered by this process, at once or from the
-        outbox), ``pending`` (outbox and spool, every process; None only if the outbox
-        cannot be read), ``spooled``, ``dead_letter`` (this process) and
+        outbox), ``pending`` (outbox, spool and journals of ended processes, every
+        process; None only if the outbox cannot be read), ``spooled``, ``dead_letter`` (this process) and
         ``dead_letter_total`` (all), ``dropped`` (reason -> count, see ``track()``),
         ``conditions`` (things that happened to the process: ``journal_unwritable``,
         ``outbox_unavailable``, ...), ``breaker`` (``state``, ``failure_count``,
@@ -65,7 +65,7 @@ class Reports:
             with self._drainer.moving:
                 spooled = self._spool.count_events()
                 try:
-                    pending = core.outbox.pending() + spooled
+                    pending = core.outbox.pending() + spooled + self._ended_journals()
                     dead = core.outbox.dead_count()
                 except Exception:
                     pass
@@ -112,6 +112,13 @@ class Reports:
             "service": self.config.base_url,
             "other_services": self._other_services(),
         }
+
+    def _ended_journals(self) -> int:
+        """Events in journals of ended processes of this service that no drainer has
+        moved yet (a full outbox takes them a part at a time)."""
+        from .orphans import unsettled_count
+
+        return unsettled_count(self.config.service_dir, ended_only=True)
 
     def _other_services(self) -> dict:
         """Events waiting for other services in the same cache directory (never sent by

@@ -174,3 +174,13 @@ def test_a_live_lease_is_never_taken_over_whatever_the_ttls(tmp_path):
     box.release_lease("drain", me)
     assert box.acquire_lease("drain", "other-host:1:b", ttl_s=30)
     box.close()
+
+
+def test_chunks_fill_the_outbox_up_to_its_cap(tmp_path):
+    """A cap below the chunk size still takes events: the chunk is cut to what fits."""
+    box = open_box(tmp_path / "c", max_events=50, max_bytes=10**6)
+    assert box.append_chunks([b"e%d" % i for i in range(120)], chunk_size=100) == 50
+    assert box.pending() == 50
+    assert box.append_chunks([b"x"], chunk_size=100) == 0
+    sized = open_box(tmp_path / "d", max_events=100, max_bytes=10)
+    assert sized.append_chunks([b"aaaa", b"bbbb", b"cccc"], chunk_size=100) == 2

@@ -287,3 +287,41 @@ def test_a_chain_that_waits_for_room_is_delivered_whole_and_in_order(collector, 
     finally:
         collector.set_fault("none")
         tracker.close(timeout=2)
+
+
+@pytest.mark.parametrize("how", ["cli", "library"])
+def test_an_outbox_cap_below_a_batch_still_delivers_everything(env, cache_dir, how):
+    """outbox_max_events (50) below batch_size (100), service down: a script tracks 200 and
+    ends. stats counts all 200 (outbox and the ended journal); one sync moves and delivers
+    them all, a part at a time, in order."""
+    port = dead_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(env, PATTERN_TRACK_BASE_URL=url, PATTERN_TRACK_OUTBOX_MAX_EVENTS="50",
+               PATTERN_TRACK_HANDOFF="false", PATTERN_TRACK_CONNECT_TIMEOUT_S="0.2")
+    script = ("from pattern_track import get_tracker\n"
+              "t = get_tracker()\n"
+              "for i in range(200):\n"
+              "    assert t.track('pattern_created', pattern_id=f'p-{i}', pattern_data={'c': i})\n"
+              "t.close(timeout=2)\n")
+    done = subprocess.run([PYTHON, "-c", script], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == b"", done.stderr
+    with Collector(port=port) as c:
+        if how == "cli":
+            stats = json.loads(subprocess.run([PYTHON, "-m", "pattern_track", "stats", "--json"], env=env,
+                                              capture_output=True, timeout=60).stdout)
+            assert stats["pending"] + stats["journal_waiting"] == 200
+            sync = subprocess.run([PYTHON, "-m", "pattern_track", "sync", "--json", "--timeout", "60"], env=env,
+                                  capture_output=True, timeout=90)
+            doc = json.loads(sync.stdout)
+            assert sync.returncode == 0 and doc["synced"] == 200 and doc["left"] == 0, doc
+        else:
+            tracker = Tracker(url, cache_dir=cache_dir, outbox_max_events=50, handoff=False,
+                              health_check_interval_s=60.0)
+            try:
+                assert tracker.stats()["pending"] == 200
+                result = tracker.sync_offline_events(timeout=60)
+                assert result["success"] and result["sync_stats"]["synced"] == 200, result
+                assert tracker.stats()["pending"] == 0
+            finally:
+                tracker.close(timeout=2)
+        assert pattern_ids(c) == [f"p-{i}" for i in range(200)]
