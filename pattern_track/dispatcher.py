@@ -390,21 +390,22 @@ class Dispatcher:
             log.error("%d events lost at exit: neither the journal nor the outbox could be written", lost)
         self._ack()
 
-    def spill_unsettled(self) -> None:
+    def spill_unsettled(self, wait_s: float = 1.0) -> None:
         """For ``close()`` in a process that goes on: put every unsettled journal event in
-        the outbox (or spool), in order, so the journal can be removed now."""
+        the outbox (or spool), in order, so the journal can be removed now. A pump still
+        finishing a cut request gets ``wait_s``."""
         journal = self._journal
         with self._cond:
-            deadline = self._core.clock.monotonic() + 1.0
+            deadline = self._core.clock.monotonic() + wait_s
             while self._running and self._core.clock.monotonic() < deadline:
-                self._cond.wait(0.05)  # a pump finishing a cut request
+                self._cond.wait(min(max(deadline - self._core.clock.monotonic(), 0.0), 0.05))
             self._buffer.clear()
             self._gap = None
             self._flying.clear()
             self._left = None
         if journal is None or journal.settled():
             return
-        self._core.outbox_ready.wait(1.0)
+        self._core.outbox_ready.wait(max(deadline - self._core.clock.monotonic(), 0.05))
         try:
             events = journal.read_since(journal.watermark, 1 << 62)
         except OSError as exc:

@@ -327,10 +327,16 @@ class Tracker(LineageCalls, Maintenance, Reports):
             return
         try:
             if self._started and self._pid == os.getpid():
+                deadline = self._clock.monotonic() + timeout_s
                 self._dispatcher.flush(timeout_s)
                 self._dispatcher.exit(0.0)
-                self._dispatcher.spill_unsettled()
-                self._drainer.stop(0.2)
+                self._drainer.stop(0.0)
+                if self._core.transport is not None:
+                    # Cut what is still in flight, the drainer's request too: it must not
+                    # hold the shared drain lease after close() (a cut is never blamed).
+                    self._core.transport.abort()
+                self._dispatcher.spill_unsettled(wait_s=max(deadline - self._clock.monotonic(), 0.05))
+                self._drainer.stop(max(deadline - self._clock.monotonic(), 0.05))
                 self._finish_journal()
                 if not self._handed_off and self._outbox_waiting():
                     self._hand_off()  # what close() put in the outbox must not wait for chance

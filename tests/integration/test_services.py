@@ -325,3 +325,27 @@ def test_an_outbox_cap_below_a_batch_still_delivers_everything(env, cache_dir, h
             finally:
                 tracker.close(timeout=2)
         assert pattern_ids(c) == [f"p-{i}" for i in range(200)]
+
+
+def test_close_cuts_the_drainers_request_and_frees_the_lease(collector, cache_dir):
+    """The drainer thread is inside a trickling request when close(0.5) is called: close
+    keeps its bound, and the shared drain lease is free at once for other processes."""
+    directory = store_dir(cache_dir, collector.url)
+    box = Outbox(directory, max_events=1000, max_bytes=10**9)
+    box.append([json.dumps({"event_type": "pattern_created", "pattern_id": f"c-{i}",
+                            "pattern_data": {"code": "c", "event_id": f"c{i}"}}).encode() for i in range(5)])
+    collector.set_fault("trickle", interval_s=5.0)
+    tracker = Tracker(collector.url, cache_dir=cache_dir, health_check_interval_s=60.0, read_timeout_s=20.0,
+                      request_deadline_s=20.0, handoff=False)
+    try:
+        assert tracker.check_health()  # starts the drainer, which takes the lease and sends
+        assert eventually(lambda: tracker.stats()["requests"] >= 1 and box.lease_holder("drain"), 10)
+        started = time.monotonic()
+        tracker.close(timeout=0.5)
+        assert time.monotonic() - started < 1.5
+        assert eventually(lambda: box.lease_holder("drain") is None, 1.0)
+        assert box.pending() == 5  # nothing lost; the cut request is sent again later
+    finally:
+        collector.set_fault("none")
+        tracker.close(timeout=1)
+        box.close()
