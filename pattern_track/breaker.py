@@ -76,10 +76,10 @@ class _Storage(pybreaker.CircuitBreakerStorage):
 
     @property
     def opened_at(self) -> datetime | None:
-        opened = self._store.get("breaker:opened_monotonic")
-        if opened is None:
+        elapsed = self.seconds_open()
+        if elapsed is None:
             return None
-        return datetime.now(timezone.utc) - timedelta(seconds=self._clock.monotonic() - opened)
+        return datetime.now(timezone.utc) - timedelta(seconds=elapsed)
 
     @opened_at.setter
     def opened_at(self, _ignored: datetime) -> None:
@@ -87,8 +87,18 @@ class _Storage(pybreaker.CircuitBreakerStorage):
         self._store.set("breaker:opened_wall", self._clock.time())
 
     def seconds_open(self) -> float | None:
+        """Seconds since the breaker opened. An opening time ahead of this boot's monotonic
+        clock was stored before a reboot (the clock restarts low): it counts as long ago,
+        so a probe is due at once instead of after the old uptime."""
         opened = self._store.get("breaker:opened_monotonic")
-        return None if opened is None else self._clock.monotonic() - opened
+        if opened is None:
+            return None
+        elapsed = self._clock.monotonic() - opened
+        return elapsed if elapsed >= 0 else _BEFORE_THIS_BOOT_S
+
+
+#: How long ago an opening stored before this boot is taken to be (any reset timeout is less).
+_BEFORE_THIS_BOOT_S = 10.0**7
 
 
 class _LogChanges(pybreaker.CircuitBreakerListener):

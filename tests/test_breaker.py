@@ -106,3 +106,19 @@ def test_reset_closes():
         breaker.record(False)
     breaker.reset()
     assert breaker.state == "closed" and breaker.allow()
+
+
+def test_an_opening_stored_before_a_reboot_does_not_hold_the_breaker_open(tmp_path):
+    """The monotonic clock restarts low after a reboot: a stored opening time ahead of it
+    is from the last boot, so a probe is due at once (not after the old uptime)."""
+    store = Outbox(str(tmp_path / "c"), max_events=10, max_bytes=10_000)
+    before = FakeClock(start=864_000.0)  # ten days of uptime
+    for _ in range(3):
+        make(store, before).record(False)
+    after_reboot = FakeClock(start=50.0)
+    breaker = make(store, after_reboot, owner="b")
+    assert breaker.state == "open"
+    assert breaker.seconds_until_probe() == 0.0
+    assert breaker.allow()
+    breaker.record(True)
+    assert breaker.state == "closed"
