@@ -224,7 +224,10 @@ def run(stdin: BinaryIO | None = None, environ: Mapping[str, str] | None = None,
             log.warning("hook input is not JSON (%d bytes); ignored", len(raw))
             return 0
         cache_dir = usable_cache_dir(config.resolved_cache_dir)
-        events = events_for(payload, FileState(cache_dir))
+        # The service's own store (services.py): its per-file memory (a parent id only this
+        # service knows), its spool, and only its drainer or sync delivers these.
+        store = services.prepare(services.service_dir(cache_dir, config.base_url), config.base_url)
+        events = events_for(payload, FileState(store))
         if not events:
             return 0
         encoded = []
@@ -232,8 +235,6 @@ def run(stdin: BinaryIO | None = None, environ: Mapping[str, str] | None = None,
             data = _event.encode(item)
             if len(data) <= config.max_event_bytes:
                 encoded.append(data)
-        # The service's own store (services.py): only its drainer or sync delivers these.
-        store = services.prepare(services.service_dir(cache_dir, config.base_url), config.base_url)
         Spool(store).write(encoded)
         if spawn:
             from .launcher import ensure_drainer

@@ -349,3 +349,21 @@ def test_close_cuts_the_drainers_request_and_frees_the_lease(collector, cache_di
         collector.set_fault("none")
         tracker.close(timeout=1)
         box.close()
+
+
+def test_the_hooks_memory_of_a_file_is_per_service(env, cache_dir, reap_drainers):
+    """A file written under service A, then under B: B is told of a creation, not of a
+    modification whose parent only A knows (B would refuse it: parent not found)."""
+    def hook(url, content):
+        payload = json.dumps({"hook_event_name": "PostToolUse", "tool_name": "Write", "session_id": "s",
+                              "tool_input": {"file_path": "/p/shared.py", "content": content}}).encode()
+        done = subprocess.run([PYTHON, "-m", "pattern_track", "hook"], input=payload, timeout=30,
+                              env=dict(env, PATTERN_TRACK_BASE_URL=url), capture_output=True)
+        assert done.returncode == 0 and done.stdout == b""
+
+    hook(f"http://127.0.0.1:{dead_port()}", "a = 1\n")
+    with Collector() as b:
+        hook(b.url, "a = 2\n")
+        assert b.wait_for_events(1, timeout=20)
+        (event,) = b.events()
+        assert event["event_type"] == "pattern_created" and not event.get("parent_pattern_ids")
