@@ -185,6 +185,8 @@ def _number(text: str, *, minimum_excluded: bool) -> float:
 def _url(text: str) -> str:
     import argparse
 
+    scheme, sep, rest = text.partition("://")
+    text = scheme.lower() + sep + rest  # schemes are case-insensitive
     if not text.startswith(("http://", "https://")):
         raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL, got {text!r}")
     return text

@@ -184,6 +184,7 @@ class Config:
             object.__setattr__(self, name, options.get(name, default))
         for name in _DEFAULTS:
             _check(name, getattr(self, name))
+        object.__setattr__(self, "base_url", _lower_scheme(self.base_url))
         if self.lease_ttl_s <= self.request_deadline_s:
             raise ConfigError(
                 f"lease_ttl_s ({self.lease_ttl_s}) must exceed request_deadline_s "
@@ -256,6 +257,8 @@ class Config:
                     value = "http://" + value
                     warnings.append(f"{var}={raw!r} has no scheme; using {value!r}")
                 _check(name, value)
+                if name == "base_url":
+                    value = _lower_scheme(value)
                 if name == "base_url" and not value.startswith(("http://", "https://")):
                     raise ConfigError(f"base_url must start with http:// or https://, got {raw!r}")
             except ConfigError as exc:
@@ -343,6 +346,14 @@ def _parse(name: str, raw: str) -> Any:
         except ValueError:
             raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
     return text or None
+
+
+def _lower_scheme(url: Any) -> Any:
+    """``HTTP://Host/`` -> ``http://Host/``: schemes are case-insensitive (RFC 3986)."""
+    if not isinstance(url, str) or "://" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme.lower()}://{rest}"
 
 
 def _check(name: str, value: Any) -> None:

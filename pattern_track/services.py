@@ -41,7 +41,7 @@ def normalise_url(base_url: str) -> str:
     else:
         host, _, port = netloc.partition(":")
         host = host.lower()
-    port = port or str(_DEFAULT_PORTS.get(scheme, ""))
+    port = str(int(port)) if port.isdigit() else port or str(_DEFAULT_PORTS.get(scheme, ""))
     path = ("/" + path).rstrip("/") if slash else ""
     return f"{scheme}://{host}:{port}{path}"
 

@@ -35,6 +35,7 @@ def dead_port():
     ("https://example.com/api/", "https://example.com:443/api"),
     ("http://[::1]:8053", "http://[::1]:8053/"),
     ("http://user:secret@host:1", "http://host:1"),
+    ("http://localhost:08053", "http://localhost:8053"),
 ])
 def test_one_service_however_its_url_is_written(a, b):
     assert normalise_url(a) == normalise_url(b)
@@ -50,6 +51,18 @@ def test_one_service_however_its_url_is_written(a, b):
 def test_different_services_get_different_stores(a, b):
     assert service_key(a) != service_key(b)
     assert service_dir("/c", a) != service_dir("/c", b)
+
+
+def test_an_upper_case_scheme_is_accepted_everywhere(env):
+    """Schemes are case-insensitive: in code, in the environment, on the command line."""
+    from pattern_track.config import Config
+
+    assert Config(base_url="HTTP://127.0.0.1:9/").base_url == "http://127.0.0.1:9/"
+    from_env = Config.from_env({"INTELLIGENCE_SERVICE_URL": "HTTPS://example.com"})
+    assert from_env.base_url == "https://example.com" and from_env.warnings == ()
+    done = subprocess.run([PYTHON, "-m", "pattern_track", "stats", "--json", "--url", "HTTP://127.0.0.1:9"],
+                          env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0 and json.loads(done.stdout)["service"] == "http://127.0.0.1:9"
 
 
 def test_a_store_is_private_and_names_its_service(tmp_path):
