@@ -150,7 +150,9 @@ def cmd_sync(args: "argparse.Namespace") -> int:
         doc.update(reason="parked", detail=f"{parked} events the service refused for their own sake "
                    "(parent not found, unknown error type) retry on their own schedule; nothing else waits")
     lines = [f"synced {synced}, dead-lettered {skipped}, left {left} (service {config.base_url})"]
-    if adopted:
+    if adopted and adopted["busy"]:
+        lines.append("legacy store: another process is adopting it; nothing adopted here")
+    elif adopted:
         lines.append(f"legacy store: {adopted['moved']} events and {adopted['dead_letters']} dead letters "
                      f"adopted, {adopted['left']} left")
     if left:

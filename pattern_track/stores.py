@@ -9,6 +9,7 @@ reported until the user names one with ``pattern-track sync --adopt-legacy``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 
 from . import logs
@@ -82,9 +83,24 @@ def adopt_legacy(cache_dir: str, outbox: Any, *, chunk_size: int) -> dict[str, i
     journals of ended processes, spool files) into ``outbox``, the store of the service
     the user named. Each chunk is written to ``outbox`` before it is removed from the
     legacy store, so a crash repeats events and never loses one. Stops (what is left stays)
-    when ``outbox`` reaches its cap. Returns ``{moved, dead_letters, left}``.
-    Raises ``OutboxError``."""
+    when ``outbox`` reaches its cap. Returns ``{moved, dead_letters, left, busy}``;
+    ``busy``: another process is adopting it (one at a time), nothing done. Raises
+    ``OutboxError``."""
     root = os.path.abspath(os.path.expanduser(cache_dir))
+    # One adoption at a time, whichever service it is for: two would both send it all.
+    lock = os.open(os.path.join(root, "legacy-adopt.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            log.info("legacy store: another process is adopting it")
+            return {"moved": 0, "dead_letters": 0, "left": -1, "busy": True}
+        return _adopt_locked(root, outbox, chunk_size)
+    finally:
+        os.close(lock)
+
+
+def _adopt_locked(root: str, outbox: Any, chunk_size: int) -> dict:
     moved = dead = 0
 
     def append(events: list) -> int:
@@ -125,4 +141,4 @@ def adopt_legacy(cache_dir: str, outbox: Any, *, chunk_size: int) -> dict[str, i
             with contextlib.suppress(OSError):
                 os.rmdir(os.path.join(root, name))
     log.info("legacy store: %d events and %d dead letters adopted, %d left", moved, dead, remaining)
-    return {"moved": moved, "dead_letters": dead, "left": remaining}
+    return {"moved": moved, "dead_letters": dead, "left": remaining, "busy": False}

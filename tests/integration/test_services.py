@@ -380,3 +380,21 @@ def test_the_hooks_memory_of_a_file_is_per_service(env, cache_dir, reap_drainers
         assert b.wait_for_events(1, timeout=20)
         (event,) = b.events()
         assert event["event_type"] == "pattern_created" and not event.get("parent_pattern_ids")
+
+
+def test_two_adoptions_of_a_legacy_store_send_it_once(env, cache_dir):
+    """`sync --adopt-legacy` for A and for B at the same time: each legacy event reaches
+    exactly one of them, once."""
+    n = 3000
+    box = Outbox(cache_dir, max_events=10**6, max_bytes=10**9)
+    box.append_chunks([json.dumps({"event_type": "pattern_created", "pattern_id": f"old-{i}",
+                                   "pattern_data": {"code": "x", "event_id": f"old{i}"}}).encode()
+                       for i in range(n)], chunk_size=100)
+    box.close()
+    with Collector() as a, Collector() as b:
+        runs = [subprocess.Popen([PYTHON, "-m", "pattern_track", "sync", "--adopt-legacy", "--json", "--url", c.url],
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for c in (a, b)]
+        for run in runs:
+            run.communicate(timeout=120)
+        got = pattern_ids(a) + pattern_ids(b)
+        assert len(got) == n and len(set(got)) == n
