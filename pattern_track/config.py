@@ -93,6 +93,34 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> str:
     home = environ.get("HOME") or os.path.expanduser("~")
     if os.path.isabs(home) and home != "/":
         return os.path.join(home, ".cache", "pattern_track")
+    return _temp_fallback()
+
+
+_USABLE: dict = {}  # default cache dir -> the directory used for it, decided once per process
+
+
+def _usable_default(preferred: str) -> str:
+    chosen = _USABLE.get(preferred)
+    if chosen is None:
+        chosen = preferred if _could_make(preferred) else _temp_fallback()
+        if chosen != preferred:
+            log.warning("default cache directory %s cannot be made or written; using %s", preferred, chosen)
+        _USABLE[preferred] = chosen
+    return chosen
+
+
+def _could_make(path: str) -> bool:
+    """Is ``path`` a writable directory, or could it be created (its nearest existing
+    ancestor is a directory we may write)? Creates nothing."""
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+
+
+def _temp_fallback() -> str:
     import tempfile
 
     return os.path.join(tempfile.gettempdir(), f"pattern_track-{os.getuid()}")
@@ -222,7 +250,10 @@ class Config:
 
     @property
     def resolved_cache_dir(self) -> str:
-        return self.cache_dir or default_cache_dir()
+        """``cache_dir``, else ``default_cache_dir()`` if it can be made there, else the
+        private per-uid directory in the temp dir (a home that does not exist or cannot be
+        written, as for ``nobody``): an unusable default must not leave events in memory."""
+        return self.cache_dir or _usable_default(default_cache_dir())
 
     @property
     def service_dir(self) -> str:

@@ -137,3 +137,20 @@ def test_the_constructor_documents_every_option_and_hides_the_test_clock():
     assert "clock" not in inspect.signature(Tracker).parameters
     clock = FakeClock()
     assert tracker_with_clock("http://127.0.0.1:9", clock=clock, enabled=False)._clock is clock
+
+
+def test_an_unusable_home_falls_back_to_a_private_temp_dir(tmp_path):
+    """A HOME that cannot hold a cache (here a file; for nobody, /nonexistent) must not
+    leave events in memory only: the tracker's cache is the per-uid temp directory."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home-is-a-file"
+    home.write_text("")
+    code = "from pattern_track.config import Config; print(Config().resolved_cache_dir)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "PATTERN_"))}
+    done = subprocess.run([sys.executable, "-c", code], env=dict(env, HOME=str(home)), capture_output=True,
+                          text=True, timeout=30)
+    assert done.stdout.strip().endswith(f"pattern_track-{os.getuid()}"), done
+    assert done.stderr == ""
