@@ -81,9 +81,14 @@ def _elsewhere(config: Any) -> tuple[dict, dict | None]:
 def _elsewhere_lines(others: dict, legacy: dict | None) -> list[str]:
     lines = []
     for url, counts in others.items():
+        if "error" in counts:
+            lines.append(f"another service: {url}: its store cannot be read ({counts['error']})")
+            continue
         waiting = sum(v for k, v in counts.items() if k in ("pending", "spooled", "journal"))
-        lines.append(f"another service: {url}: {counts.get('error') or f'{waiting} events wait'} "
-                     f"(pattern-track sync --url {url} delivers them)")
+        dead = f", {counts['dead_letter']} dead letters" if counts.get("dead_letter") else ""
+        how = (f" (pattern-track sync --url {url} delivers them)" if waiting and "://" in url
+               else " (its service.json is unreadable: the URL is unknown)" if "://" not in url else "")
+        lines.append(f"another service: {url}: {waiting} events wait{dead}{how}")
     if legacy:
         waiting = sum(v for k, v in legacy.items() if k in ("pending", "spooled", "journal"))
         lines.append(f"legacy store (from before per-service stores, service unknown): "

@@ -65,7 +65,7 @@ class Health:
                 # Our own cut or error says nothing about the service: record nothing.
                 log.debug("health check not recorded: %s", type(exc).__name__)
                 return False
-            healthy, reason = False, f"{exc.reason}: {str(exc)[:120]}"  # type: ignore[attr-defined]
+            healthy, reason = False, f"{exc.reason}: {_short(str(exc))}"  # type: ignore[attr-defined]
         return self._record(healthy, reason)
 
     def note_delivered(self) -> None:
@@ -101,3 +101,10 @@ class Health:
             "consecutive_failures": record.get("consecutive_failures", 0),
             "age_s": None if self.age_s() is None else round(self.age_s(), 3),
         }
+
+
+def _short(text: str, limit: int = 120) -> str:
+    """``text`` cut at a word boundary, with an ellipsis, if longer than ``limit``."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " ..."

@@ -37,7 +37,8 @@ class Reports:
         ``other_services`` is of this tracker's service (``service``, its base URL): the
         outbox, breaker and health are per service (services.py). ``other_services``:
         ``{base URL: {pending, spooled, journal, dead_letter}}`` of other services' stores
-        in the same cache directory, which this tracker never sends. On an internal
+        in the same cache directory, which this tracker never sends; ``legacy``: the same
+        counts for a store from before per-service stores, or None. On an internal
         error: ``{"error": "..."}``.
         """
         try:
@@ -111,7 +112,19 @@ class Reports:
                        "error": core.outbox_error},
             "service": self.config.base_url,
             "other_services": self._other_services(),
+            "legacy": self._legacy(),
         }
+
+    def _legacy(self) -> dict | None:
+        """What waits in a legacy store (from before per-service stores) in the cache
+        directory, or None: ``pattern-track sync --url URL --adopt-legacy`` moves it."""
+        from .services import legacy_paths
+
+        if not legacy_paths(self.config.resolved_cache_dir):
+            return None  # three stat calls: the common case opens nothing
+        from .stores import legacy_waiting
+
+        return legacy_waiting(self.config.resolved_cache_dir)
 
     def _ended_journals(self) -> int:
         """Events in journals of ended processes of this service that no drainer has

@@ -146,6 +146,9 @@ def test_a_legacy_store_is_reported_and_adopted_only_when_asked(env, cache_dir):
         stats = subprocess.run([PYTHON, "-m", "pattern_track", "stats", "--json"], env=env, capture_output=True,
                                timeout=60)
         assert json.loads(stats.stdout)["legacy"]["pending"] == 3
+        tracker = Tracker(c.url, cache_dir=cache_dir, handoff=False)
+        assert tracker.stats()["legacy"]["pending"] == 3
+        tracker.close(timeout=1)
         plain = subprocess.run([PYTHON, "-m", "pattern_track", "sync", "--json"], env=env, capture_output=True,
                                timeout=60)
         assert json.loads(plain.stdout)["synced"] == 0 and c.events() == []
