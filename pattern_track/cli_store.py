@@ -60,6 +60,9 @@ def _why(core: Any, state: str | None, healthy: bool, watch: _Watch | None, time
         at = _iso(now + last.retry_after_s) if last.retry_after_s else None
         why.update(reason="rate_limited", next_attempt_at=at,
                    detail="the service is rate-limiting us" + (f"; it asks to wait until {at}" if at else ""))
+    elif last is not None and last.reason == "cut":
+        why.update(reason="timeout", detail="--timeout reached while a request was in flight (cut; its events "
+                   "stay and are sent again; the service may have stored them already)")
     elif last is not None:
         why.update(reason="retrying", detail=f"{watch.kept} events will be retried; last answer {answer}")
     elif state == "busy":
@@ -121,7 +124,12 @@ def cmd_sync(args: "argparse.Namespace") -> int:
     state = None
     # Health is advice: it is reported, but sync always tries (one probe even while the
     # breaker is open or health says degraded; only a request refills the service's pool).
-    healthy = core.health is not None and core.health.check()
+    if core.health is not None and deadline - time.monotonic() > config.health_check_timeout_s:
+        healthy = core.health.check()
+    else:  # no time for a live check within --timeout: the last answer is reported
+        snapshot = core.health.snapshot() if core.health is not None else {}
+        # Never checked: unknown, so not given as the reason events are left.
+        healthy = core.health is not None and (snapshot.get("reason") is None or bool(snapshot.get("is_healthy")))
     probe = True
     while core.delivery is not None and time.monotonic() < deadline:
         drainer.ingest()

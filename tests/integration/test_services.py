@@ -401,3 +401,21 @@ def test_two_adoptions_of_a_legacy_store_send_it_once(env, cache_dir):
             run.communicate(timeout=120)
         got = pattern_ids(a) + pattern_ids(b)
         assert len(got) == n and len(set(got)) == n
+
+
+def test_sync_timeout_covers_start_up_and_says_so(env, cache_dir, collector):
+    """`pattern-track sync --timeout 2` against a hung service ends within about its bound
+    (start-up and the health check included) and says the timeout is why events are left."""
+    box = Outbox(store_dir(cache_dir, collector.url), max_events=100, max_bytes=10**6)
+    box.append([json.dumps({"event_type": "pattern_created", "pattern_id": "t",
+                            "pattern_data": {"code": "t", "event_id": "t1"}}).encode()])
+    box.close()
+    collector.set_fault("hang")
+    started = time.monotonic()
+    done = subprocess.run([PYTHON, "-m", "pattern_track", "sync", "--json", "--timeout", "2", "--url", collector.url],
+                          env=env, capture_output=True, timeout=60)
+    took = time.monotonic() - started
+    collector.set_fault("none")
+    doc = json.loads(done.stdout)
+    assert took < 3.5, took  # 2 s, plus start-up on a busy machine
+    assert done.returncode == 1 and doc["left"] == 1 and doc["reason"] == "timeout", doc
