@@ -1,13 +1,19 @@
-"""The cache directory: private, owned by the user, never a symlink (stdlib only)."""
+"""The cache directory: where it is (XDG, else a private per-uid temp dir), and that it is
+private, owned by the user and never a symlink (stdlib only)."""
 
 from __future__ import annotations
 
 import os
 import stat
 
+from . import logs
 from .errors import CacheError
 
-__all__ = ["check_directory", "prepare_directory"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Mapping
+
+__all__ = ["check_directory", "default_cache_dir", "prepare_directory", "usable_default"]
 
 
 def _refuse_unsafe(path: str, info: os.stat_result) -> None:
@@ -48,3 +54,52 @@ def check_directory(path: str) -> None:
     info = _lstat(path, create=False)
     if info is not None:
         _refuse_unsafe(path, info)
+
+
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> str:
+    """``$XDG_CACHE_HOME/pattern_track``, else ``~/.cache/pattern_track``; always absolute.
+
+    As the XDG rules say, a relative ``XDG_CACHE_HOME`` is ignored. With no usable home
+    (no ``HOME`` and no passwd entry, as for many container uids) it is a private per-uid
+    directory in the temp dir, ``<tmp>/pattern_track-<uid>``, never a relative path.
+    """
+    environ = os.environ if environ is None else environ
+    xdg = environ.get("XDG_CACHE_HOME") or ""
+    if os.path.isabs(xdg):
+        return os.path.join(xdg, "pattern_track")
+    home = environ.get("HOME") or os.path.expanduser("~")
+    if os.path.isabs(home) and home != "/":
+        return os.path.join(home, ".cache", "pattern_track")
+    return _temp_fallback()
+
+
+_USABLE: dict = {}  # default cache dir -> the directory used for it, decided once per process
+
+
+def usable_default(preferred: str) -> str:
+    """``preferred`` (the default cache directory) if it can be made and written, else the
+    per-uid temp directory; decided once per process, and logged when it falls back."""
+    chosen = _USABLE.get(preferred)
+    if chosen is None:
+        chosen = preferred if _could_make(preferred) else _temp_fallback()
+        if chosen != preferred:
+            logs.get(__name__).warning("default cache directory %s cannot be made or written; using %s", preferred, chosen)
+        _USABLE[preferred] = chosen
+    return chosen
+
+
+def _could_make(path: str) -> bool:
+    """Is ``path`` a writable directory, or could it be created (its nearest existing
+    ancestor is a directory we may write)? Creates nothing."""
+    while not os.path.lexists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+
+
+def _temp_fallback() -> str:
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), f"pattern_track-{os.getuid()}")

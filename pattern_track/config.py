@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         triggered_by: str
 
 from . import logs
+from .cachedir import default_cache_dir, usable_default
 from .errors import ConfigError
 
 __all__ = ["Config", "default_cache_dir"]
@@ -77,53 +78,6 @@ LEGACY_ENV = {
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-
-
-def default_cache_dir(environ: Mapping[str, str] | None = None) -> str:
-    """``$XDG_CACHE_HOME/pattern_track``, else ``~/.cache/pattern_track``; always absolute.
-
-    As the XDG rules say, a relative ``XDG_CACHE_HOME`` is ignored. With no usable home
-    (no ``HOME`` and no passwd entry, as for many container uids) it is a private per-uid
-    directory in the temp dir, ``<tmp>/pattern_track-<uid>``, never a relative path.
-    """
-    environ = os.environ if environ is None else environ
-    xdg = environ.get("XDG_CACHE_HOME") or ""
-    if os.path.isabs(xdg):
-        return os.path.join(xdg, "pattern_track")
-    home = environ.get("HOME") or os.path.expanduser("~")
-    if os.path.isabs(home) and home != "/":
-        return os.path.join(home, ".cache", "pattern_track")
-    return _temp_fallback()
-
-
-_USABLE: dict = {}  # default cache dir -> the directory used for it, decided once per process
-
-
-def _usable_default(preferred: str) -> str:
-    chosen = _USABLE.get(preferred)
-    if chosen is None:
-        chosen = preferred if _could_make(preferred) else _temp_fallback()
-        if chosen != preferred:
-            log.warning("default cache directory %s cannot be made or written; using %s", preferred, chosen)
-        _USABLE[preferred] = chosen
-    return chosen
-
-
-def _could_make(path: str) -> bool:
-    """Is ``path`` a writable directory, or could it be created (its nearest existing
-    ancestor is a directory we may write)? Creates nothing."""
-    while not os.path.lexists(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            return False
-        path = parent
-    return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
-
-
-def _temp_fallback() -> str:
-    import tempfile
-
-    return os.path.join(tempfile.gettempdir(), f"pattern_track-{os.getuid()}")
 
 
 class Config:
@@ -253,7 +207,7 @@ class Config:
         """``cache_dir``, else ``default_cache_dir()`` if it can be made there, else the
         private per-uid directory in the temp dir (a home that does not exist or cannot be
         written, as for ``nobody``): an unusable default must not leave events in memory."""
-        return self.cache_dir or _usable_default(default_cache_dir())
+        return self.cache_dir or usable_default(default_cache_dir())
 
     @property
     def service_dir(self) -> str:
