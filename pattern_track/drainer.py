@@ -196,21 +196,20 @@ class Drainer:
                 break
         return not self.has_work()
 
-    def parking(self) -> Any:
+    def replay(self) -> Any:
+        """The outbox replayer (replay.py), made on first use with the send path."""
         if self._replay is None:
             from .replay import Replay
 
             self._replay = Replay(self._core, self._dispatcher.dead_letter)
-        return self._replay.parking
+        return self._replay
 
     def _deliver(self, chunks: list) -> Any:
-        self.parking()
-        return self._replay.deliver(chunks)
+        return self.replay().deliver(chunks)
 
     def retry_parked(self) -> float | None:
         """Retry the parked events that are due; returns seconds until the next is due."""
-        self.parking()
-        return self._replay.retry_parked()
+        return self.replay().retry_parked()
 
     def drain(self, *, probe: bool = False, max_chunks: int | None = None, timeout_s: float | None = None) -> dict:
         """Deliver the outbox from the front until it is empty, a delivery fails, or

@@ -246,11 +246,6 @@ class Outbox:
         with _storage_errors("count"):
             return int(self._cache.get(_PENDING_EVENTS, 0))
 
-    def queued(self) -> int:
-        """Events waiting in chunks, in order (``pending`` less the parked ones)."""
-        with _storage_errors("count"):
-            return int(self._cache.get(_PENDING_EVENTS, 0)) - int(self._cache.get(_PARKED_COUNT, 0))
-
     def pending_bytes(self) -> int:
         with _storage_errors("count"):
             return int(self._cache.get(_PENDING_BYTES, 0))
