@@ -139,7 +139,7 @@ class Reports:
         from .services import known
 
         if len(known(self.config.resolved_cache_dir)) < 2:
-            return {}  # one listdir: the common case opens nothing
+            return {}  # a listdir and one small read: the common case opens no database
         from .stores import elsewhere
 
         return elsewhere(self.config.resolved_cache_dir, self.config.service_dir)
