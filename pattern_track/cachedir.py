@@ -89,8 +89,15 @@ def usable_default(preferred: str) -> str:
 
 
 def _could_make(path: str) -> bool:
-    """Is ``path`` a writable directory, or could it be created (its nearest existing
-    ancestor is a directory we may write)? Creates nothing."""
+    """Could ``prepare_directory(path)`` succeed? It exists as a safe directory of ours
+    (not a symlink, not another user's) that we may write, or its nearest existing
+    ancestor is a directory we may write. Creates nothing."""
+    if os.path.lexists(path):
+        try:
+            _refuse_unsafe(path, os.lstat(path))
+        except (CacheError, OSError):
+            return False
+        return os.access(path, os.W_OK | os.X_OK)
     while not os.path.lexists(path):
         parent = os.path.dirname(path)
         if parent == path:

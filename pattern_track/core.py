@@ -92,7 +92,8 @@ class Core:
         self.counters = counters
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
         self.outbox: Any = None
-        self.spool = Spool(config.service_dir)  # the outbox's stdlib front door
+        # The outbox's stdlib front door, checked as safe as the outbox before each write.
+        self.spool = Spool(config.service_dir, prepare=self._prepare_store)
         self.store: Any = MemoryState()
         self.transport: Any = None
         self.breaker: Any = None
@@ -160,6 +161,11 @@ class Core:
             return
         if c.shared_state:
             self.store = self.outbox
+
+    def _prepare_store(self) -> str:
+        from .services import prepare
+
+        return prepare(self.config.service_dir, self.config.base_url)
 
     def _outbox(self) -> Any:
         from .outbox import Outbox  # imports diskcache

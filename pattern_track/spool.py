@@ -30,15 +30,21 @@ SUFFIX = ".json"
 
 
 class Spool:
-    def __init__(self, cache_dir: str) -> None:
+    def __init__(self, cache_dir: str, prepare: "Callable[[], object] | None" = None) -> None:
         self.directory = os.path.join(cache_dir, "spool")
+        #: Makes the store private and refuses an unsafe one (a symlink, another user's)
+        #: before a write: the spool holds users' code, as the outbox does.
+        self._prepare = prepare
 
     def write(self, events: Iterable[bytes]) -> str:
         """Durably add one file holding ``events`` (bytes of JSON each); return its path.
 
-        Raises OSError when the directory cannot be written.
+        Raises OSError when the directory cannot be written, ``CacheError`` when it is
+        unsafe.
         """
         texts = [e.decode("utf-8") for e in events]
+        if self._prepare is not None:
+            self._prepare()
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         name = f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(4).hex()}"
         tmp = os.path.join(self.directory, "." + name + ".tmp")

@@ -16,7 +16,7 @@ A mixin of ``Dispatcher`` (dispatcher.py), whose state it shares: ``_core``, ``_
 from __future__ import annotations
 
 from . import logs
-from .errors import OutboxError
+from .errors import CacheError, OutboxError
 
 __all__ = ["Stash"]
 
@@ -71,7 +71,7 @@ class Stash:
                 core.spool.write(events)
                 core.counters.add("outboxed", len(events))
                 return True
-            except OSError as exc:
+            except (OSError, CacheError) as exc:  # unwritable, or unsafe (a symlink, another user's)
                 log.warning("spool write failed, holding %d events in memory: %s", len(events), type(exc).__name__)
         with self._cond:
             room = max(self._max_buffer - len(self._held), 0)

@@ -51,3 +51,48 @@ def test_event_size_cap_is_counted(make_tracker):
     tracker = make_tracker("http://127.0.0.1:9", max_event_bytes=1000)
     assert tracker.track("pattern_created", pattern_id="big", pattern_data={"code": "x" * 2000}) is None
     assert tracker.stats()["dropped"] == {"too_large": 1}
+
+
+def test_an_unsafe_store_is_refused_by_the_spool_too(tmp_path):
+    """The outbox refuses a store reached through a symlink; the spool, its fallback, must
+    refuse it as well (it holds users' code): nothing is written through the symlink."""
+    import os
+
+    from pattern_track import Tracker
+
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(elsewhere, cache / "services")
+    tracker = Tracker("http://127.0.0.1:9", cache_dir=str(cache), connect_timeout_s=0.2, linger_s=0.0,
+                      handoff=False)
+    try:
+        for i in range(5):
+            assert tracker.track("pattern_created", pattern_id=f"s{i}", pattern_data={"code": "secret"})
+        tracker.flush(5)
+        stats = tracker.stats()
+        assert stats["outcomes"]["outboxed"] == 0
+        assert stats["conditions"].get("outbox_unavailable")
+    finally:
+        tracker.close(timeout=1)
+    written = [os.path.join(d, f) for d, _, files in os.walk(elsewhere) for f in files]
+    assert written == []
+
+
+def test_a_symlinked_default_cache_falls_back_to_the_private_temp_dir(tmp_path):
+    """HOME's .cache/pattern_track is a symlink: the default is not used (it would be
+    refused), the per-uid temp directory is."""
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    (home / ".cache").mkdir(parents=True)
+    (tmp_path / "target").mkdir()
+    os.symlink(tmp_path / "target", home / ".cache" / "pattern_track")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "PATTERN_"))}
+    code = "from pattern_track.config import Config; print(Config().resolved_cache_dir)"
+    done = subprocess.run([sys.executable, "-c", code], env=dict(env, HOME=str(home)), capture_output=True,
+                          text=True, timeout=30)
+    assert done.stdout.strip().endswith(f"pattern_track-{os.getuid()}"), done
