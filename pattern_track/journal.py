@@ -268,16 +268,17 @@ class Journal:
         return self.watermark >= self.next_seq
 
     def close(self) -> bool:
-        """Remove the files if everything is settled (then True); else leave them for a drainer."""
+        """Remove the files if everything is settled (then True); else leave them for a
+        drainer, unlocked: a process that goes on after ``close()`` must not keep its
+        unsettled journal from being adopted (its locks would say "alive")."""
         with self._lock:
             if self._pid != os.getpid():
                 return False
             done = self.settled()
-            if done:
-                for segment in self._segments:
-                    segment.close(unlink=True)
-                self._segments = []
-                self._size = 0
+            for segment in self._segments:
+                segment.close(unlink=done)
+            self._segments = []
+            self._size = 0
             return done
 
     def read_since(self, first: int, limit: int) -> list[tuple[int, bytes]]:

@@ -31,8 +31,10 @@ class Maintenance:
         stay in the outbox). Health is reported, not obeyed: one probe goes even while it
         says no. Never raises.
 
-        Returns ``{success, state, sync_stats: {total_found, synced, failed, skipped}}``
-        (``failed``: events still waiting; ``skipped``: dead-lettered).
+        Returns ``{success, state, sync_stats: {total_found, synced, failed, skipped,
+        parked}}``: ``synced`` and ``skipped`` (dead-lettered) by this call, ``failed`` the
+        events of this service still waiting anywhere (``parked`` among them), and
+        ``total_found`` their sum.
         """
         try:
             if not self.config.enabled:
@@ -49,11 +51,12 @@ class Maintenance:
             if core.outbox is None:
                 return {"success": False, "reason": "outbox_unavailable", "error": core.outbox_error,
                         "sync_stats": _empty_sync()}
-            result, total, synced, skipped = self._sync_rounds(left)
+            result, synced, skipped = self._sync_rounds(left)
             parked = len(core.outbox.parked())
-            stats = {"total_found": total, "synced": synced, "failed": result["failed"] + parked,
+            waiting = self._waiting()  # parked events included
+            stats = {"total_found": synced + skipped + waiting, "synced": synced, "failed": waiting,
                      "skipped": skipped, "parked": parked}
-            return {"success": result["state"] == "done" and not result["failed"], "state": result["state"],
+            return {"success": result["state"] == "done" and not waiting, "state": result["state"],
                     "healthy": core.health.is_healthy(), "sync_stats": stats}
         except Exception as exc:
             log.error("sync failed", exc_info=True)
@@ -62,25 +65,34 @@ class Maintenance:
     def _sync_rounds(self, left: Any) -> tuple:
         """Ingest, then drain, again while a round moved something: a full outbox takes
         the spool, ended processes' journals and this process's waiting events a part at
-        a time. Returns (last drain result, events found, synced, dead-lettered)."""
+        a time. Returns (last drain result, synced, dead-lettered) by this call."""
         core, drainer = self._core, self._drainer
-        total = synced = skipped = 0
+        synced = skipped = 0
         probe = True
         while True:
             moved = drainer.ingest(timeout_s=left())
-            total = max(total, synced + skipped + core.outbox.pending())
             result = drainer.drain(probe=probe, timeout_s=left())
             probe = False
             synced += result["synced"]
             skipped += result["skipped"]
             if result["state"] != "done" or left() <= 0:
-                return result, total, synced, skipped
+                return result, synced, skipped
             self._dispatcher.kick()  # room was freed: events of ours waiting for it move now
             waiting = self._dispatcher.flush(min(left(), 1.0)) is False
             if not (moved or result["synced"] or result["skipped"]) or not (
                     waiting or drainer.has_work() or core.outbox.pending()):
                 drainer.retry_parked()  # those due now; the rest keep their own schedule
-                return result, total, synced, skipped
+                return result, synced, skipped
+
+    def _waiting(self) -> int:
+        """Events of this service still waiting: outbox (parked ones too), spool, journals
+        of ended processes, and this process's events held back by a full outbox."""
+        from .orphans import unsettled_count
+
+        memory = self._dispatcher.counts()
+        return (self._core.outbox.pending() + self._spool.count_events()
+                + unsettled_count(self.config.service_dir, ended_only=True)
+                + memory["buffered"] + memory["journal_only"])
 
     def cleanup_cache(self, max_age_days: float | None = None) -> dict:
         """Remove outbox entries and dead letters older than ``max_age_days`` (default from config)."""

@@ -420,3 +420,26 @@ def test_sync_timeout_covers_start_up_and_says_so(env, cache_dir, collector):
     doc = json.loads(done.stdout)
     assert took < 3.5, took  # 2 s, plus start-up on a busy machine
     assert done.returncode == 1 and doc["left"] == 1 and doc["reason"] in ("timeout", "service_unhealthy"), doc
+
+
+def test_what_a_closed_tracker_leaves_in_its_journal_is_adopted_while_the_process_goes_on(cache_dir):
+    """Service down, outbox cap 50, 300 events, close(): 250 wait in the journal. The
+    process goes on; once the service is up, a sync (here a new tracker's) delivers all 300."""
+    port = dead_port()
+    url = f"http://127.0.0.1:{port}"
+    first = Tracker(url, cache_dir=cache_dir, outbox_max_events=50, connect_timeout_s=0.2, linger_s=0.0,
+                    health_check_interval_s=60.0, handoff=False)
+    for i in range(300):
+        assert first.track("pattern_created", pattern_id=f"k-{i}", pattern_data={"c": i})
+    first.close(timeout=1)
+    with Collector(port=port) as c:
+        second = Tracker(url, cache_dir=cache_dir, outbox_max_events=50, handoff=False, health_check_interval_s=60.0)
+        try:
+            assert second.stats()["pending"] == 300
+            result = second.sync_offline_events(timeout=60)
+            counts = result["sync_stats"]
+            assert result["success"] and counts["failed"] == 0, result
+            assert counts["total_found"] == counts["synced"] + counts["skipped"] + counts["failed"]
+            assert pattern_ids(c) == [f"k-{i}" for i in range(300)]
+        finally:
+            second.close(timeout=1)
