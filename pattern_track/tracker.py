@@ -328,15 +328,16 @@ class Tracker(LineageCalls, Maintenance, Reports):
         try:
             if self._started and self._pid == os.getpid():
                 deadline = self._clock.monotonic() + timeout_s
-                self._dispatcher.flush(timeout_s)
+                # Delivery gets the budget less what stopping needs (~0.1 s: cut, spill, join).
+                self._dispatcher.flush(max(timeout_s - 0.1, timeout_s / 2))
                 self._dispatcher.exit(0.0)
                 self._drainer.stop(0.0)
                 if self._core.transport is not None:
                     # Cut what is still in flight, the drainer's request too: it must not
                     # hold the shared drain lease after close() (a cut is never blamed).
                     self._core.transport.abort()
-                self._dispatcher.spill_unsettled(wait_s=max(deadline - self._clock.monotonic(), 0.05))
-                self._drainer.stop(max(deadline - self._clock.monotonic(), 0.05))
+                self._dispatcher.spill_unsettled(wait_s=max(deadline - self._clock.monotonic(), 0.01))
+                self._drainer.stop(max(deadline - self._clock.monotonic(), 0.01))
                 self._finish_journal()
                 if not self._handed_off and self._outbox_waiting():
                     self._hand_off()  # what close() put in the outbox must not wait for chance
