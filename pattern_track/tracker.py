@@ -352,8 +352,11 @@ class Tracker(LineageCalls, Maintenance, Reports):
         if self._closed or self._pid != os.getpid():
             return
         if self._started:
+            deadline = self._clock.monotonic() + self.config.exit_timeout_s
             self._dispatcher.exit(self.config.exit_timeout_s)
-            self._drainer.stop(0.0)
+            # The drainer thread may be delivering a batch (another process's journal it
+            # adopted): let it finish and settle within the same budget, or it is resent.
+            self._drainer.stop(max(deadline - self._clock.monotonic(), 0.0))
             self._finish_journal()
         if not self._handed_off and orphans_waiting(self.config.service_dir):
             self._hand_off()

@@ -271,3 +271,24 @@ def test_get_tracker_first_used_in_an_atexit_handler_raises_nothing(tmp_path, co
     tracked = set(json.loads(done.stdout))
     assert len(tracked) == 1 and None not in tracked
     assert eventually(lambda: tracked <= delivered_ids(collector), timeout=20)
+
+
+def test_short_scripts_in_a_row_deliver_each_event_once(collector, cache_dir, env):
+    """Twenty scripts, one after another, each tracks 400 events, reads its stats and
+    just ends (service up). A script's drainer thread may be sending a batch it adopted
+    from the one before when its own exit comes: exit lets that batch finish and settle
+    (within exit_timeout_s) instead of leaving it to be sent again."""
+    script = ("import sys\n"
+              "from pattern_track import get_tracker\n"
+              "t = get_tracker()\n"
+              "for i in range(400):\n"
+              "    t.track('pattern_created', pattern_id=f'{sys.argv[1]}-{i}', pattern_data={'c': i})\n"
+              "t.stats()\n")
+    env = dict(env, INTELLIGENCE_SERVICE_URL=collector.url, PATTERN_TRACK_EXIT_TIMEOUT_S="2")
+    for run in range(20):
+        done = subprocess.run([PYTHON, "-c", script, f"s{run}"], env=env, capture_output=True, timeout=60)
+        assert done.returncode == 0 and done.stderr == b""
+    assert collector.wait_for_events(8000, timeout=30)
+    assert eventually(lambda: not kept_event_ids(cache_dir), timeout=30)
+    stored = [e["pattern_id"] for e in collector.events()]
+    assert len(set(stored)) == 8000 and len(stored) - 8000 == 0, f"{len(stored) - 8000} duplicates"
