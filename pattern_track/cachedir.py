@@ -13,7 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Mapping
 
-__all__ = ["check_directory", "default_cache_dir", "prepare_directory", "usable_default"]
+__all__ = ["check_directory", "default_cache_dir", "prepare_directory", "temp_fallback", "usable_default"]
 
 
 def _refuse_unsafe(path: str, info: os.stat_result) -> None:
@@ -70,7 +70,7 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> str:
     home = environ.get("HOME") or os.path.expanduser("~")
     if os.path.isabs(home) and home != "/":
         return os.path.join(home, ".cache", "pattern_track")
-    return _temp_fallback()
+    return temp_fallback()
 
 
 _USABLE: dict = {}  # default cache dir -> the directory used for it, decided once per process
@@ -81,7 +81,7 @@ def usable_default(preferred: str) -> str:
     per-uid temp directory; decided once per process, and logged when it falls back."""
     chosen = _USABLE.get(preferred)
     if chosen is None:
-        chosen = preferred if _could_make(preferred) else _temp_fallback()
+        chosen = preferred if _could_make(preferred) else temp_fallback()
         if chosen != preferred:
             logs.get(__name__).warning("default cache directory %s cannot be made or written; using %s", preferred, chosen)
         _USABLE[preferred] = chosen
@@ -106,7 +106,8 @@ def _could_make(path: str) -> bool:
     return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
 
 
-def _temp_fallback() -> str:
+def temp_fallback() -> str:
+    """``<tmp>/pattern_track-<uid>``: the private per-user fallback (made 0700 when used)."""
     import tempfile
 
     return os.path.join(tempfile.gettempdir(), f"pattern_track-{os.getuid()}")

@@ -195,15 +195,13 @@ def read_payload(stream: BinaryIO, bound_s: float = STDIN_BOUND_S) -> bytes:
 def usable_cache_dir(preferred: str) -> str:
     """``preferred`` if it can be used, else a private per-user directory in the temp dir
     (0700, owner checked). Raises ``CacheError`` if neither can."""
-    import tempfile
-
-    from .cachedir import prepare_directory
+    from .cachedir import prepare_directory, temp_fallback
     from .errors import CacheError
 
     try:
         return prepare_directory(preferred)
     except (CacheError, OSError) as exc:
-        fallback = os.path.join(tempfile.gettempdir(), f"pattern_track-{os.getuid()}")
+        fallback = temp_fallback()
         log.warning("cache directory unusable (%s); using %s", exc, fallback)
         return prepare_directory(fallback)
 

@@ -177,13 +177,13 @@ class Outbox:
     @staticmethod
     def _what_fits(part: list, events_left: int, bytes_left: int) -> tuple[list, int]:
         """The longest prefix of ``part`` within the room left, and its size in bytes."""
-        size = 0
-        for n, event in enumerate(part[:max(events_left, 0)]):
+        size = n = 0
+        for event in part[:max(events_left, 0)]:
             if size + len(event) > bytes_left:
-                return part[:n], size
+                break
             size += len(event)
-        fits = part[:max(events_left, 0)]
-        return fits, size
+            n += 1
+        return part[:n], size
 
     def front_key(self) -> str | None:
         """The key of the oldest chunk (keys sort in append order), or None if empty."""

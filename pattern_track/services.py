@@ -9,7 +9,7 @@ drainer or a sync for one service never reads another's files.
 
 Before per-service stores (pattern_track 0.1), everything lived in the cache directory
 itself; such a *legacy store* does not say which service its events were for, so it is
-only reported (``legacy_pending``) until ``pattern-track sync --adopt-legacy`` moves it
+only reported (``stats()['legacy']``) until ``pattern-track sync --adopt-legacy`` moves it
 into the store of the URL the user names.
 """
 
