@@ -1,5 +1,5 @@
 """``python -m pattern_track``: the same as the ``pattern-track`` command."""
 
-from .cli import main
+from .cli.main import main
 
 raise SystemExit(main())

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
         triggered_by: str
 
 from . import logs
-from .cachedir import default_cache_dir, usable_default
+from .store.cachedir import default_cache_dir, usable_default
 from .errors import ConfigError
 
 __all__ = ["Config", "default_cache_dir"]
@@ -213,7 +213,7 @@ class Config:
     def service_dir(self) -> str:
         """This service's own store inside the cache directory (services.py): its
         journals, spool, outbox, breaker and health; absolute, not created here."""
-        from .services import service_dir
+        from .store.services import service_dir
 
         return service_dir(self.resolved_cache_dir, self.base_url)
 

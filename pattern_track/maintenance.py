@@ -87,7 +87,7 @@ class Maintenance:
     def _waiting(self) -> int:
         """Events of this service still waiting: outbox (parked ones too), spool, journals
         of ended processes, and this process's events held back by a full outbox."""
-        from .orphans import unsettled_count
+        from .store.orphans import unsettled_count
 
         memory = self._dispatcher.counts()
         return (self._core.outbox.pending() + self._spool.count_events()

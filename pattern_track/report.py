@@ -118,29 +118,29 @@ class Reports:
     def _legacy(self) -> dict | None:
         """What waits in a legacy store (from before per-service stores) in the cache
         directory, or None: ``pattern-track sync --url URL --adopt-legacy`` moves it."""
-        from .services import legacy_paths
+        from .store.services import legacy_paths
 
         if not legacy_paths(self.config.resolved_cache_dir):
             return None  # three stat calls: the common case opens nothing
-        from .stores import legacy_waiting
+        from .store.stores import legacy_waiting
 
         return legacy_waiting(self.config.resolved_cache_dir)
 
     def _ended_journals(self) -> int:
         """Events in journals of ended processes of this service that no drainer has
         moved yet (a full outbox takes them a part at a time)."""
-        from .orphans import unsettled_count
+        from .store.orphans import unsettled_count
 
         return unsettled_count(self.config.service_dir, ended_only=True)
 
     def _other_services(self) -> dict:
         """Events waiting for other services in the same cache directory (never sent by
         this tracker): ``{base URL: {pending, spooled, journal, dead_letter}}``."""
-        from .services import known
+        from .store.services import known
 
         if len(known(self.config.resolved_cache_dir)) < 2:
             return {}  # a listdir and one small read: the common case opens no database
-        from .stores import elsewhere
+        from .store.stores import elsewhere
 
         return elsewhere(self.config.resolved_cache_dir, self.config.service_dir)
 

@@ -22,16 +22,16 @@ if TYPE_CHECKING:
     from .config import Options
 
 from . import event as _event
-from . import lifecycle
+from .process import lifecycle
 from .clock import Clock, as_seconds
 from .config import Config, config_from_options
-from .core import Core, Counters
-from .cachedir import check_directory
-from .dispatcher import Dispatcher
+from .delivery.core import Core, Counters
+from .store.cachedir import check_directory
+from .delivery.dispatcher import Dispatcher
 from .errors import CacheError
-from .drainer import Drainer
-from . import services
-from .journal import Journal, JournalFull, orphans_waiting
+from .delivery.drainer import Drainer
+from .store import services
+from .store.journal import Journal, JournalFull, orphans_waiting
 from .lineage import LineageCalls
 from .maintenance import Maintenance
 from .report import Reports

@@ -617,7 +617,7 @@ def bench_import(b: Bench) -> None:
 def _backlog(cache: str, url: str, n: int) -> float:
     """Append ``n`` events to a fresh outbox of service ``url`` in ``cache`` (its store,
     where ``sync`` for ``url`` looks) in chunks of 100; return the seconds it took."""
-    from pattern_track.outbox import Outbox
+    from pattern_track.store.outbox import Outbox
 
     events = [outbox_event(i) for i in range(n)]
     box = Outbox(store_dir(cache, url), max_events=10**9, max_bytes=2**50)
@@ -667,7 +667,7 @@ def bench_drain(b: Bench) -> None:
 
 def bench_memory(b: Bench) -> None:
     from pattern_track import Tracker
-    from pattern_track.outbox import Outbox
+    from pattern_track.store.outbox import Outbox
 
     n = b.size["memory_n"]
     results: dict[str, Any] = {}

@@ -114,7 +114,7 @@ def _move_store(cache: str, old_url: str, new_url: str) -> None:
     """Make the events tracked for ``old_url`` wait for ``new_url``: each service has its
     own store in the cache directory and a sync for ``new_url`` reads only its own. The
     tracking process has ended and started no drainer (``handoff=False``): nothing is open."""
-    from pattern_track.services import INFO, record, service_dir
+    from pattern_track.store.services import INFO, record, service_dir
 
     target = service_dir(cache, new_url)
     os.rename(service_dir(cache, old_url), target)

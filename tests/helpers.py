@@ -62,12 +62,12 @@ def kept_event_ids(cache_dir: str) -> set:
     """
     import json
 
-    from pattern_track.delivery import event_id_from
-    from pattern_track.orphans import _events, _watermark, _writers
-    from pattern_track.outbox import Outbox
-    from pattern_track.spool import Spool
+    from pattern_track.delivery.batches import event_id_from
+    from pattern_track.store.orphans import _events, _watermark, _writers
+    from pattern_track.store.outbox import Outbox
+    from pattern_track.store.spool import Spool
 
-    from pattern_track.services import known
+    from pattern_track.store.services import known
 
     ids = set()
     # Every service's store, and a legacy store in the cache directory itself.
@@ -90,6 +90,6 @@ def kept_event_ids(cache_dir: str) -> set:
 def store_dir(cache_dir: str, url: str = "http://localhost:8053") -> str:
     """The store of service ``url`` inside ``cache_dir`` (created, private), where a
     tracker, hook, drainer or sync for ``url`` keeps its outbox, journals and spool."""
-    from pattern_track.services import prepare, service_dir
+    from pattern_track.store.services import prepare, service_dir
 
     return prepare(service_dir(cache_dir, url), url)

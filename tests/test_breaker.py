@@ -2,9 +2,9 @@
 
 import pytest
 
-from pattern_track.breaker import Breaker
-from pattern_track.outbox import Outbox
-from pattern_track.state import MemoryState
+from pattern_track.delivery.breaker import Breaker
+from pattern_track.store.outbox import Outbox
+from pattern_track.store.state import MemoryState
 from pattern_track.testing import FakeClock
 
 

@@ -7,9 +7,9 @@ import responses
 
 from pattern_track import event
 from pattern_track.config import Config
-from pattern_track.delivery import Delivery, event_id_from
-from pattern_track.outcome import OK, PERMANENT, TRANSIENT
-from pattern_track.transport import BATCH_PATH, HEALTH_PATH, TRACK_PATH, Transport
+from pattern_track.delivery.batches import Delivery, event_id_from
+from pattern_track.delivery.outcome import OK, PERMANENT, TRANSIENT
+from pattern_track.delivery.transport import BATCH_PATH, HEALTH_PATH, TRACK_PATH, Transport
 
 BASE = "http://svc.test"
 

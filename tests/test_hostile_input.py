@@ -7,7 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pattern_track import Tracker, hook
+from pattern_track import Tracker
+from pattern_track.cli import hook
 
 leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
                    st.text(max_size=50), st.binary(max_size=20), st.just(object()), st.just("\ud800"))

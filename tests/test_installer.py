@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from pattern_track import installer
+from pattern_track.cli import installer
 
 
 def script(directory, executable=True):

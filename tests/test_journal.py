@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from pattern_track.journal import Journal, adopt_orphans, orphans_waiting
+from pattern_track.store.journal import Journal, adopt_orphans, orphans_waiting
 
 
 def test_rotation_never_reuses_a_live_segment(tmp_path):
@@ -70,7 +70,7 @@ def test_a_forked_child_never_writes_its_parents_journal(tmp_path):
 def test_a_torn_line_is_skipped_and_an_appended_ack_still_counts(tmp_path):
     """The preallocated tail is NUL bytes: a line cut by a crash is skipped; an adopter's
     watermark appended after the NULs is read."""
-    from pattern_track.orphans import _events, _watermark
+    from pattern_track.store.orphans import _events, _watermark
 
     journal = Journal(str(tmp_path), max_bytes=10**9)
     for i in range(3):
@@ -104,8 +104,8 @@ def test_a_full_disk_fails_at_segment_open_not_later(tmp_path, monkeypatch):
 def test_an_append_nested_inside_an_append_is_queued_not_overwritten(tmp_path, monkeypatch):
     """A signal handler's track() runs inside append() on the same thread: both lines are
     written, whole and once, and every sequence number is accounted for."""
-    from pattern_track import journal as module
-    from pattern_track.orphans import _events
+    from pattern_track.store import journal as module
+    from pattern_track.store.orphans import _events
 
     j = Journal(str(tmp_path), max_bytes=10**9)
     real_put = module._Segment.put
@@ -128,7 +128,7 @@ def test_an_append_nested_inside_an_append_is_queued_not_overwritten(tmp_path, m
 
 def test_a_refused_event_takes_no_sequence_number(tmp_path):
     """Memory counts journal-only events as a range of numbers: a refusal must leave no hole."""
-    from pattern_track.journal import JournalFull
+    from pattern_track.store.journal import JournalFull
 
     journal = Journal(str(tmp_path), max_bytes=200)
     assert journal.append(b'{"a":1}') == 0

@@ -5,9 +5,9 @@ import stat
 
 import pytest
 
-from pattern_track.cachedir import prepare_directory
+from pattern_track.store.cachedir import prepare_directory
 from pattern_track.errors import CacheError
-from pattern_track.outbox import Outbox
+from pattern_track.store.outbox import Outbox
 
 
 def open_box(path, max_events=1000, max_bytes=1_000_000):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pattern_track.outcome import (OK, PERMANENT, RETRY_AFTER_MAX_S, SUSPECT, TRANSIENT, classify, classify_batch,
+from pattern_track.delivery.outcome import (OK, PERMANENT, RETRY_AFTER_MAX_S, SUSPECT, TRANSIENT, classify, classify_batch,
                                    classify_error, health_verdict, parse_retry_after)
 
 
@@ -128,7 +128,7 @@ def test_http_dates_are_gmt_whatever_tz_says(monkeypatch, zone):
 
 def test_only_the_services_own_failures_count_against_it():
     """Answers about one event and errors of our own never feed the shared breaker."""
-    from pattern_track.transport import NoAnswer
+    from pattern_track.delivery.transport import NoAnswer
 
     def single(error_type, error="x"):
         return classify(400, {}, body({"success": False, "error": error, "metadata": {"error_type": error_type}}))

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import PYTHON
 from pattern_track.collector import Collector
-from pattern_track.outbox import Outbox
+from pattern_track.store.outbox import Outbox
 from tests.helpers import store_dir
 
 #: The service the commands use when neither --url nor the environment names one.
@@ -339,7 +339,7 @@ def test_hook_path_does_not_import_argparse(env):
                          env=env, timeout=30)
     assert out.returncode == 0 and out.stdout == b""
     imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.decode().splitlines() if "|" in line}
-    assert "pattern_track.hook" in imported and "argparse" not in imported
+    assert "pattern_track.cli.hook" in imported and "argparse" not in imported
 
 
 @pytest.mark.parametrize("command", [None] + COMMANDS)
@@ -355,7 +355,7 @@ def test_every_option_says_its_unit_or_default():
     """Each option's help gives its default, and options taking a time or age name the unit."""
     import argparse
 
-    from pattern_track.cli import _parser
+    from pattern_track.cli.main import _parser
 
     sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
     for name, parser in sub.choices.items():

@@ -67,7 +67,7 @@ def test_truncated_database_is_recreated(make_tracker, cache_dir):
 
 def test_database_locked_for_long_by_another_process(cache_dir, env):
     """Another process holds the database for a minute: exit stays bounded, events go to the spool."""
-    from pattern_track.outbox import Outbox
+    from pattern_track.store.outbox import Outbox
 
     url = closed_url()
     store = store_dir(cache_dir, url)  # the database the script's tracker uses

@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import PYTHON
 from tests.helpers import kept_event_ids, kill_drainers, store_dir
-from pattern_track.outbox import Outbox
-from pattern_track.spool import Spool
+from pattern_track.store.outbox import Outbox
+from pattern_track.store.spool import Spool
 
 TRACKING = r"""
 import sys

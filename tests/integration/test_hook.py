@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import FIXTURES, PYTHON
 from pattern_track.collector import Collector
-from pattern_track.hook import FileState, events_for
+from pattern_track.cli.hook import FileState, events_for
 from tests.helpers import kill_drainers
 
 if not os.path.isdir(FIXTURES):  # the samples live in the project's shared/ folder, beside the repo

@@ -8,7 +8,7 @@ from collections import Counter
 
 from tests.conftest import PYTHON
 from pattern_track.collector import Collector
-from pattern_track.outbox import Outbox
+from pattern_track.store.outbox import Outbox
 from tests.helpers import store_dir
 
 
@@ -77,7 +77,7 @@ def test_sync_killed_mid_run_loses_nothing(env, cache_dir):
 
 LEASE_RACER = r"""
 import os, sys, time
-from pattern_track.outbox import Outbox
+from pattern_track.store.outbox import Outbox
 cache, ttl, out = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 box = Outbox(cache, max_events=10, max_bytes=10**6)
 me = f"{os.uname().nodename}:{os.getpid()}:racer"

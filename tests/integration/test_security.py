@@ -4,7 +4,7 @@ import logging
 
 from pattern_track import Tracker
 from pattern_track.config import Config
-from pattern_track.transport import Transport
+from pattern_track.delivery.transport import Transport
 
 SECRET_CODE = "def leak_me(): return 'hunter2-payload'"
 API_KEY = "sk-very-secret-key"

@@ -10,8 +10,8 @@ import pytest
 
 from pattern_track import Tracker
 from pattern_track.collector import Collector
-from pattern_track.outbox import Outbox
-from pattern_track.services import known, normalise_url, service_dir, service_key
+from pattern_track.store.outbox import Outbox
+from pattern_track.store.services import known, normalise_url, service_dir, service_key
 from tests.conftest import PYTHON
 from tests.helpers import eventually, store_dir
 
@@ -226,7 +226,7 @@ def test_a_full_outbox_holds_events_in_the_journal_while_the_service_is_down(col
 def test_sync_is_not_held_by_a_drain_stuck_in_a_request(collector, cache_dir):
     """The drainer thread is inside a request that hangs; a spool file waits. A sync with
     timeout=1 returns within its bound instead of waiting for the request to end."""
-    from pattern_track.spool import Spool
+    from pattern_track.store.spool import Spool
 
     directory = store_dir(cache_dir, collector.url)
     box = Outbox(directory, max_events=1000, max_bytes=10**9)

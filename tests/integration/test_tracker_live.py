@@ -9,7 +9,7 @@ import pytest
 from pattern_track import Tracker
 from pattern_track.collector import Collector
 from tests.helpers import eventually, store_dir
-from pattern_track.outbox import Outbox
+from pattern_track.store.outbox import Outbox
 
 
 def counts_add_up(stats):

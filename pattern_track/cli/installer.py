@@ -21,7 +21,7 @@ import tempfile
 import time
 from typing import Any
 
-from .errors import PatternTrackError
+from ..errors import PatternTrackError
 
 __all__ = ["EVENT", "MATCHER", "Change", "SettingsError", "apply", "find", "hook_command", "is_ours",
            "plan", "project_settings", "user_settings"]

@@ -95,7 +95,7 @@ def ensure_drainer(cache_dir: str, environ: Mapping[str, str] | None = None, *, 
         return False
     os.close(fd)  # free it for the child; two racing hooks may both spawn, one child wins
     env = dict(os.environ if environ is None else environ)
-    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
     env["PATTERN_TRACK_CACHE_DIR"] = cache_dir
     for name, value in (settings or {}).items():

@@ -17,12 +17,12 @@ TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings
 if TYPE_CHECKING:
     from typing import Any
 
-from . import logs
-from .clock import Clock
-from .config import Config
-from .errors import OutboxError
-from .spool import Spool
-from .state import MemoryState
+from .. import logs
+from ..clock import Clock
+from ..config import Config
+from ..errors import OutboxError
+from ..store.spool import Spool
+from ..store.state import MemoryState
 
 __all__ = ["Core", "Counters"]
 
@@ -48,7 +48,7 @@ def _import_everything_the_threads_use() -> None:
     import datetime  # noqa: F401  health snapshots, HTTP dates
     import email.utils  # noqa: F401  Retry-After as an HTTP date
 
-    from . import breaker, delivery, health, parking, replay, settle, transport  # noqa: F401  requests, pybreaker
+    from . import breaker, batches as delivery, health, parking, replay, settle, transport  # noqa: F401  requests, pybreaker
 
     "localhost".encode("idna")  # socket encodes host names with it: imports encodings.idna
 
@@ -107,11 +107,11 @@ class Core:
     def start(self, *, network: bool = True) -> None:
         """Open the outbox, then the network parts. Never raises."""
         try:
-            from . import forksafe, lifecycle
+            from ..process import forksafe, lifecycle
 
             # Imports on a background thread: fork() waits for them (forksafe.py).
             with forksafe.guard:
-                from . import outbox  # noqa: F401  diskcache, sqlite3
+                from ..store import outbox  # noqa: F401  diskcache, sqlite3
                 if network:
                     _import_everything_the_threads_use()
             if network:
@@ -163,22 +163,22 @@ class Core:
             self.store = self.outbox
 
     def _prepare_store(self) -> str:
-        from .services import prepare
+        from ..store.services import prepare
 
         return prepare(self.config.service_dir, self.config.base_url)
 
     def _outbox(self) -> Any:
-        from .outbox import Outbox  # imports diskcache
+        from ..store.outbox import Outbox  # imports diskcache
 
         c = self.config
-        from .services import prepare
+        from ..store.services import prepare
 
         return Outbox(prepare(c.service_dir, c.base_url), max_events=c.outbox_max_events,
                       max_bytes=int(c.cache_max_size_mb * 1024 * 1024))
 
     def _build_network(self) -> None:
         from .breaker import Breaker
-        from .delivery import Delivery
+        from .batches import Delivery
         from .health import Health
         from .transport import BATCH_PATH, HEALTH_PATH, TRACK_PATH, Transport
 

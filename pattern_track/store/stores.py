@@ -12,7 +12,7 @@ import contextlib
 import fcntl
 import os
 
-from . import logs
+from .. import logs
 from .orphans import adopt_orphans, unsettled_count
 from .services import known, legacy_paths
 from .spool import Spool

@@ -20,10 +20,10 @@ TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings
 if TYPE_CHECKING:
     from typing import Any
 
-from . import logs
+from .. import logs
 from .backoff import Backoff
-from .errors import OutboxError
-from .orphans import adopt_orphans, exiting_writers, orphan_count, orphans_waiting
+from ..errors import OutboxError
+from ..store.orphans import adopt_orphans, exiting_writers, orphan_count, orphans_waiting
 
 __all__ = ["Drainer"]
 

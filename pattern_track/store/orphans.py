@@ -16,7 +16,7 @@ TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings
 if TYPE_CHECKING:
     from typing import Callable, Iterator
 
-from . import logs
+from .. import logs
 
 __all__ = ["adopt_orphans", "exiting_writers", "orphan_count", "orphans_waiting", "unsettled_count"]
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pybreaker
 
-from .clock import Clock
+from ..clock import Clock
 
 __all__ = ["Breaker"]
 

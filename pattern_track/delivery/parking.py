@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 
-from . import logs
+from .. import logs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

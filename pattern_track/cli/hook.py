@@ -23,11 +23,11 @@ TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings
 if TYPE_CHECKING:
     from typing import Any, BinaryIO
 
-from . import logs
-from . import event as _event
-from . import services
-from .config import Config
-from .spool import Spool
+from .. import logs
+from .. import event as _event
+from ..store import services
+from ..config import Config
+from ..store.spool import Spool
 
 __all__ = ["events_for", "run"]
 
@@ -195,8 +195,8 @@ def read_payload(stream: BinaryIO, bound_s: float = STDIN_BOUND_S) -> bytes:
 def usable_cache_dir(preferred: str) -> str:
     """``preferred`` if it can be used, else a private per-user directory in the temp dir
     (0700, owner checked). Raises ``CacheError`` if neither can."""
-    from .cachedir import prepare_directory, temp_fallback
-    from .errors import CacheError
+    from ..store.cachedir import prepare_directory, temp_fallback
+    from ..errors import CacheError
 
     try:
         return prepare_directory(preferred)
@@ -235,7 +235,7 @@ def run(stdin: BinaryIO | None = None, environ: Mapping[str, str] | None = None,
                 encoded.append(data)
         Spool(store).write(encoded)
         if spawn:
-            from .launcher import ensure_drainer
+            from ..process.launcher import ensure_drainer
 
             env = dict(os.environ if environ is None else environ)
             env["PATTERN_TRACK_BASE_URL"] = config.base_url  # the URL this hook used, whatever it was named

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 from typing import Sequence
 
-from .delivery import event_id_from
+from .batches import event_id_from
 from .outcome import OK, PERMANENT, SUSPECT, Outcome
 
 __all__ = ["Settlement", "settle"]

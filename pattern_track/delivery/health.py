@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from .clock import Clock
+from ..clock import Clock
 from .outcome import health_verdict
 
 __all__ = ["Health"]

@@ -11,8 +11,8 @@ if TYPE_CHECKING:
     from typing import Any
     import argparse
 
-from .cli import CliError, _config, _emit, _iso, _open
-from .cli_store import _elsewhere_lines, _stats
+from .common import CliError, _config, _emit, _iso, _open
+from .commands import _elsewhere_lines, _stats
 
 __all__ = ["cmd_doctor"]
 
@@ -63,7 +63,7 @@ class _Report:
 
 
 def _doctor_config(args: "argparse.Namespace", report: _Report) -> Any:
-    from .config import fields
+    from ..config import fields
 
     warnings: list[str] = []
     config = _config(args, warnings)

@@ -28,7 +28,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from .config import Config
+from ..config import Config
 
 __all__ = ["Answer", "NoAnswer", "Transport", "TRACK_PATH", "BATCH_PATH", "HEALTH_PATH"]
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from typing import Any, Sequence
     import argparse
 
-from .cli import CliError, _config, _emit, _iso, _open, _table
+from .common import CliError, _config, _emit, _iso, _open, _table
 
 __all__ = ["cmd_cleanup", "cmd_dead_letter", "cmd_stats", "cmd_sync"]
 
@@ -26,7 +26,7 @@ class _Watch:
         self.kept = 0
 
     def send(self, events: Sequence[bytes]) -> list:
-        from .outcome import OK, PERMANENT
+        from ..delivery.outcome import OK, PERMANENT
 
         outcomes = self._delivery.send(events)
         kept = [o for o in outcomes if o.kind not in (OK, PERMANENT)]
@@ -76,7 +76,7 @@ def _why(core: Any, state: str | None, healthy: bool, watch: _Watch | None, time
 
 def _elsewhere(config: Any) -> tuple[dict, dict | None]:
     """(other services' waiting events, the legacy store's or None): shown, never sent."""
-    from .stores import elsewhere, legacy_waiting
+    from ..store.stores import elsewhere, legacy_waiting
 
     return elsewhere(config.resolved_cache_dir, config.service_dir), legacy_waiting(config.resolved_cache_dir)
 
@@ -102,7 +102,7 @@ def _elsewhere_lines(others: dict, legacy: dict | None) -> list[str]:
 
 def _ended_journals(config: Any) -> int:
     """Events in journals of ended processes of this service, not yet moved to the outbox."""
-    from .orphans import unsettled_count
+    from ..store.orphans import unsettled_count
 
     return unsettled_count(config.service_dir, ended_only=True)
 
@@ -113,7 +113,7 @@ def cmd_sync(args: "argparse.Namespace") -> int:
     core, _, drainer = _open(config, network=True)
     adopted = None
     if args.adopt_legacy:
-        from .stores import adopt_legacy
+        from ..store.stores import adopt_legacy
 
         adopted = adopt_legacy(config.resolved_cache_dir, core.outbox, chunk_size=config.batch_size)
     watch = core.delivery = _Watch(core.delivery) if core.delivery is not None else None
@@ -180,7 +180,7 @@ def cmd_sync(args: "argparse.Namespace") -> int:
 
 
 def _stats(core: Any, drainer: Any) -> dict:
-    from .breaker import Breaker
+    from ..delivery.breaker import Breaker
 
     breaker = Breaker(core.store, failure_threshold=core.config.breaker_failure_threshold,
                       reset_timeout_s=core.config.breaker_reset_timeout_s, probe_ttl_s=1.0, owner=core.owner)

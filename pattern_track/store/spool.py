@@ -20,7 +20,7 @@ TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings
 if TYPE_CHECKING:
     from typing import Callable, Iterable
 
-from . import logs
+from .. import logs
 
 __all__ = ["Spool"]
 

@@ -29,9 +29,9 @@ from typing import Any, Iterator, NamedTuple
 
 import diskcache
 
-from . import forksafe
+from ..process import forksafe
 from .cachedir import prepare_directory
-from .errors import OutboxError
+from ..errors import OutboxError
 
 __all__ = ["Chunk", "Outbox"]
 

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
+from .common import CliError, _config, _emit, _open  # noqa: F401  (shared by the commands)
+
 HOOK_HELP = """\
 usage: pattern-track hook [-h]
 
@@ -39,59 +41,6 @@ exit status:
   0    always when run with a payload on stdin (bad input, full disk and crashes included)
   2    stdin is a terminal: there is no payload to read
 """
-
-
-class CliError(Exception):
-    """A command cannot do its work; ``main`` prints it as one line and exits 1."""
-
-
-def _iso(wall: float | None) -> str | None:
-    import datetime
-
-    return None if wall is None else datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _config(args: "argparse.Namespace", warnings: list | None = None) -> Any:
-    """The configuration in force; ``from_env``'s warnings go to ``warnings`` or to stderr."""
-    from .config import Config
-
-    overrides = {}
-    if getattr(args, "url", None):
-        overrides["base_url"] = args.url
-    if getattr(args, "cache_dir", None):
-        overrides["cache_dir"] = args.cache_dir
-    config = Config.from_env(**overrides)
-    if warnings is not None:
-        warnings.extend(config.warnings)
-    else:
-        for message in config.warnings:
-            print(f"pattern-track: warning: {message}", file=sys.stderr)
-    return config
-
-
-def _open(config: Any, *, network: bool) -> Any:
-    """Core, dispatcher and drainer on this thread (no background threads)."""
-    from .clock import Clock
-    from .core import Core, Counters
-    from .dispatcher import Dispatcher
-    from .drainer import Drainer
-
-    core = Core(config, Clock(), Counters())
-    core.start(network=network)
-    if core.outbox is None:
-        raise CliError(f"outbox unavailable: {core.outbox_error}")
-    dispatcher = Dispatcher(core)
-    return core, dispatcher, Drainer(core, dispatcher)
-
-
-def _emit(args: "argparse.Namespace", doc: Any, lines: Sequence[str]) -> None:
-    """``doc`` as JSON with ``--json``, else the human ``lines``."""
-    print(json.dumps(doc, indent=2, default=str) if args.json else "\n".join(lines))
-
-
-def _table(rows: Sequence[tuple[str, Any]]) -> list[str]:
-    width = max(len(k) for k, _ in rows)
-    return [f"{key:<{width}}  {value}" for key, value in rows]
 
 
 def cmd_hook(args: "argparse.Namespace") -> int:
@@ -129,14 +78,14 @@ def cmd_install(args: "argparse.Namespace") -> int:
 
 
 def cmd_drain(args: "argparse.Namespace") -> int:
-    from .launcher import drainer_lock, set_resume_after
+    from ..process.launcher import drainer_lock, set_resume_after
 
     config = _config(args)
-    from .services import prepare
+    from ..store.services import prepare
 
     cache_dir = prepare(config.service_dir, config.base_url)  # lock and resume time: per service
     if args.after_pid:
-        from .launcher import pid_running
+        from ..process.launcher import pid_running
 
         give_up = time.monotonic() + 30.0  # the exiting process has nothing left to wait for
         while pid_running(args.after_pid) and time.monotonic() < give_up:
@@ -195,8 +144,8 @@ def _url(text: str) -> str:
 def _parser() -> "argparse.ArgumentParser":
     import argparse  # not on the hook's path
 
-    from .cli_doctor import cmd_doctor
-    from .cli_store import cmd_cleanup, cmd_dead_letter, cmd_stats, cmd_sync
+    from .doctor import cmd_doctor
+    from .commands import cmd_cleanup, cmd_dead_letter, cmd_stats, cmd_sync
 
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -306,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["hook"]:
         return _hook(argv[1:])
     if argv[:1] == ["serve"]:  # the collector parses its own options
-        from .collector import main as serve
+        from ..collector import main as serve
 
         return serve(argv[1:])
     args = _parser().parse_args(argv)
@@ -317,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        from .errors import PatternTrackError
+        from ..errors import PatternTrackError
 
         known = isinstance(exc, (CliError, PatternTrackError))
         print(f"pattern-track: {exc}" if known else f"pattern-track: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -29,7 +29,7 @@ TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings
 if TYPE_CHECKING:
     from typing import Callable
 
-from . import logs
+from .. import logs
 from .cachedir import prepare_directory
 # Reading journal files and adopting ended writers' (re-exported: one import for both sides).
 from .orphans import (EXIT_SUFFIX, SUFFIX, _events, adopt_orphans, exiting_writers, orphan_count,  # noqa: F401

@@ -15,8 +15,8 @@ A mixin of ``Dispatcher`` (dispatcher.py), whose state it shares: ``_core``, ``_
 
 from __future__ import annotations
 
-from . import logs
-from .errors import CacheError, OutboxError
+from .. import logs
+from ..errors import CacheError, OutboxError
 
 __all__ = ["Stash"]
 

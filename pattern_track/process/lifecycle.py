@@ -29,7 +29,8 @@ TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings
 if TYPE_CHECKING:
     from typing import Any
 
-from . import forksafe, logs
+from . import forksafe
+from .. import logs
 
 __all__ = ["exiting", "hand_off", "register"]
 
@@ -153,7 +154,7 @@ def _after_fork_in_child() -> None:
     forksafe.after_fork_in_child()
     _lock = threading.Lock()
     _state["exiting"] = False
-    from . import event
+    from .. import event
 
     event.reset_event_ids()  # a child must not repeat its parent's ids
     for tracker in list(_live):

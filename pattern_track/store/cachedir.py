@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import stat
 
-from . import logs
-from .errors import CacheError
+from .. import logs
+from ..errors import CacheError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

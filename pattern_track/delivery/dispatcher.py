@@ -25,7 +25,7 @@ TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-from . import logs
+from .. import logs
 from .stash import Stash
 
 __all__ = ["Dispatcher"]
