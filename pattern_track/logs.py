@@ -22,15 +22,30 @@ class _Lazy:
     def __getattr__(self, attr: str):  # only for what the real logger has
         logger = self._logger
         if logger is None:
-            logger = self._logger = _real(self._name)
+            logger = _real(self._name)
+            if not isinstance(logger, _Silent):
+                self._logger = logger  # a silent one is not kept: logging may come back (a fork)
         return getattr(logger, attr)
 
 
-def _real(name: str):
-    import logging
+class _Silent:
+    """What a lazy logger becomes when logging cannot be imported any more: a finalizer
+    (``__del__``) calling ``track()`` during interpreter shutdown, where every import
+    raises ``ImportError: sys.meta_path is None``. Logging nothing beats raising from an
+    error handler (CPython would print "Exception ignored")."""
 
-    attach_null_handler()
-    return logging.getLogger(name)
+    def __getattr__(self, attr: str):
+        return lambda *args, **kwargs: None
+
+
+def _real(name: str):
+    try:
+        import logging
+
+        attach_null_handler()
+        return logging.getLogger(name)
+    except Exception:  # ImportError at shutdown, or a logging module already torn down
+        return _Silent()
 
 
 def attach_null_handler() -> None:

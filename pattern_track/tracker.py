@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .config import Options
 
 from . import event as _event
-from .process import lifecycle
+from .process import ending, lifecycle
 from .clock import Clock, as_seconds
 from .config import Config, config_from_options
 from .delivery.core import Core, Counters
@@ -31,7 +31,7 @@ from .delivery.dispatcher import Dispatcher
 from .errors import CacheError
 from .delivery.drainer import Drainer
 from .store import services
-from .store.journal import Journal, JournalFull, orphans_waiting
+from .store.journal import Journal, JournalFull
 from .lineage import LineageCalls
 from .maintenance import Maintenance
 from .report import Reports
@@ -116,6 +116,8 @@ class Tracker(LineageCalls, Maintenance, Reports):
                                 prepare=lambda: services.prepare(service_dir, config.base_url))
         self._journal_ok = True
         self._handed_off = False
+        self._journal_left = False  # closed or exited with journal events unsettled
+        self._drainer_started_at: float | None = None  # when we last started a detached drainer
         self._build()
         if config.enabled:
             # Even before its first event: at exit it hands off journals that processes
@@ -139,7 +141,8 @@ class Tracker(LineageCalls, Maintenance, Reports):
         self._started = False
         self._starting = False
         self._core = Core(self.config, self._clock, self._counters)
-        self._drainer = Drainer(self._core, None)
+        ensure = (lambda: ending.cover(self)) if self.config.handoff else None
+        self._drainer = Drainer(self._core, None, ensure_detached=ensure)
         self._dispatcher = Dispatcher(self._core, self._journal, on_backlog=self._drainer.end_linger)
         self._drainer.attach(self._dispatcher)
         self._spool = self._core.spool
@@ -152,6 +155,8 @@ class Tracker(LineageCalls, Maintenance, Reports):
         self._counters = Counters()
         self._journal.reinit_after_fork()
         self._handed_off = False
+        self._journal_left = False
+        self._drainer_started_at = None
         self._build()
 
     def _ensure_started(self) -> None:
@@ -276,6 +281,10 @@ class Tracker(LineageCalls, Maintenance, Reports):
             self._journal_ok = False
             self._counters.note("journal_unwritable")
             log.warning("journal unwritable (%s); events are held in memory until delivered", type(exc).__name__)
+            # Nothing durable holds them: load the network parts now, not after linger_s,
+            # and let exit give them its budget (exit_timeout_s) to be delivered.
+            self._dispatcher.note_memory_only()
+            self._drainer.end_linger()
             return None
 
     def _before_send(self, event: dict) -> dict | None:
@@ -314,69 +323,21 @@ class Tracker(LineageCalls, Maintenance, Reports):
             return False
 
     def close(self, timeout: float | None = None) -> None:
-        """Deliver for up to ``timeout`` s (default ``exit_timeout_s``), then put what is left
-        in the outbox and stop the threads. Idempotent: a second call waits (up to its own
-        ``timeout``) for the first to finish. Later ``track()`` calls are counted drops.
-        A bad ``timeout`` is logged and the default used. Never raises."""
-        timeout_s = as_seconds(timeout, self.config.exit_timeout_s)
-        with self._lock:
-            first = not self._closed
-            self._closed = True
-        if not first:
-            self._close_done.wait(timeout_s)
-            return
-        try:
-            if self._started and self._pid == os.getpid():
-                deadline = self._clock.monotonic() + timeout_s
-                # Delivery gets the budget less what stopping needs (~0.1 s: cut, spill, join).
-                self._dispatcher.flush(max(timeout_s - 0.1, timeout_s / 2))
-                self._dispatcher.exit(0.0)
-                self._drainer.stop(0.0)
-                if self._core.transport is not None:
-                    # Cut what is still in flight, the drainer's request too: it must not
-                    # hold the shared drain lease after close() (a cut is never blamed).
-                    self._core.transport.abort()
-                self._dispatcher.spill_unsettled(wait_s=max(deadline - self._clock.monotonic(), 0.01))
-                self._drainer.stop(max(deadline - self._clock.monotonic(), 0.01))
-                self._finish_journal()
-                if not self._handed_off and self._outbox_waiting():
-                    self._hand_off()  # what close() put in the outbox must not wait for chance
-        except Exception:
-            log.error("close failed; the journal keeps what was not settled", exc_info=True)
-        finally:
-            lifecycle.unregister(self)
-            self._close_done.set()
+        """Deliver now for up to ``timeout`` s (default ``exit_timeout_s``; the linger is
+        not waited out), then put what is left in the outbox, stop the threads and make
+        sure a detached drainer delivers the rest (unless ``handoff=False``). Idempotent: a
+        second call waits (up to its own ``timeout``) for the first to finish. Later
+        ``track()`` calls are counted drops. A bad ``timeout`` is logged and the default
+        used. Never raises."""
+        ending.close(self, timeout)
 
     def _on_exit(self) -> None:
         """The interpreter is exiting (lifecycle's hook): hand off instead of flushing."""
-        if self._closed or self._pid != os.getpid():
-            return
-        if self._started:
-            deadline = self._clock.monotonic() + self.config.exit_timeout_s
-            self._dispatcher.exit(self.config.exit_timeout_s)
-            # The drainer thread may be delivering a batch (another process's journal it
-            # adopted): let it finish and settle within the same budget, or it is resent.
-            self._drainer.stop(max(deadline - self._clock.monotonic(), 0.0))
-            self._finish_journal()
-        if not self._handed_off and orphans_waiting(self.config.service_dir):
-            self._hand_off()
-
-    def _outbox_waiting(self) -> bool:
-        try:
-            return self._core.outbox is not None and self._core.outbox.pending() > 0
-        except Exception:
-            return False
-
-    def _finish_journal(self) -> None:
-        """Remove the journal if everything is settled; else make sure a drainer adopts it."""
-        if not self._journal.close():
-            self._journal.mark_exiting()
-            self._hand_off()
+        ending.at_exit(self)
 
     def _hand_off(self) -> None:
         self._handed_off = True
-        if self.config.handoff:
-            lifecycle.hand_off(self.config)
+        ending.hand_off(self, after_pid=os.getpid())
 
     def __enter__(self) -> "Tracker":
         return self

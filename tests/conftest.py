@@ -26,6 +26,14 @@ def cache_dir(tmp_path):
     return str(tmp_path / "cache")
 
 
+@pytest.fixture(autouse=True)
+def no_drainer_outlives_its_test(tmp_path_factory):
+    """Detached drainers live while anything they could deliver waits (for ever, for a
+    service a test stopped): kill every drainer of this session's caches after each test."""
+    yield
+    kill_drainers(str(tmp_path_factory.getbasetemp()))
+
+
 @pytest.fixture
 def make_tracker(cache_dir):
     made = []

@@ -78,27 +78,19 @@ def cmd_install(args: "argparse.Namespace") -> int:
 
 
 def cmd_drain(args: "argparse.Namespace") -> int:
-    from ..process.launcher import drainer_lock, set_resume_after
-
-    config = _config(args)
+    from ..process.launcher import drainer_lock
     from ..store.services import prepare
 
-    cache_dir = prepare(config.service_dir, config.base_url)  # lock and resume time: per service
-    if args.after_pid:
-        from ..process.launcher import pid_running
-
-        give_up = time.monotonic() + 30.0  # the exiting process has nothing left to wait for
-        while pid_running(args.after_pid) and time.monotonic() < give_up:
-            time.sleep(0.01)
+    config = _config(args)
+    cache_dir = prepare(config.service_dir, config.base_url)  # the lock lives in the service's store
     lock = drainer_lock(cache_dir)
     if lock is None:
         return 0  # another drainer is at work
     try:
+        # --after-pid needs no wait of its own: an ending process's journal keeps the
+        # drainer up until it can be adopted (store/inventory.py).
         core, _, drainer = _open(config, network=True)
         done = drainer.run_until_idle(idle_s=args.idle, max_s=args.max)
-        if not done:
-            wait = core.breaker.seconds_until_probe() if core.breaker else 0.0
-            set_resume_after(cache_dir, time.time() + max(wait, 5.0))
         core.outbox.close()
         return 0 if done else 1
     finally:
@@ -193,15 +185,21 @@ def _parser() -> "argparse.ArgumentParser":
     p.add_argument("--uninstall", action="store_true", help="remove pattern_track's entry instead (default: install)")
     p.add_argument("--dry-run", action="store_true", help="print the change as a diff, write nothing (default: off)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a summary (default: summary)")
-    p = command("drain", cmd_drain, "deliver the outbox until idle (started by the hook)",
-                {"ok": "the outbox is empty, or another drainer is at work", "one": "events were left when it stopped"},
-                parents=(common,))
+    p = command("drain", cmd_drain, "deliver until nothing waits (started by the hook, exit and close())",
+                {"ok": "nothing waits, or another drainer is at work", "one": "events were left when it stopped (--max)"},
+                parents=(common,),
+                description="Deliver this service's outbox, spool and the journals of ended processes, and stay up\n"
+                            "while anything waits or a live process's journal holds events: during an outage of\n"
+                            "any length it sleeps, probing the service every few seconds. One per user and\n"
+                            "service (a lock in the store); the hook, exit and close() start it when needed.")
     p.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--after-pid", type=int, metavar="PID",
-                   help="first wait (up to 30 s) for process PID to end, then adopt its journal (default: none)")
-    p.add_argument("--idle", type=_positive, default=2.0, metavar="SECONDS", help="exit after SECONDS idle (default 2)")
-    p.add_argument("--max", type=_positive, default=120.0, metavar="SECONDS",
-                   help="exit after SECONDS in all (default 120)")
+                   help="the process that hands off (default: none; kept for compatibility: an ending "
+                        "process's journal keeps the drainer up until it is adopted anyway)")
+    p.add_argument("--idle", type=_positive, default=2.0, metavar="SECONDS",
+                   help="exit once nothing has waited for SECONDS (default 2)")
+    p.add_argument("--max", type=_positive, default=None, metavar="SECONDS",
+                   help="exit after SECONDS in all, even with work left (default: no bound)")
     p = command("sync", cmd_sync, "deliver the outbox now and say why anything is left",
                 {"ok": "everything was delivered", "one": "events are left or were dead-lettered (the output says why), or the cache is unusable"})
     p.add_argument("--timeout", type=_positive, default=300.0, metavar="SECONDS",

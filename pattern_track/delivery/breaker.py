@@ -177,6 +177,13 @@ class Breaker:
             if self._storage.state != HALF_OPEN:
                 self._store.release_lease("breaker-probe", self._owner)
 
+    def half_open(self) -> None:
+        """Let one trial request through now, for every process: a probe found the service
+        able to store again, so nobody waits out the rest of the reset timeout. The trial's
+        answer closes the breaker for all (or opens it again)."""
+        if self._storage.state == OPEN:
+            self._cb.half_open()
+
     def reset(self) -> None:
         """Close the breaker and forget failures (``Tracker.reset_circuit_breaker``)."""
         self._cb.close()

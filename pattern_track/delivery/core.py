@@ -48,7 +48,7 @@ def _import_everything_the_threads_use() -> None:
     import datetime  # noqa: F401  health snapshots, HTTP dates
     import email.utils  # noqa: F401  Retry-After as an HTTP date
 
-    from . import breaker, batches as delivery, health, parking, replay, settle, transport  # noqa: F401  requests, pybreaker
+    from . import breaker, batches, health, parking, replay, senders, settle, transport  # noqa: F401  requests, pybreaker
 
     "localhost".encode("idna")  # socket encodes host names with it: imports encodings.idna
 
@@ -107,15 +107,16 @@ class Core:
     def start(self, *, network: bool = True) -> None:
         """Open the outbox, then the network parts. Never raises."""
         try:
-            from ..process import forksafe, lifecycle
+            from ..process import forksafe
 
             # Imports on a background thread: fork() waits for them (forksafe.py).
             with forksafe.guard:
+                # Before any module that logs through logging directly is imported: without
+                # the package's NullHandler a warning would reach stderr (logging.lastResort).
+                logs.attach_null_handler()
                 from ..store import outbox  # noqa: F401  diskcache, sqlite3
                 if network:
                     _import_everything_the_threads_use()
-            if network:
-                lifecycle.keep_exit_hook_first()
         except Exception:
             log.exception("pattern_track could not import its delivery parts")
         self.open_outbox()

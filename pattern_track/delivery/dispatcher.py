@@ -1,8 +1,8 @@
 """Fresh events: a bounded memory stage in front of the journal, and the executor that sends it.
 
 ``submit()`` (called by ``track()`` after the journal write) appends ``(seq, bytes)`` to a
-deque and, once the network parts are up (``kick()``), submits one pump to a
-``ThreadPoolExecutor``; it never touches the network. Memory is only a cache of the
+deque and, once the network parts are up (``kick()``), hands one pump to the daemon
+sender threads (senders.py: never joined at exit); it never touches the network. Memory is only a cache of the
 journal's tail: when it is full, later events stay in the journal alone (a *gap*) and
 the pump reads them back in order when memory has room, so nothing newer is ever written
 ahead of something older. A pump sends ``batch_size`` events at a time (service allowed,
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Callable
@@ -55,7 +56,7 @@ class Dispatcher(Stash):
         self._pumps = 0  # scheduled, running or not
         self._running = 0
         self._in_flight = 0
-        self._executor: Any = None  # a ThreadPoolExecutor, made once the core is up
+        self._senders: Any = None  # daemon sender threads (senders.py), made once the core is up
         self._network_closed = False
         self._closed = False
         self._backlog_signalled = False
@@ -65,6 +66,7 @@ class Dispatcher(Stash):
         # The outbox refused events for its cap: they wait in memory and the journal
         # (not dropped) and storing stops until the drainer's next step (kick).
         self._room_wait = False
+        self._memory_only = False  # the journal is unusable: see note_memory_only
 
     # -- the caller's side -----------------------------------------------------------
 
@@ -109,14 +111,11 @@ class Dispatcher(Stash):
 
     def _schedule(self) -> None:
         try:
-            if self._executor is None:
-                # Imported by Core.start on the background thread, long before any exit
-                # (importing it during shutdown fails; lifecycle keeps our hook first).
-                import concurrent.futures
+            if self._senders is None:
+                from .senders import Senders
 
-                self._executor = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=self._max_workers, thread_name_prefix="pattern_track-send")
-            self._executor.submit(self._pump)
+                self._senders = Senders(self._pump, max_workers=self._max_workers, name="pattern_track-send")
+            self._senders.submit()
         except RuntimeError:
             # The interpreter is shutting down: the journal keeps the events.
             with self._cond:
@@ -268,21 +267,25 @@ class Dispatcher(Stash):
 
     def exit(self, timeout_s: float) -> None:
         """No new request from now on; a request in flight gets ``timeout_s``, then it is cut.
-        What is not settled stays in the journal (events without one go to the spool)."""
+        What is not settled stays in the journal. Events only memory holds (the journal
+        could not be written) are first given the same budget to be delivered, since
+        nothing else will; what is still not safe then is counted as lost."""
         core = self._core
         clock = core.clock
+        deadline = clock.monotonic() + timeout_s
+        if self._memory_only:
+            self._deliver_memory_only(deadline)
         with self._cond:
             self._closed = True
             self._network_closed = True
-            deadline = clock.monotonic() + timeout_s
             while self._running and clock.monotonic() < deadline:
                 self._cond.wait(min(deadline - clock.monotonic(), 0.05))
             unjournaled = [data for seq, data in self._buffer if seq is None]
             self._buffer = collections.deque((s, d) for s, d in self._buffer if s is not None)
         if core.transport is not None and self._running:
             core.transport.abort()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._senders is not None:
+            self._senders.stop()  # daemon threads: nothing at exit waits for them
         if unjournaled:
             self._store(unjournaled)
         self.retry_held()
@@ -291,8 +294,38 @@ class Dispatcher(Stash):
             self._held.clear()
         if lost:
             core.counters.drop("outbox_unavailable", lost, accepted=True)
-            log.error("%d events lost at exit: neither the journal nor the outbox could be written", lost)
+            log.error("%d events lost at exit: the cache could not be written and the service did not take "
+                      "them in time (exit_timeout_s %.2f)", lost, timeout_s)
         self._ack()
+
+    def note_memory_only(self) -> None:
+        """The journal cannot be written (read-only or full disk): events live in memory
+        alone from now on, so exit gives them its budget to be delivered."""
+        self._memory_only = True
+
+    def _deliver_memory_only(self, deadline: float) -> None:
+        """At exit, send what only memory holds until ``deadline``, on the sender thread or,
+        when none runs (CPython 3.12.0-3.12.2 start no thread at exit), on this one."""
+        core = self._core
+        clock = core.clock
+        with self._cond:
+            self._closed = True  # journaled events from now on stay in the journal alone
+            held = [(None, event) for event, _ in self._held]
+            self._held.clear()
+            self._buffer.extendleft(reversed(held))
+        while True:
+            with self._cond:
+                left = deadline - clock.monotonic()
+                if left <= 0 or not (self._buffer or self._in_flight):
+                    return
+                inline = not self._pumps and core.ready.is_set() and core.transport is not None
+                if inline:
+                    self._pumps += 1
+                else:
+                    self._cond.wait(min(left, 0.05))
+            if inline:
+                with core.transport.bounded(time.monotonic() + left):
+                    self._pump()
 
     def spill_unsettled(self, wait_s: float = 1.0) -> None:
         """For ``close()`` in a process that goes on: put every unsettled journal event in

@@ -14,6 +14,7 @@ Being a daemon, it never holds the interpreter at exit.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
 from .. import logs
 from .backoff import Backoff
 from ..errors import OutboxError
-from ..store.orphans import adopt_orphans, exiting_writers, orphan_count, orphans_waiting
+from ..store import inventory
+from ..store.orphans import adopt_orphans, orphans_waiting
 
 __all__ = ["Drainer"]
 
@@ -33,9 +35,14 @@ LEASE = "drain"
 
 
 class Drainer:
-    def __init__(self, core: Any, dispatcher: Any) -> None:
+    def __init__(self, core: Any, dispatcher: Any, *, ensure_detached: Any = None) -> None:
         self._core = core
         self._dispatcher = dispatcher
+        #: Called from this thread when this process has events only its journal holds: it
+        #: makes sure a detached drainer runs (a SIGKILL now would otherwise leave them to
+        #: whichever process of ours runs next). None: never (``handoff=False``, the CLI).
+        self._ensure_detached = ensure_detached
+        self._prober: Any = None
         self._linger = threading.Event()  # set: stop lingering (a full batch, or stop())
         config = core.config
         self._backoff = Backoff(config.backoff_base_s, config.backoff_max_s)
@@ -75,6 +82,7 @@ class Drainer:
 
     def _run(self) -> None:
         core = self._core
+        self._cover_the_journal()  # before the linger: a SIGKILL right after track() is covered
         self._linger.wait(core.config.linger_s)
         if self._stop.is_set():
             return  # the process ended first: its journal goes to a detached drainer
@@ -90,9 +98,17 @@ class Drainer:
                 return
             try:
                 delay = self.step()
+                self._cover_the_journal()
             except Exception:
                 log.exception("drainer step failed")
                 delay = self._backoff.next()
+
+    def _cover_the_journal(self) -> None:
+        if self._ensure_detached is not None and self._dispatcher.unsettled():
+            try:
+                self._ensure_detached()
+            except Exception:  # never let the cover stop the drainer
+                log.warning("could not make sure a detached drainer runs", exc_info=True)
 
     def wake(self) -> None:
         """Run a step now (new durable events are waiting)."""
@@ -125,11 +141,19 @@ class Drainer:
             self._backoff.reset()
             return config.drain_interval_s
         wait = core.wait_s()
-        if wait > 0:
-            return wait
-        if not core.health_allows():
-            # Health says no and this period's probe was taken: look again later.
-            return min(self._backoff.next(), config.breaker_reset_timeout_s)
+        if wait > 0 and core.not_before_s() > 0:
+            return wait  # the service asked every process to wait: no request at all
+        if wait > 0 or not core.health.is_healthy():
+            # The breaker is open or health says no: ask health and the read route (cheap,
+            # not rate-limited) every few seconds instead of waiting out the reset timeout
+            # or the health cache (probe.py); they say when a delivery is worth trying.
+            probe_wait = self.prober().step()
+            if probe_wait is not None and wait > 0:
+                return min(probe_wait, wait)
+            if probe_wait is not None and not core.health_allows():
+                # Health is advice, never a wall: one delivery per breaker reset timeout
+                # still goes (for every process), as only a request refills the pool.
+                return probe_wait
         result = self.drain()
         if result["state"] == "busy":
             return config.drain_interval_s
@@ -148,7 +172,7 @@ class Drainer:
         nothing: its next step does it)."""
         core = self._core
         cache_dir = core.config.service_dir
-        if core.outbox is None or not (self.spool.files() or orphan_count(cache_dir)):
+        if core.outbox is None or not (self.spool.files() or orphans_waiting(cache_dir)):
             return 0
         if not self._take_turn(timeout_s):
             return 0
@@ -171,21 +195,29 @@ class Drainer:
             core.counters.add("adopted", moved)
         return moved
 
+    def waiting(self) -> Any:
+        """What waits in this service's store, by place (store/inventory.py)."""
+        return inventory.take(self._core.config.service_dir, self._core.outbox)
+
     def has_work(self) -> bool:
-        core = self._core
-        directory = core.config.service_dir
-        return (bool(self.spool.files()) or exiting_writers(directory) > 0 or orphans_waiting(directory) > 0
-                or (core.outbox is not None and core.outbox.pending() > 0))
+        """Must a drainer stay up? Anything undelivered, or a live journal holding events."""
+        return self.waiting().keeps_a_drainer()
 
-    def run_until_idle(self, *, idle_s: float, max_s: float) -> bool:
-        """Drain on this thread until nothing is left for ``idle_s`` or ``max_s`` passes.
+    def run_until_idle(self, *, idle_s: float, max_s: float | None = None) -> bool:
+        """Drain on this thread while anything waits, then ``idle_s`` more; or until
+        ``max_s`` (None: no bound) passes, or the store is removed.
 
-        For the detached drainer process. Returns whether everything was delivered.
+        For the detached drainer process: during an outage of any length it sleeps on the
+        breaker's, the probes' and the backoff's schedule. Returns whether everything was
+        delivered.
         """
         core = self._core
         clock = core.clock
         start = idle_since = clock.monotonic()
-        while clock.monotonic() - start < max_s:
+        while max_s is None or clock.monotonic() - start < max_s:
+            if not os.path.isdir(core.config.service_dir):
+                log.info("the store was removed; the drainer ends")
+                return True
             delay = self.step()
             now = clock.monotonic()
             if self.has_work():
@@ -195,6 +227,14 @@ class Drainer:
             if clock.wait(self._stop, min(delay, max(idle_s / 4, 0.05))):
                 break
         return not self.has_work()
+
+    def prober(self) -> Any:
+        """The probes used while the breaker is open (probe.py), made on first use."""
+        if self._prober is None:
+            from .probe import Prober
+
+            self._prober = Prober(self._core)
+        return self._prober
 
     def replay(self) -> Any:
         """The outbox replayer (replay.py), made on first use with the send path."""

@@ -54,19 +54,27 @@ class Health:
         record = self.cached()
         return None if record is None else self._clock.monotonic() - record["monotonic"]
 
-    def check(self) -> bool:
-        """Ask the service now and record the answer for every process."""
+    def check(self, *, teach_breaker: bool = True) -> bool:
+        """Ask the service now and record the answer for every process. A failure feeds the
+        breaker unless ``teach_breaker`` is False (the probes of probe.py, every few
+        seconds during an outage, would open it on their own)."""
         self.checks += 1
         try:
             answer = self._get(self._path, self.timeout_s)
             healthy, reason = health_verdict(answer.status, answer.body)
+            answered = answer.status == 200
         except Exception as exc:  # no answer at all
             if getattr(exc, "reason", None) is None or not getattr(exc, "service_fault", True):
                 # Our own cut or error says nothing about the service: record nothing.
                 log.debug("health check not recorded: %s", type(exc).__name__)
                 return False
-            healthy, reason = False, f"{exc.reason}: {_short(str(exc))}"  # type: ignore[attr-defined]
-        return self._record(healthy, reason)
+            healthy, reason, answered = False, f"{exc.reason}: {_short(str(exc))}", False  # type: ignore[attr-defined]
+        return self._record(healthy, reason, answered=answered, teach_breaker=teach_breaker)
+
+    def answered(self) -> bool:
+        """Did the last recorded check get a 200 from the service (healthy or degraded)?"""
+        record = self.cached() or {}
+        return bool(record.get("answered", record.get("healthy")))
 
     def note_delivered(self) -> None:
         """The service stored events: it is healthy, whatever the last check said."""
@@ -74,13 +82,13 @@ class Health:
         if record is None or not record.get("healthy"):
             self._record(True, "healthy (a delivery succeeded)")
 
-    def _record(self, healthy: bool, reason: str) -> bool:
+    def _record(self, healthy: bool, reason: str, *, answered: bool = True, teach_breaker: bool = True) -> bool:
         previous = self.cached()
-        record = {"healthy": healthy, "reason": reason, "monotonic": self._clock.monotonic(),
+        record = {"healthy": healthy, "reason": reason, "answered": answered, "monotonic": self._clock.monotonic(),
                   "wall": self._clock.time(),
                   "consecutive_failures": 0 if healthy else (previous or {}).get("consecutive_failures", 0) + 1}
         self._store.set("health", record)
-        if self._on_result is not None and not healthy:
+        if self._on_result is not None and not healthy and teach_breaker:
             # Only failures: a healthy answer says nothing about the database (it can be
             # gone while health says healthy), so it must not reset delivery failures.
             self._on_result(False)

@@ -4,10 +4,9 @@ A running drainer holds an exclusive ``flock`` on ``<service dir>/drainer.lock``
 whole life, so "is one running?" is one non-blocking lock attempt, correct even after a
 SIGKILL (the kernel drops the lock with the process). The child gets stdin, stdout and
 stderr on /dev/null and its own session: the hook host waits for EOF on the hook's
-pipes, and must not wait for the drainer. ``drainer.resume`` holds a wall-clock time
-before which hooks do not start one (the last drainer found the service down); a time
-further ahead than ``MAX_RESUME_S`` can only come from a clock that was wrong, and is
-ignored, so a wall-clock jump never parks delivery.
+pipes, and must not wait for the drainer. A drainer lives while anything waits (an
+outage only makes it sleep), so nothing here delays starting one. ``drainer.resume``
+(``resume_after``) is kept readable for stores written by earlier versions.
 """
 
 from __future__ import annotations
@@ -88,8 +87,6 @@ def ensure_drainer(cache_dir: str, environ: Mapping[str, str] | None = None, *, 
     adopt its journal (used at exit). ``settings``: config fields the drainer must share
     with the tracker that hands off (its service URL, key, TLS and timeouts), passed as
     ``PATTERN_TRACK_*`` variables."""
-    if time.time() < resume_after(service_dir):
-        return False
     fd = drainer_lock(service_dir)
     if fd is None:
         return False

@@ -95,16 +95,6 @@ def exit_began() -> None:
     _state["exiting"] = True
 
 
-def keep_exit_hook_first() -> None:
-    """Register the exit hook again once ``concurrent.futures.thread`` is imported: those
-    callbacks run LIFO, so ours runs before the executor's join (which would otherwise run
-    every queued task first). The hook runs once, however often it is registered."""
-    try:
-        threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
-    except (AttributeError, RuntimeError):  # exit already began: the first registration runs
-        pass
-
-
 def unregister(tracker: Any) -> None:
     _live.discard(tracker)
 
@@ -162,23 +152,10 @@ def _after_fork_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    # Modules that register fork hooks of their own must be imported before ours, never
-    # by our background thread under the guard: (1) logging's before-fork hook takes its
-    # lock, which the guarded imports need (logging.getLogger), and hooks run in reverse
-    # order of registration, so it must be registered first, or fork() deadlocked;
-    # (2) concurrent.futures.thread registers before/after_in_parent hooks on its lock:
-    # registered while a fork() waited on the guard, its release ran without its acquire
-    # ("release unlocked lock" printed by CPython). A few ms in a tracking process; the
-    # hook path never imports this module.
-    try:
-        import concurrent.futures.thread  # noqa: F401
-    except RuntimeError:  # first imported inside an atexit handler: exit already began
-        _state["exiting"] = True  # no thread will start; the journal and hand-off cover it
-    import logging  # noqa: F401
-
+    # Registered at import, before any thread of ours exists. Nothing else is imported
+    # for it: logging and concurrent.futures cost a short process ~15 ms and ~20 ms here.
+    # If logging is imported later (by our background imports) its before-fork hook runs
+    # first and takes its lock; forksafe.before_fork lets go of that lock while it waits
+    # for our guard, so the two never wait on each other.
     os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
                         after_in_child=_after_fork_in_child)
-
-# Before any part that logs through logging directly (the network parts) can run: without
-# it a warning would reach stderr through logging.lastResort.
-logs.attach_null_handler()

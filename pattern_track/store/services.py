@@ -15,7 +15,6 @@ into the store of the URL the user names.
 
 from __future__ import annotations
 
-import json
 import os
 
 __all__ = ["normalise_url", "service_key", "service_dir", "prepare", "record", "known", "legacy_paths"]
@@ -83,8 +82,10 @@ def record(directory: str, base_url: str) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        from ..event import to_json  # not json: a short process never loads it
+
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"base_url": normalise_url(base_url)}, handle)
+            handle.write(to_json({"base_url": normalise_url(base_url)}))
         os.replace(tmp, path)
     except OSError:
         pass
@@ -93,6 +94,8 @@ def record(directory: str, base_url: str) -> None:
 def known(cache_dir: str) -> dict[str, str]:
     """``{normalised base URL: directory}`` of every service store under ``cache_dir``.
     A directory without a readable ``service.json`` is listed under its own name."""
+    import json
+
     root = os.path.join(os.path.abspath(os.path.expanduser(cache_dir)), SERVICES)
     try:
         names = sorted(os.listdir(root))
