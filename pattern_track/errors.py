@@ -1,7 +1,8 @@
 """Exceptions of pattern_track.
 
-Exceptions escape only from constructors and the command line; ``track()`` and the
-background threads turn every failure into a counted, logged outcome instead.
+Exceptions escape only from constructors, the command line and the read calls of
+``delivery.readback``; ``track()`` and the background threads turn every failure into a
+counted, logged outcome instead.
 
     PatternTrackError
     ├── ConfigError (also ValueError)      a bad option or keyword argument

@@ -345,3 +345,16 @@ def test_walk_refuses_bad_bounds(options):
     with pytest.raises(ValueError):
         walk(get, "a", **{"depth": 1, "timeout_s": 1.0, **options})
     assert get.paths == []
+
+
+def test_transport_without_watchdog_starts_no_thread(collector):
+    """Transport(watchdog=False), as the lineage command uses it, answers without starting its deadline thread."""
+    import threading
+
+    before = {t.ident for t in threading.enumerate() if t.name == "pattern_track-deadline"}
+    transport = Transport(Config.from_env({}, base_url=collector.url), watchdog=False)
+    try:
+        assert evolution(transport.get, "ghost", timeout_s=5.0) is None
+        assert {t.ident for t in threading.enumerate() if t.name == "pattern_track-deadline"} <= before
+    finally:
+        transport.close()

@@ -126,7 +126,7 @@ def evolution(get: Get, pattern_id: str, *, timeout_s: float) -> dict | None:
     except Exception as exc:  # whatever get raises is no answer; NoAnswer says why
         reason = getattr(exc, "reason", None) or type(exc).__name__
         log.debug("evolution read got no answer (%s)", reason)
-        raise ReadUnknown("no_answer", f"{reason}: {exc}") from exc
+        raise ReadUnknown("no_answer", f"{reason}: {exc}"[:_DETAIL_CHARS]) from exc
     status, body = answer.status, answer.body
     doc = _json(body) if status in (200, 404) else None
     if status == 404:
