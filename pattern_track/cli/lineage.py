@@ -51,12 +51,19 @@ def cmd_lineage(args: "argparse.Namespace") -> int:
 
     config = _config(args)
     transport = Transport(config, watchdog=False)
+    expired = threading.Event()
+
+    def expire() -> None:  # SIGALRM, on this thread: cut the request in flight
+        expired.set()
+        transport.abort()
+
     try:
-        with _alarm(args.timeout, transport.abort):
+        with _alarm(args.timeout, expire):
             doc = readback.walk(transport.get, args.pattern_id, depth=args.depth, timeout_s=args.timeout)
     except readback.ReadUnknown as exc:
-        raise CliError(f"cannot read what {config.base_url} stored about {args.pattern_id}: "
-                       f"{_SAID.get(exc.reason, exc.reason)} ({exc.detail})") from None
+        said = (f"no complete answer within --timeout {args.timeout:g} s" if expired.is_set()
+                else f"{_SAID.get(exc.reason, exc.reason)} ({exc.detail})")
+        raise CliError(f"cannot read what {config.base_url} stored about {args.pattern_id}: {said}") from None
     finally:
         transport.close()
     if doc is None:
@@ -95,11 +102,12 @@ def tree_lines(doc: dict) -> list[str]:
     between versions of one id are listed under its versions, not in the trees.
     """
     root = doc["pattern_id"]
-    own = sorted((n for n in doc["nodes"] if n["pattern_id"] == root), key=lambda n: (n["generation"], n["created_at"]))
+    own = sorted((n for n in doc["nodes"] if n["pattern_id"] == root),
+                 key=lambda n: (n.get("generation") or 0, str(n.get("created_at"))))
     lines = [f"{root}: {len(own)} version{'s' if len(own) != 1 else ''} stored"]
-    lines += [f"  {n['version']}  generation {n['generation']}  created {_when(n['created_at'])}" for n in own]
-    lines += [f"  {e['source_version']} -> {e['target_version']}  {e['edge_type']}/{e['transformation_type']}  "
-              f"{_when(e['created_at'])}" for e in doc["edges"]
+    lines += [f"  {n['version']}  generation {n.get('generation')}  created {_when(n.get('created_at'))}" for n in own]
+    lines += [f"  {e.get('source_version')} -> {e['target_version']}  {e.get('edge_type')}/"
+              f"{e.get('transformation_type')}  {_when(e.get('created_at'))}" for e in doc["edges"]
               if e["source_pattern_id"] == e["target_pattern_id"] == root]
     hops = f"up to {doc['depth']} hop{'s' if doc['depth'] != 1 else ''}"
     for title, upward in ((f"ancestors ({hops}):", True), (f"descendants ({hops}):", False)):
@@ -116,7 +124,7 @@ def _branch(doc: dict, upward: bool) -> list[str]:
                                 else ("source_pattern_id", "target_pattern_id", "target_version", "from"))
     other_version = "target_version" if upward else "source_version"
     children: dict[str, list[dict]] = {}
-    for edge in sorted(doc["edges"], key=lambda e: (e["created_at"], e["edge_id"])):
+    for edge in sorted(doc["edges"], key=lambda e: (str(e.get("created_at")), e["edge_id"])):
         if edge["source_pattern_id"] != edge["target_pattern_id"]:
             children.setdefault(edge[near], []).append(edge)
     lines: list[str] = []
@@ -125,8 +133,8 @@ def _branch(doc: dict, upward: bool) -> list[str]:
     while stack:
         edge, level = stack.pop()
         pid = edge[far]
-        line = (f"{'  ' * level}{pid} {edge[version]}  {edge['edge_type']}/{edge['transformation_type']}  "
-                f"{link} {edge[other_version]}  {_when(edge['created_at'])}")
+        line = (f"{'  ' * level}{pid} {edge.get(version)}  {edge.get('edge_type')}/{edge.get('transformation_type')}"
+                f"  {link} {edge.get(other_version)}  {_when(edge.get('created_at'))}")
         if pid in expanded:
             line += "  (see above)"
         else:

@@ -141,6 +141,15 @@ def _hops(text: str) -> int:
     return int(text)
 
 
+def _pattern_id(text: str) -> str:
+    """argparse type: a non-empty pattern id."""
+    import argparse
+
+    if not text:
+        raise argparse.ArgumentTypeError("expected a pattern id, got an empty string")
+    return text
+
+
 def _url(text: str) -> str:
     import argparse
 
@@ -243,7 +252,7 @@ def _parser() -> "argparse.ArgumentParser":
                 {"ok": "the pattern is stored (the output names any pattern that could not be read)",
                  "one": "the pattern is not stored, or the service cannot be read (one line on stderr says which)"},
                 description=LINEAGE)
-    p.add_argument("pattern_id", metavar="PATTERN_ID", help="the pattern id, e.g. python-code-226225de545b")
+    p.add_argument("pattern_id", type=_pattern_id, metavar="PATTERN_ID", help="the pattern id, e.g. python-code-226225de545b")
     p.add_argument("--depth", type=_hops, default=DEFAULT_DEPTH, metavar="N",
                    help=f"follow at most N edges each way (default {DEFAULT_DEPTH}; 0: the pattern alone)")
     p.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",

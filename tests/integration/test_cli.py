@@ -486,8 +486,44 @@ def test_lineage_keeps_its_timeout_against_a_hung_service(env, collector):
         elapsed = time.monotonic() - started
     finally:
         collector.set_fault("none")
-    assert out.returncode == 1 and b"no answer" in out.stderr
+    assert out.returncode == 1 and out.stderr.startswith(
+        f"pattern-track: cannot read what {collector.url} stored about d: no ".encode())
+    assert b"within" in out.stderr  # the read timeout or the alarm, whichever came first
     assert elapsed < 20  # interpreter start-up included; without a bound it would hang until the collector stops
+
+
+def test_lineage_timeout_cuts_a_trickling_answer(env):
+    """An answer trickling a byte at a time (each read well inside the read timeout) is cut at --timeout."""
+    import socket
+    import threading
+
+    done = threading.Event()
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def trickle():
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+            while not done.wait(0.05):  # one byte every 50 ms: 100 000 bytes would take over an hour
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        out = cli("lineage", "d", "--timeout", "1", "--url", f"http://127.0.0.1:{port}", env=env, timeout=60)
+        elapsed = time.monotonic() - started
+    finally:
+        done.set()
+        server.close()
+        thread.join(5)
+    assert out.returncode == 1 and b"no complete answer within --timeout 1 s" in out.stderr, out.stderr
+    assert elapsed < 20
 
 
 def test_lineage_opens_no_outbox_and_starts_no_thread_or_process(env, collector, cache_dir):
