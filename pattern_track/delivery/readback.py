@@ -26,6 +26,7 @@ from urllib.parse import quote
 
 from .. import logs
 from ..errors import PatternTrackError
+from .readwalk import Walk
 
 __all__ = ["DEFAULT_MAX_REQUESTS", "EVOLUTION_PATH", "NODE_EVENTS", "REASONS", "ReadUnknown", "evolution",
            "is_stored", "walk"]
@@ -217,7 +218,14 @@ def walk(get: Get, pattern_id: str, *, depth: int, timeout_s: float, max_request
     first = evolution(get, pattern_id, timeout_s=timeout_s)
     if first is None:
         return None
-    state = _Walk(get, deadline, max_requests, clock, {pattern_id: first})
+    def read(pid: str, left_s: float) -> tuple[dict | None, str | None]:
+        try:
+            doc = evolution(get, pid, timeout_s=left_s)
+        except ReadUnknown as exc:
+            return None, exc.reason
+        return doc, None if doc is not None else "not_found"  # an edge names it, yet nothing is stored
+
+    state = Walk(read, deadline=deadline, max_requests=max_requests, clock=clock, first={pattern_id: first})
     for upward in (True, False):
         state.direction(pattern_id, depth, upward=upward)
     return {"pattern_id": pattern_id, "depth": depth, "requests": state.requests,
@@ -225,67 +233,3 @@ def walk(get: Get, pattern_id: str, *, depth: int, timeout_s: float, max_request
             "unreachable": state.unreachable,
             "truncated": {pid: why for pid, why in state.truncated.items()
                           if pid not in state.docs and pid not in state.unreachable}}
-
-
-class _Walk:
-    """``walk``'s state: the answers read (shared by both directions), what was found, the budget."""
-
-    def __init__(self, get: Get, deadline: float, max_requests: int, clock: Callable[[], float],
-                 docs: dict[str, dict]) -> None:
-        self.get, self.deadline, self.max_requests, self.clock = get, deadline, max_requests, clock
-        self.docs, self.requests = docs, len(docs)
-        self.nodes: dict[str, dict] = {}
-        self.edges: dict[str, dict] = {}
-        self.unreachable: dict[str, str] = {}
-        self.truncated: dict[str, str] = {}
-        for doc in docs.values():
-            self._add_nodes(doc)
-
-    def _add_nodes(self, doc: dict) -> None:
-        for node in doc["evolution_nodes"]:
-            self.nodes.setdefault(node["node_id"], node)
-
-    def direction(self, start: str, depth: int, *, upward: bool) -> None:
-        """Breadth first from ``start``, one direction, ``depth`` hops."""
-        near, far = ("target_pattern_id", "source_pattern_id") if upward else ("source_pattern_id", "target_pattern_id")
-        seen, level = {start}, [start]
-        for hop in range(depth + 1):
-            if not level:
-                break
-            found: list[tuple[dict, str]] = []
-            for pid in level:
-                found += [(edge, edge[far]) for edge in self.docs[pid]["evolution_edges"] if edge[near] == pid]
-            following = []
-            for edge, other in found:
-                if other not in seen and hop < depth:
-                    seen.add(other)
-                    if self._read(other):
-                        following.append(other)
-                if other in self.docs:
-                    self.edges.setdefault(edge["edge_id"], edge)
-                elif other not in self.unreachable:
-                    self.truncated.setdefault(other, "depth")
-            level = following
-
-    def _read(self, pid: str) -> bool:
-        """Fetch ``pid`` once, within the budget; whether its answer is at hand."""
-        if pid in self.docs:
-            return True
-        if pid in self.unreachable or pid in self.truncated and self.truncated[pid] != "depth":
-            return False
-        left = self.deadline - self.clock()
-        if self.requests >= self.max_requests or left <= 0:
-            self.truncated[pid] = "max_requests" if self.requests >= self.max_requests else "deadline"
-            return False
-        self.requests += 1
-        try:
-            doc = evolution(self.get, pid, timeout_s=left)
-        except ReadUnknown as exc:
-            self.unreachable[pid] = exc.reason
-            return False
-        if doc is None:  # an edge names it, yet nothing is stored under it
-            self.unreachable[pid] = "not_found"
-            return False
-        self.docs[pid] = doc
-        self._add_nodes(doc)
-        return True
