@@ -218,6 +218,7 @@ def walk(get: Get, pattern_id: str, *, depth: int, timeout_s: float, max_request
     first = evolution(get, pattern_id, timeout_s=timeout_s)
     if first is None:
         return None
+
     def read(pid: str, left_s: float) -> tuple[dict | None, str | None]:
         try:
             doc = evolution(get, pid, timeout_s=left_s)
