@@ -163,6 +163,8 @@ class Store:
             node = {"node_id": new_id(), "status": "active", "parents": [], "generation": 0,
                     "created_at": time.time(), **{name: event[name] for name in NODE_FIELDS}}
         if edges or kind == "pattern_deprecated" or "seq" not in node:
+            for edge in edges:  # inserted after the node, as the service does
+                edge["created_at"] = time.time()
             node["parents"] = node["parents"] + edges
             if node["parents"]:  # one more than the deepest parent, a merge's included
                 node["generation"] = 1 + max(edge.get("source_generation", 0) for edge in node["parents"])
@@ -191,6 +193,5 @@ class Store:
                 raise Answer(400, {"detail": f"Self-loop: {name} {version} cannot be its own parent"})
             edges.append({"edge_id": new_id(), "node_id": parent["node_id"], "pattern_id": name,
                           "pattern_version": version, "source_generation": parent.get("generation", 0),
-                          "edge_type": event["edge_type"] or default_edge, "transformation_type": transformation,
-                          "created_at": time.time()})
+                          "edge_type": event["edge_type"] or default_edge, "transformation_type": transformation})
         return edges
