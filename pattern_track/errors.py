@@ -1,11 +1,13 @@
 """Exceptions of pattern_track.
 
-Exceptions escape only from constructors and the command line; ``track()`` and the
-background threads turn every failure into a counted, logged outcome instead.
+Exceptions escape only from constructors, the command line and the read calls of
+``delivery.readback``; ``track()`` and the background threads turn every failure into a
+counted, logged outcome instead.
 
     PatternTrackError
     ├── ConfigError (also ValueError)      a bad option or keyword argument
     ├── CacheError                         the outbox directory cannot be used safely
+    ├── ReadUnknown (delivery.readback)    a read of the service's store did not tell; has a reason
     └── OutboxError                        a storage operation failed (busy, full, corrupt);
                                            internal: always caught and counted
 """

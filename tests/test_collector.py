@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import datetime
 import http.client
 import json
 import pathlib
@@ -352,15 +353,202 @@ def test_unknown_path_is_404(collector):
     assert response.status_code == 404 and response.json() == {"detail": "Not Found"}
 
 
-def test_get_lineage(collector):
-    """GET /lineage/{id} returns the stored nodes and events, or a 404 detail."""
+# -- read routes ---------------------------------------------------------------------
+
+NODE_KEYS = {"node_id", "pattern_id", "pattern_name", "pattern_type", "version", "generation", "created_at",
+             "metadata"}
+EDGE_KEYS = {"edge_id", "source_node_id", "target_node_id", "source_pattern_id", "target_pattern_id",
+             "source_version", "target_version", "edge_type", "transformation_type", "edge_weight", "created_at",
+             "metadata"}
+
+
+def evolution(c, pid, **kwargs):
+    return requests.get(c.url + API + f"/lineage/{pid}/evolution", timeout=5, **kwargs)
+
+
+def chain(c):
+    """The contract's example: a -> b (modified), c, b + c -> d (merged)."""
+    for event in (created("a"), derived("b", "1.0.0", "a"), created("c"),
+                  derived("d", "1.0.0", "b", "c", event_type="pattern_merged")):
+        assert post(c, TRACK, event).status_code == 200
+
+
+def links(doc):
+    return [(e["source_pattern_id"], e["target_pattern_id"], e["edge_type"], e["transformation_type"])
+            for e in doc["data"]["evolution_edges"]]
+
+
+def test_evolution_is_one_hop_in_the_service_shape(collector):
+    """Evolution of d has its node and the edges b->d, c->d; of a, the edge a->b; shapes as the service's."""
+    chain(collector)
+    answer = evolution(collector, "d")
+    assert answer.status_code == 200
+    doc = answer.json()
+    assert doc["success"] is True and set(doc["metadata"]) == {"processing_time_ms", "total_nodes", "total_edges"}
+    assert (doc["metadata"]["total_nodes"], doc["metadata"]["total_edges"]) == (1, 2)
+    assert doc["data"]["pattern_id"] == "d" and doc["data"]["total_versions"] == 1
+    [node] = doc["data"]["evolution_nodes"]
+    assert set(node) == NODE_KEYS and node["metadata"] == "{}" and node["version"] == "1.0.0"
+    assert datetime.datetime.fromisoformat(node["created_at"]).utcoffset() is not None
+    assert sorted(links(doc)) == [("b", "d", "merged_from", "merge"), ("c", "d", "merged_from", "merge")]
+    for edge in doc["data"]["evolution_edges"]:
+        assert set(edge) == EDGE_KEYS and edge["metadata"] == "{}" and edge["target_node_id"] == node["node_id"]
+        assert datetime.datetime.fromisoformat(edge["created_at"]).utcoffset() is not None
+    assert links(evolution(collector, "a").json()) == [("a", "b", "modified_from", "refactor")]
+    middle = evolution(collector, "b").json()["data"]["evolution_edges"]
+    assert [(e["source_pattern_id"], e["target_pattern_id"]) for e in middle] == [("a", "b"), ("b", "d")]
+
+
+def test_evolution_generations_count_from_creations(collector):
+    """Generation is 0 for a creation, one more than the parent for a derivation, than the deepest parent for a merge."""
+    chain(collector)
+    post(collector, TRACK, derived("e", "1.0.0", "d", "a", event_type="pattern_merged"))
+    generations = {pid: evolution(collector, pid).json()["data"]["evolution_nodes"][0]["generation"] for pid in "abcde"}
+    assert generations == {"a": 0, "b": 1, "c": 0, "d": 2, "e": 3}
+
+
+def test_evolution_lists_every_version_and_edges_between_them(collector):
+    """Every version of the id is a node, by generation; a version derived from another is an edge within the id."""
     post(collector, TRACK, created("a"))
-    post(collector, TRACK, derived("a", "2.0.0", "a"))
-    body = requests.get(collector.url + API + "/lineage/a", timeout=5).json()
-    assert [n["pattern_version"] for n in body["data"]["nodes"]] == ["1.0.0", "2.0.0"]
-    assert len(body["data"]["events"]) == 2
+    post(collector, TRACK, derived("a", "2.0.0", "a", transformation_type="bugfix"))
+    data = evolution(collector, "a").json()["data"]
+    assert data["total_versions"] == 2
+    assert [(n["version"], n["generation"]) for n in data["evolution_nodes"]] == [("1.0.0", 0), ("2.0.0", 1)]
+    [edge] = data["evolution_edges"]  # starts and ends in the id: listed once
+    assert (edge["source_version"], edge["target_version"], edge["transformation_type"]) == ("1.0.0", "2.0.0", "bugfix")
+
+
+def test_evolution_of_an_unknown_id_is_the_routes_404(collector):
+    """An id with no node is a 404 {success: false, error: "Pattern not found: <id>", pattern_id}."""
+    answer = evolution(collector, "ghost")
+    assert answer.status_code == 404
+    assert answer.json() == {"success": False, "error": "Pattern not found: ghost", "pattern_id": "ghost"}
+
+
+def test_read_routes_match_the_decoded_path_like_the_service(collector):
+    """An id is read percent-decoded; one holding a slash cannot be routed (the router's 404 {detail})."""
+    for pid in ("sp ace", "a/b"):
+        assert post(collector, TRACK, created(pid)).status_code == 200
+    assert evolution(collector, "sp%20ace").json()["data"]["pattern_id"] == "sp ace"
+    routed = evolution(collector, "a%2Fb")
+    assert routed.status_code == 404 and routed.json() == {"detail": "Not Found"}
+
+
+def test_evolution_is_not_rate_limited():
+    """The rate window counts the lineage query but never evolution (nor health)."""
+    with Collector(rate_limit=1) as c:
+        assert post(c, TRACK, created("a")).status_code == 200
+        assert post(c, TRACK, created("b")).status_code == 429
+        assert [evolution(c, "a").status_code for _ in range(3)] == [200] * 3
+        assert requests.get(c.url + API + "/lineage/a?query_type=descendants", timeout=5).status_code == 429
+        assert c.state()["rate_limit"]["current_window_requests"] == 1
+
+
+@pytest.mark.parametrize("mode,status,body", [
+    ("degraded", 503, {"success": False, "error": "Database connection not available", "pattern_id": "a"}),
+    ("db_down", 500, {"success": False, "error": "Evolution path query failed: [Errno 111] Connect call failed",
+                      "pattern_id": "a"}),
+])
+def test_evolution_without_a_database(collector, mode, status, body):
+    """degraded (no pool) is a 503 {success: false, error, pattern_id}; db_down a 500 "Evolution path query failed"."""
+    post(collector, TRACK, created("a"))
+    collector.set_fault(mode)
+    answer = evolution(collector, "a")
+    assert answer.status_code == status
+    assert {k: v for k, v in answer.json().items() if k != "metadata"} == body
+
+
+@pytest.mark.parametrize("mode,params", [
+    ("error", {"status": 503}), ("rate_limit", {}), ("flaky", {"every": 1}), ("trickle", {"interval_s": 5.0}),
+    ("redirect", {}), ("empty", {}), ("unknown_error", {}), ("idle_pool", {}), ("body_limit", {"max_bytes": 0}),
+])
+def test_track_only_faults_leave_evolution_alone(collector, mode, params):
+    """Modes that imitate the track routes' failures leave evolution answering normally."""
+    post(collector, TRACK, created("a"))
+    collector.set_fault(mode, **params)
+    answer = evolution(collector, "a")
+    assert answer.status_code == 200 and answer.json()["data"]["total_versions"] == 1
+
+
+def test_html_and_slow_faults_act_on_the_read_routes(collector):
+    """html answers the read routes with its HTML page; slow answers them normally, late."""
+    post(collector, TRACK, created("a"))
+    collector.set_fault("html")
+    for path in ("/lineage/a/evolution", "/lineage/a?query_type=descendants"):
+        answer = requests.get(collector.url + API + path, timeout=5)
+        assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/html")
+    collector.set_fault("slow", delay_s=0.05)
+    assert evolution(collector, "a").status_code == 200
+
+
+def hung_get(c, path):
+    """Send a GET while the collector hangs, release it, return (status, JSON body)."""
+    sock = socket.create_connection(("127.0.0.1", c.port), timeout=5)
+    with sock:
+        sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % (API + path).encode())
+        assert poll_until(lambda: c.state()["hanging"] == 1)
+        c.set_fault("none")
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, json.loads(response.read())
+
+
+def test_hang_holds_the_read_routes_then_evolution_answers(collector):
+    """A hung evolution answers normally once released (no timeout on the service); the lineage query 504s."""
+    post(collector, TRACK, created("a"))
+    collector.set_fault("hang")
+    status, body = hung_get(collector, "/lineage/a/evolution")
+    assert status == 200 and body["data"]["pattern_id"] == "a"
+    collector.set_fault("hang")
+    assert hung_get(collector, "/lineage/a?query_type=descendants") == (504, {"detail": "Query operation timed out"})
+
+
+def test_lineage_query_descendants(collector):
+    """query_type=descendants lists the direct children of the newest node, newest first."""
+    chain(collector)
+    post(collector, TRACK, derived("e", "1.0.0", "b", event_type="pattern_forked", edge_type="derived_from"))
+    answer = requests.get(collector.url + API + "/lineage/b?query_type=descendants", timeout=5)
+    assert answer.status_code == 200
+    data = answer.json()["data"]
+    assert data["pattern_id"] == "b" and data["total_descendants"] == 2
+    assert data["pattern_node_id"] == evolution(collector, "b").json()["data"]["evolution_nodes"][0]["node_id"]
+    assert [(d["descendant_pattern_id"], d["edge_type"]) for d in data["descendants"]] == [
+        ("e", "derived_from"), ("d", "merged_from")]
+    assert set(data["descendants"][0]) == {"descendant_id", "descendant_pattern_id", "edge_type",
+                                           "transformation_type", "created_at"}
+
+
+def test_lineage_query_ancestry_is_broken_like_the_service(collector):
+    """The default query_type (ancestry) is a 500 InvalidParameterValueError for a stored id, a 404 otherwise."""
+    post(collector, TRACK, created("a"))
+    for path in ("/lineage/a", "/lineage/a?query_type=ancestry"):
+        answer = requests.get(collector.url + API + path, timeout=5)
+        assert answer.status_code == 500 and "statement_timeout" in answer.json()["error"]
+        assert answer.json()["metadata"]["error_type"] == "InvalidParameterValueError"
     missing = requests.get(collector.url + API + "/lineage/ghost", timeout=5)
-    assert missing.status_code == 404 and "detail" in missing.json()
+    assert missing.status_code == 404 and missing.json()["error"] == "Pattern not found: ghost"
+    for mode, status in (("degraded", 503), ("db_down", 500)):
+        collector.set_fault(mode)
+        assert requests.get(collector.url + API + "/lineage/a?query_type=descendants", timeout=5).status_code == status
+
+
+def test_reads_refill_an_idle_pool():
+    """A read queries the database, so like a track request (and unlike health) it refills an idle pool."""
+    with Collector(clock=FakeClock()) as c:
+        c.set_fault("idle_pool")
+        assert pool(c) == (0, 0)
+        assert evolution(c, "ghost").status_code == 404
+        assert pool(c)[0] > 0
+
+
+def test_read_routes_survive_a_restart_on_sqlite(tmp_path):
+    """Generations, edge ids and times are kept in the SQLite file: a reopened collector answers the same."""
+    db = str(tmp_path / "c.db")
+    with Collector(db_path=db) as first:
+        chain(first)
+        before = {pid: evolution(first, pid).json()["data"] for pid in "abcd"}
+    with Collector(db_path=db) as second:
+        assert {pid: evolution(second, pid).json()["data"] for pid in "abcd"} == before
 
 
 # -- health --------------------------------------------------------------------------
@@ -485,7 +673,7 @@ def pool(c):
 
 
 def test_idle_pool_fault_empties_the_pool_until_a_track_request():
-    """idle_pool: the pool is empty when set and idle_s after the last track request; only track refills it."""
+    """idle_pool: the pool is empty when set and idle_s after the last track request; health never refills it."""
     clock = FakeClock()
     with Collector(clock=clock) as c:
         c.set_fault("idle_pool")

@@ -1,4 +1,5 @@
-"""``pattern-track``: the command line (hook, install, drain, sync, stats, cleanup, dead-letter, doctor, serve).
+"""``pattern-track``: the command line (hook, install, drain, sync, stats, cleanup, dead-letter, doctor, lineage,
+serve).
 
 One convention for every command: a readable summary on stdout, JSON instead with
 ``--json``; errors are one line on stderr; exit 0 when all is well, 1 when work is left
@@ -123,6 +124,24 @@ def _number(text: str, *, minimum_excluded: bool) -> float:
     return value
 
 
+def _hops(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    import argparse
+
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def _pattern_id(text: str) -> str:
+    """argparse type: a non-empty pattern id."""
+    import argparse
+
+    if not text:
+        raise argparse.ArgumentTypeError("expected a pattern id, got an empty string")
+    return text
+
+
 def _url(text: str) -> str:
     import argparse
 
@@ -138,6 +157,7 @@ def _parser() -> "argparse.ArgumentParser":
 
     from .doctor import cmd_doctor
     from .commands import cmd_cleanup, cmd_dead_letter, cmd_stats, cmd_sync
+    from .lineage import DEFAULT_DEPTH, DEFAULT_TIMEOUT_S, DESCRIPTION as LINEAGE, cmd_lineage
 
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -226,6 +246,15 @@ def _parser() -> "argparse.ArgumentParser":
                    help="list (the default), retry or purge")
     command("doctor", cmd_doctor, "check configuration, cache, service and hook; say what next",
             {"ok": "no problem found", "one": "a problem found (the last line, next: ..., says what to do)"})
+    p = command("lineage", cmd_lineage, "show what the service recorded about a pattern: ancestors and descendants",
+                {"ok": "the pattern is stored (the output names any pattern that could not be read)",
+                 "one": "the pattern is not stored, or the service cannot be read (one line on stderr says which)"},
+                description=LINEAGE)
+    p.add_argument("pattern_id", type=_pattern_id, metavar="PATTERN_ID", help="the pattern id, e.g. python-code-226225de545b")
+    p.add_argument("--depth", type=_hops, default=DEFAULT_DEPTH, metavar="N",
+                   help=f"follow at most N edges each way (default {DEFAULT_DEPTH}; 0: the pattern alone)")
+    p.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                   help=f"stop reading after SECONDS in all (default {DEFAULT_TIMEOUT_S:g})")
     sub.add_parser("serve", help="run the reference collector (pattern-track serve --help)", add_help=False)
     return parser
 

@@ -10,22 +10,26 @@ nothing else from ``pattern_track``, so it runs anywhere:
 
 Fault modes, switched at run time by ``Collector.set_fault(mode, **params)`` or
 ``POST /_collector/fault {"mode": ..., **params}``, act on the two track routes (health
-and other routes only where said):
+and the read routes only where said):
 
 - ``none``: normal service.
 - ``error(status=500, detail=None)``: ``{"detail"}`` with that status (503 and 504 carry
   the real service's texts).
 - ``rate_limit(retry_after=None)``: 429, with ``Retry-After`` only when given.
-- ``degraded``: health says degraded / database_unavailable; track routes answer 503.
+- ``degraded``: health says degraded / database_unavailable; track routes answer 503,
+  evolution 503 ``{success: false, error, pattern_id}``, the lineage query 503 ``{detail}``.
 - ``db_down``: health still says healthy but pool_size is 0; one event gets the transient
-  400 ``ConnectionRefusedError``; a batch gets a 200 with every event failed.
-- ``hang``: never answer (health too) until the mode changes, then 504 with nothing
-  stored; ``stop()`` closes the connection instead.
+  400 ``ConnectionRefusedError``; a batch gets a 200 with every event failed; evolution
+  answers 500 ``{success: false, error: "Evolution path query failed: ..."}``, the lineage
+  query 500 ``{success: false, error, metadata: {error_type}}``.
+- ``hang``: never answer (any route) until the mode changes, then 504 with nothing
+  stored (the lineage query: its own 504); health and evolution, which have no timeout
+  on the service, then answer normally. ``stop()`` closes the connection instead.
 - ``flaky(every=2)``: every ``every``-th track request answers 500.
-- ``slow(delay_s=0.5)``: wait, then answer normally (health too).
+- ``slow(delay_s=0.5)``: wait, then answer normally (every route).
 - ``trickle(interval_s=1.0)``: headers at once, then one body byte per interval.
 - ``redirect(location="/redirected")``: 307 to ``location``.
-- ``html``: 200 with an HTML page (health too).
+- ``html``: 200 with an HTML page (every route).
 - ``empty``: 200 with an empty body.
 - ``unknown_error(error_type="WeirdError", match="")``: each event whose ``pattern_id``
   contains ``match`` (every event when empty) fails in the service's per-event shape with
@@ -35,20 +39,31 @@ and other routes only where said):
 - ``idle_pool(idle_s=300.0)``: the real service's asyncpg pool, which empties after 300 s
   without a lineage request: health says healthy / operational but ``database_pool`` has
   ``pool_size`` and ``free_size`` 0 from the moment the mode is set, and again ``idle_s``
-  after the last track request (single or batch) that got past validation; such a
-  request is served normally and refills the pool. Health requests never refill it. The
-  collector's ``clock`` times it. (Mode ``none`` always reports a full pool.)
+  after the last track request (single or batch) that got past validation or the last
+  read; such a request is served normally and refills the pool (a read acquires a
+  connection from it). Health requests never refill it. The collector's ``clock`` times
+  it. (Mode ``none`` always reports a full pool.)
 - ``body_limit(max_bytes=65536)``: a proxy in front of the service that refuses large
   bodies, as nginx's ``client_max_body_size`` does: a request (to any route but
   ``/_collector/*``) whose body is longer than ``max_bytes`` gets a 413 with nginx's
   HTML page and ``Connection: close``, and nothing is stored or counted against the
   rate limit; smaller requests are served normally.
 
+The other modes (``error``, ``rate_limit``, ``flaky``, ``trickle``, ``redirect``, ``empty``,
+``unknown_error``) leave health and the read routes alone.
+
+Service routes, under ``/api/pattern-traceability``: ``POST /lineage/track``, ``POST
+/lineage/track/batch``, ``GET /health``, ``GET /lineage/{pattern_id}/evolution`` (what is
+stored: the id's nodes, every version, and the edges into and out of them, one hop; not
+rate-limited) and ``GET /lineage/{pattern_id}?query_type=descendants`` (direct children;
+the default ``query_type=ancestry`` answers 500, broken as on the service). A path is
+matched percent-decoded, as Starlette does, so an id with a ``/`` cannot be read.
+
 Control routes: ``POST /_collector/fault``, ``GET /_collector/state``,
 ``GET /_collector/events``, ``POST /_collector/reset``.
 
 Modules, bottom up: ``contract`` (request model, checks, answer shapes), ``store`` (nodes
-and events, how one event is stored), ``faults`` (the modes and their state), ``service``
+and events, how one event is stored), ``reads`` (the read routes' answers), ``faults`` (the modes and their state), ``service``
 (the real service's routes), ``handler`` (HTTP), ``server`` (``Collector``: lifecycle and
 control routes), ``command`` (``main``).
 """

@@ -31,8 +31,11 @@ def _epilog() -> str:
     width = max(map(len, CONTROL_ROUTES))
     lines += ["", "inspection and control routes:"]
     lines += [f"  {route:<{width}}  {text}" for route, text in CONTROL_ROUTES.items()]
-    lines += ["", "service routes: POST /api/pattern-traceability/lineage/track, POST .../lineage/track/batch,",
-              "  GET .../health, GET .../lineage/{pattern_id}",
+    lines += ["", "service routes (under /api/pattern-traceability):",
+              "  POST /lineage/track, POST /lineage/track/batch     store one event, a batch (rate-limited)",
+              "  GET  /health                                        health (not rate-limited)",
+              "  GET  /lineage/{pattern_id}/evolution                its nodes and edges, one hop (not rate-limited)",
+              "  GET  /lineage/{pattern_id}?query_type=descendants   direct children (ancestry, the default, 500s)",
               "", "example: curl -X POST localhost:8053/_collector/fault -d '{\"mode\": \"error\", \"status\": 503}'"]
     return "\n".join(lines)
 

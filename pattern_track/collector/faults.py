@@ -4,8 +4,8 @@
 is refused) and ``FAULT_HELP`` says in one line what each imitates; the package docstring
 and ``--help`` describe them to people. ``Faults`` holds the current mode for the request
 threads: what a proxy in front refuses (``proxy_refusal``), what the mode imposes on a
-route before the route runs (``before``), on one event (``event_failure``), and on the
-health answer (``health``).
+route before the route runs (``before``), on one event (``event_failure``), on the
+health answer (``health``) and on the database a read route queries (``database``).
 """
 
 from __future__ import annotations
@@ -34,23 +34,25 @@ FAULT_HELP = {
     "none": "normal service",
     "error": "track routes answer {detail} with status (503, 504 as the service)",
     "rate_limit": "track routes answer 429, with Retry-After only when given",
-    "degraded": "never reached its database: health says degraded, track routes 503",
-    "db_down": "database lost: health healthy, pool empty; events fail 400 ConnectionRefusedError",
-    "hang": "no answer (health too) until the mode changes, then 504 and nothing stored",
+    "degraded": "never reached its database: health says degraded, track routes and reads 503",
+    "db_down": "database lost: health healthy, pool empty; events fail 400 ConnectionRefusedError, reads 500",
+    "hang": "no answer (every route) until the mode changes, then 504 and nothing stored (health, evolution: normal)",
     "flaky": "every n-th track request answers 500 (n = every)",
-    "slow": "answer normally after delay_s (health too)",
+    "slow": "answer normally after delay_s (every route)",
     "trickle": "track routes: headers at once, then one body byte per interval_s",
     "redirect": "track routes answer 307 to location",
-    "html": "200 with an HTML sign-in page (health too)",
+    "html": "200 with an HTML sign-in page (every route)",
     "empty": "track routes answer 200 with an empty body",
     "unknown_error": "events with match in pattern_id fail with error_type, one by one",
-    "idle_pool": "health healthy, but pool_size 0 until a track request and idle_s after one",
+    "idle_pool": "health healthy, but pool_size 0 until a track request or read, and idle_s after one",
     "body_limit": "a proxy in front: a body over max_bytes gets nginx's HTML 413, nothing stored",
 }
 _PARAM_TYPES = {"status": int, "detail": str, "retry_after": str, "every": int,
                 "delay_s": float, "interval_s": float, "location": str, "error_type": str, "match": str,
                 "idle_s": float, "max_bytes": int}
 _DB_DOWN = ("[Errno 111] Connect call failed", "ConnectionRefusedError")
+_TRACK_ROUTES = ("track", "batch")
+_QUERY_TIMED_OUT = "Query operation timed out"  # the lineage query's own 504
 _HTML = b"<html><head><title>Sign in</title></head><body><h1>Please sign in</h1></body></html>"
 #: nginx's own page for client_max_body_size (it also closes the connection).
 _NGINX_413 = (b"<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n"
@@ -136,14 +138,19 @@ class Faults:
         return None
 
     def before(self, route: str) -> Reply | None | bool:
-        """The answer the mode imposes on this route, False for none, None to hang up."""
-        if route == "lineage":
-            return False
+        """The answer the mode imposes on this route, False for none, None to hang up.
+
+        ``hang``, ``slow`` and ``html`` act on every route (the process or a proxy in
+        front misbehaves); after a hang, health and evolution (no timeout on the service)
+        answer normally, the track routes and the lineage query (30 s timeouts) 504. The
+        other modes are the track routes' alone: the database's condition reaches the
+        read routes through ``database()``.
+        """
         with self._lock:
             mode, params, release = self._mode, self._params, self._release
             if mode == "hang":
                 self._hanging += 1
-            elif mode == "flaky" and route != "health":
+            elif mode == "flaky" and route in _TRACK_ROUTES:
                 self._hits += 1
                 if self._hits % params["every"] == 0:
                     return json_reply(500, {"detail": DETAILS[500]})
@@ -154,12 +161,14 @@ class Faults:
             if self._stopping.is_set():
                 return None
             # Like the real service over a hung database: it gives up and stores nothing.
-            return False if route == "health" else json_reply(504, {"detail": DETAILS[504]})
+            if route in _TRACK_ROUTES:
+                return json_reply(504, {"detail": DETAILS[504]})
+            return json_reply(504, {"detail": _QUERY_TIMED_OUT}) if route == "lineage" else False
         if mode == "slow":
             return None if self._stopping.wait(params["delay_s"]) else False
         if mode == "html":
             return Reply(200, _HTML, "text/html; charset=utf-8")
-        if route == "health":
+        if route not in _TRACK_ROUTES:
             return False
         if mode == "error":
             detail = params["detail"] or DETAILS.get(params["status"]) or PHRASES[params["status"]]
@@ -174,6 +183,20 @@ class Faults:
         if mode == "empty":
             return Reply(200)
         return False
+
+    def database(self) -> tuple[str, str, str | None] | None:
+        """The database as a read route finds it: None when usable, else (condition, error, error_type).
+
+        ``("unavailable", ...)``: the service never reached it (``degraded``: no pool);
+        ``("down", ...)``: lost after connecting (``db_down``: the query fails).
+        """
+        with self._lock:
+            mode = self._mode
+        if mode == "degraded":
+            return "unavailable", DETAILS[503], None
+        if mode == "db_down":
+            return ("down", *_DB_DOWN)
+        return None
 
     def trickle_s(self, route: str) -> float | None:
         """The byte interval for this route's answer body, None to send it at once."""
@@ -196,8 +219,8 @@ class Faults:
             return EventFailed(f"unexpected {params['error_type']} while storing the event", params["error_type"])
         return None
 
-    def track_reached_database(self) -> None:
-        """A track request passed validation and used the database: asyncpg refills its pool."""
+    def reached_database(self) -> None:
+        """A track request passed validation, or a read route queried: asyncpg refills its pool."""
         now = self._clock()
         with self._lock:
             self._last_track = now
@@ -205,7 +228,7 @@ class Faults:
     def health(self) -> tuple[bool, dict | None]:
         """Whether health says degraded, and its ``performance.database_pool`` (None: no pool).
 
-        Health never refills an idle pool: only ``track_reached_database`` does.
+        Health never refills an idle pool: only ``reached_database`` does.
         """
         now = self._clock()
         with self._lock:

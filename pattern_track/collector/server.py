@@ -147,10 +147,11 @@ class Collector:
 
     def _dispatch(self, method: str, target: str, headers: Any, body: bytes) -> Reply | None:
         """Answer one request; None means hang up without an answer."""
-        path = urlsplit(target).path
+        parts = urlsplit(target)
+        path = parts.path
         found = _CONTROL.fullmatch(path)
         if found is None:
-            return self._service.answer(method, path, headers, body)
+            return self._service.answer(method, path, headers, body, parts.query)
         if method != _CONTROL_METHODS[found["action"]]:
             return json_reply(405, {"detail": "Method Not Allowed"})
         reply = self._control(found["action"], body)

@@ -4,7 +4,9 @@ A request is routed (a path known under another method is a 405, as in FastAPI),
 refused by a proxy in front (the ``body_limit`` fault), is counted against the rate window
 shared by all clients, offered to the fault mode, then answered by its route: the two
 track routes store through ``Store``, health reports the fault mode's view of the
-database, ``GET /lineage/{id}`` reads the store back.
+database, the read routes (``reads``) answer from the store. Like the real service
+(Starlette routes the percent-decoded path), an id is matched decoded: one holding a
+``/`` can be stored but never read (the router's own 404 ``{detail}``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import threading
 import time
 from collections import deque
 from typing import Any, Callable
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
+from . import reads
 from .contract import (API, SERVICE_RATE_LIMIT, Answer, EventFailed, Reply, contract_error, json_reply, new_id,
                        parse_body, validate_batch, validate_event)
 from .faults import Faults
@@ -30,8 +33,11 @@ _ROUTES = [(method, re.compile(path), name) for method, path, name in [
     ("POST", API + "/lineage/track", "track"),
     ("POST", API + "/lineage/track/batch", "batch"),
     ("GET", API + "/health", "health"),
+    ("GET", API + "/lineage/(?P<pattern_id>[^/]+)/evolution", "evolution"),
     ("GET", API + "/lineage/(?P<pattern_id>[^/]+)", "lineage"),
 ]]
+#: Routes the rate window does not count (the real service has no limit on them).
+_UNLIMITED = ("health", "evolution")
 
 
 class Service:
@@ -54,8 +60,10 @@ class Service:
         with self._lock:
             self._stamps.clear()
 
-    def answer(self, method: str, path: str, headers: Any, body: bytes) -> Reply | None:
-        """Answer one request to the service's paths; None means hang up without an answer."""
+    def answer(self, method: str, path: str, headers: Any, body: bytes, query: str = "") -> Reply | None:
+        """Answer one request to the service's paths (``path`` as sent, percent-encoded;
+        ``query`` the text after ``?``); None means hang up without an answer."""
+        path = unquote(path)
         route, match, elsewhere = None, None, False
         for verb, pattern, name in _ROUTES:
             found = pattern.fullmatch(path)
@@ -72,12 +80,12 @@ class Service:
         if route is None:
             status, detail = (405, "Method Not Allowed") if elsewhere else (404, "Not Found")
             return json_reply(status, {"detail": detail})
-        # The real service counts every API request but health, even ones it then rejects.
-        if route != "health" and not self._admit():
+        # The real service counts every API request but health and evolution, even ones it then rejects.
+        if route not in _UNLIMITED and not self._admit():
             reply: Reply | None = json_reply(429, {"detail": "Rate limit exceeded"})
         elif (reply := self._faults.before(route)) is False:
             try:
-                reply = getattr(self, "_" + route)(headers, body, match)
+                reply = getattr(self, "_" + route)(headers, body, match, query)
             except Answer as answer:
                 reply = json_reply(answer.status, answer.doc)
             reply.trickle_s = self._faults.trickle_s(route)
@@ -110,7 +118,7 @@ class Service:
             raise failure
         return self._store.apply(event, batch_id)
 
-    def _track(self, headers: Any, body: bytes, match: re.Match) -> Reply:
+    def _track(self, headers: Any, body: bytes, match: re.Match, query: str) -> Reply:
         started, issues = time.perf_counter(), []
         event = validate_event(parse_body(headers, body), ["body"], issues)
         if issues:
@@ -118,7 +126,7 @@ class Service:
         detail = contract_error(event)
         if detail:
             raise Answer(400, {"detail": detail})
-        self._faults.track_reached_database()
+        self._faults.reached_database()
         try:
             with self._store.lock:
                 data = self._apply(event, None)
@@ -127,7 +135,7 @@ class Service:
                                     "metadata": {**self._meta(started), "error_type": exc.error_type}})
         return json_reply(200, {"success": True, "data": data, "metadata": self._meta(started)})
 
-    def _batch(self, headers: Any, body: bytes, match: re.Match) -> Reply:
+    def _batch(self, headers: Any, body: bytes, match: re.Match, query: str) -> Reply:
         started = time.perf_counter()
         events, batch_id, requested = validate_batch(parse_body(headers, body))
         if not events:
@@ -136,7 +144,7 @@ class Service:
             detail = contract_error(event)
             if detail:  # one bad event rejects the whole batch before anything is stored
                 raise Answer(400, {"detail": f"Event {index}: {detail}"})
-        self._faults.track_reached_database()
+        self._faults.reached_database()
         batch_id, succeeded, failed = batch_id or new_id(), [], []
         with self._store.lock:  # always in order, whatever was requested
             for index, event in enumerate(events):
@@ -158,7 +166,7 @@ class Service:
                                 "successful_results": succeeded, "failed_results": failed,
                                 "metadata": {**self._meta(started), "batch_id": batch_id}})
 
-    def _health(self, headers: Any, body: bytes, match: re.Match) -> Reply:
+    def _health(self, headers: Any, body: bytes, match: re.Match, query: str) -> Reply:
         started = time.perf_counter()
         degraded, pool = self._faults.health()
         with self._lock:
@@ -176,11 +184,29 @@ class Service:
             "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "response_time_ms": round((time.perf_counter() - started) * 1000, 3)})
 
-    def _lineage(self, headers: Any, body: bytes, match: re.Match) -> Reply:
-        pattern_id = unquote(match["pattern_id"])
-        nodes = [n for n in self._store.nodes() if n["pattern_id"] == pattern_id]
-        if not nodes:
-            raise Answer(404, {"detail": f"No lineage found for pattern {pattern_id}"})
-        events = [e for e in self._store.events() if e["pattern_id"] == pattern_id]
-        return json_reply(200, {"success": True, "metadata": self._meta(time.perf_counter()),
-                                "data": {"pattern_id": pattern_id, "nodes": nodes, "events": events}})
+    def _evolution(self, headers: Any, body: bytes, match: re.Match, query: str) -> Reply:
+        started, pattern_id = time.perf_counter(), match["pattern_id"]
+        database = self._faults.database()
+        if database is not None and database[0] == "unavailable":  # no pool at all
+            return json_reply(503, {"success": False, "error": database[1], "pattern_id": pattern_id})
+        if database is not None:  # the pool's connection fails inside the route's try
+            return json_reply(500, {"success": False, "error": f"Evolution path query failed: {database[1]}",
+                                    "pattern_id": pattern_id, "metadata": {
+                                        "processing_time_ms": self._meta(started)["processing_time_ms"]}})
+        self._faults.reached_database()
+        return json_reply(200, reads.evolution(self._store, pattern_id))
+
+    def _lineage(self, headers: Any, body: bytes, match: re.Match, query: str) -> Reply:
+        started, pattern_id = time.perf_counter(), match["pattern_id"]
+        query_type = (parse_qs(query).get("query_type") or ["ancestry"])[-1]
+        database = self._faults.database()
+        if database is not None and database[0] == "unavailable":  # the tracker dependency's 503
+            return json_reply(503, {"detail": database[1]})
+        if database is not None:  # the tracker's error result; its text names no "database"
+            return json_reply(500, {"success": False, "error": database[1],
+                                    "metadata": {"error_type": database[2]},
+                                    "processing_time_ms": self._meta(started)["processing_time_ms"]})
+        self._faults.reached_database()
+        if query_type == "ancestry":
+            reads.ancestry(self._store, pattern_id)  # always raises: broken on the service
+        return json_reply(200, reads.descendants(self._store, pattern_id))

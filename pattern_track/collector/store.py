@@ -1,7 +1,10 @@
 """The node and event store: in memory, mirrored to SQLite if asked, and how one event is stored.
 
 Nodes are keyed by ``(pattern_id, pattern_version)``; a parent resolves to the newest node
-of its id, any version, as in the real service. ``Store.apply`` holds the service's rules
+of its id, any version, as in the real service. A node keeps what the read routes answer:
+its ``generation`` (0 for a creation, one more than its deepest parent for a derivation or
+a merge), ``created_at`` (epoch seconds) and its incoming edges in ``parents``, each with
+an ``edge_id`` and ``created_at``; ``children_of`` finds the outgoing ones. ``Store.apply`` holds the service's rules
 for storing one contract-valid event (``wire-contract.md``): what a duplicate answers,
 which parents become edges, and the per-event failures the database gives (parent not
 found, a value too long for its column, a NUL character, which PostgreSQL cannot store).
@@ -37,6 +40,7 @@ class Store:
         self._db_path, self._db = db_path, None
         self._nodes: dict[tuple[str, str], dict] = {}
         self._newest: dict[str, dict] = {}  # pattern_id -> its newest node (parent lookup)
+        self._targets: dict[str, set[tuple[str, str]]] = {}  # source pattern_id -> keys of nodes with an edge from it
         self._events: list[dict] = []
         self._seq = 0  # creation order of nodes, which decides the "newest" version
 
@@ -51,6 +55,9 @@ class Store:
             self._events = [json.loads(body) for (body,) in self._db.execute(query.format("events"))]
             self._nodes = {(n["pattern_id"], n["pattern_version"]): n for n in nodes}
             self._newest = {n["pattern_id"]: n for n in nodes}  # ordered by seq
+            self._targets = {}
+            for node in nodes:
+                self._index_edges(node)
             self._seq = max((n["seq"] for n in nodes), default=0)
 
     def close(self) -> None:
@@ -72,12 +79,30 @@ class Store:
         """The latest node of that id, any version: how the service resolves a parent."""
         return self._newest.get(pattern_id)
 
+    def versions(self, pattern_id: str) -> list[dict]:
+        """Copies of every node of that id (all versions), oldest first."""
+        with self.lock:
+            found = [n for (pid, _), n in self._nodes.items() if pid == pattern_id]
+            return copy.deepcopy(sorted(found, key=lambda n: n["seq"]))
+
+    def children_of(self, pattern_id: str) -> list[dict]:
+        """Copies of the nodes with an edge from a node of that id, oldest first."""
+        with self.lock:
+            found = [self._nodes[key] for key in self._targets.get(pattern_id, ())]
+            return copy.deepcopy(sorted(found, key=lambda n: n["seq"]))
+
+    def _index_edges(self, node: dict) -> None:
+        key = (node["pattern_id"], node["pattern_version"])
+        for edge in node["parents"]:
+            self._targets.setdefault(edge["pattern_id"], set()).add(key)
+
     def put_node(self, node: dict) -> None:
         with self.lock:
             if "seq" not in node:
                 self._seq += 1
                 node["seq"] = self._seq
             self._nodes[(node["pattern_id"], node["pattern_version"])] = node
+            self._index_edges(node)
             newest = self._newest.get(node["pattern_id"])
             if newest is None or newest["seq"] <= node["seq"]:
                 self._newest[node["pattern_id"]] = node
@@ -104,7 +129,7 @@ class Store:
 
     def clear(self) -> None:
         with self.lock:
-            self._nodes, self._newest, self._events = {}, {}, []
+            self._nodes, self._newest, self._targets, self._events = {}, {}, {}, []
             self._write("DELETE FROM nodes")
             self._write("DELETE FROM events")
 
@@ -135,10 +160,14 @@ class Store:
         if has_nul(event["pattern_data"]):
             raise EventFailed(*NUL_IN_JSON)
         if node is None:
-            node = {"node_id": new_id(), "status": "active", "parents": [],
+            node = {"node_id": new_id(), "status": "active", "parents": [], "generation": 0,
                     "created_at": time.time(), **{name: event[name] for name in NODE_FIELDS}}
         if edges or kind == "pattern_deprecated" or "seq" not in node:
+            for edge in edges:  # inserted after the node, as the service does
+                edge["created_at"] = time.time()
             node["parents"] = node["parents"] + edges
+            if node["parents"]:  # one more than the deepest parent, a merge's included
+                node["generation"] = 1 + max(edge.get("source_generation", 0) for edge in node["parents"])
             node["status"] = "deprecated" if kind == "pattern_deprecated" else node["status"]
             self.put_node(node)
         self.add_event({"event_id": new_id(), "received_at": time.time(),
@@ -162,6 +191,7 @@ class Store:
             version = parent["pattern_version"]
             if (name, version) == (event["pattern_id"], event["pattern_version"]):
                 raise Answer(400, {"detail": f"Self-loop: {name} {version} cannot be its own parent"})
-            edges.append({"node_id": parent["node_id"], "pattern_id": name, "pattern_version": version,
+            edges.append({"edge_id": new_id(), "node_id": parent["node_id"], "pattern_id": name,
+                          "pattern_version": version, "source_generation": parent.get("generation", 0),
                           "edge_type": event["edge_type"] or default_edge, "transformation_type": transformation})
         return edges

@@ -6,5 +6,6 @@ events, one outcome each), ``outcome`` (what an answer means, in one place), ``s
 module that imports it), ``health``, ``backoff``, ``parking`` (poison isolation),
 ``core`` (the parts one tracker's engines share, and when to send), ``dispatcher`` and
 ``stash`` (fresh events: the memory stage and where they go when not sent), ``drainer``
-and ``replay`` (the outbox drainer).
+and ``replay`` (the outbox drainer), ``readback`` (what the service stored, through its
+evolution route; standard library only) with ``readwalk`` (its breadth-first walk).
 """

@@ -156,10 +156,16 @@ class _Channel:
 
 
 class Transport:
-    """Blocking HTTP calls with a hard deadline, safe to call from several threads."""
+    """Blocking HTTP calls with a hard deadline, safe to call from several threads.
 
-    def __init__(self, config: Config) -> None:
+    ``watchdog=False`` starts no thread: the whole-request deadline is then the caller's
+    to keep (``abort()`` from a signal handler, as ``pattern-track lineage`` does), and
+    only requests' connect and per-read timeouts bound a call.
+    """
+
+    def __init__(self, config: Config, *, watchdog: bool = True) -> None:
         self._config = config
+        self._use_watchdog = watchdog
         self._base = config.base_url.rstrip("/")
         self._local = threading.local()
         self._lock = threading.Condition()
@@ -253,7 +259,7 @@ class Transport:
         token = threading.get_ident()
         with self._lock:
             self._deadlines[token] = (time.monotonic() + deadline_s, channel)
-            if self._watchdog is None:
+            if self._watchdog is None and self._use_watchdog:
                 self._watchdog = threading.Thread(target=self._watch, name="pattern_track-deadline", daemon=True)
                 self._watchdog.start()
             self._lock.notify()

@@ -365,7 +365,7 @@ def test_every_option_says_its_unit_or_default():
             if action.dest in ("user", "project"):  # the three places to install to; --user is the default
                 continue
             assert "default" in action.help, (name, action.option_strings)
-            if action.type is not None and action.dest != "url":
+            if action.type is not None and action.dest not in ("url", "depth"):  # depth: a count of hops
                 assert action.metavar in ("SECONDS", "DAYS", "PID"), (name, action.option_strings)
 
 
@@ -378,3 +378,185 @@ def test_every_command_speaks_json(env, cache_dir, tmp_path, args):
     out = cli(*args, "--json", env=home_env(env, tmp_path, HEALTH_CHECK_TIMEOUT="0.3"))
     assert out.returncode in (0, 1), out.stderr
     assert isinstance(json.loads(out.stdout), (dict, list))
+
+
+# -- lineage --------------------------------------------------------------------------
+
+
+def lineage_chain(c):
+    """a -> b (modified), c, b + c -> d (merged), d 1.0.0 -> d 2.0.0 (bugfix), d -> e (forked)."""
+    import requests
+
+    for event in ({"event_type": "pattern_created", "pattern_id": "a", "pattern_data": {"code": "a"}},
+                  {"event_type": "pattern_modified", "pattern_id": "b", "parent_pattern_ids": ["a"]},
+                  {"event_type": "pattern_created", "pattern_id": "c", "pattern_data": {"code": "c"}},
+                  {"event_type": "pattern_merged", "pattern_id": "d", "parent_pattern_ids": ["b", "c"]},
+                  {"event_type": "pattern_modified", "pattern_id": "d", "pattern_version": "2.0.0",
+                   "parent_pattern_ids": ["d"], "transformation_type": "bugfix"},
+                  {"event_type": "pattern_forked", "pattern_id": "e", "parent_pattern_ids": ["d"],
+                   "edge_type": "derived_from"}):
+        answer = requests.post(c.url + "/api/pattern-traceability/lineage/track", json=event, timeout=5)
+        assert answer.status_code == 200, answer.text
+
+
+def shape(text):
+    """The tree lines without their times: (indent, id, version, types, link)."""
+    return [line.rsplit("  ", 1)[0] for line in text.splitlines()]
+
+
+def test_lineage_shows_versions_ancestors_and_descendants(env, collector):
+    """lineage prints the versions, the ancestor tree and the descendant tree, each line with types and a time."""
+    lineage_chain(collector)
+    out = cli("lineage", "d", "--url", collector.url, env=env)
+    assert out.returncode == 0 and out.stderr == b""
+    text = out.stdout.decode()
+    assert shape(text) == [
+        "d: 2 versions stored",
+        "  1.0.0  generation 2",
+        "  2.0.0  generation 3",
+        "  1.0.0 -> 2.0.0  modified_from/bugfix",
+        "ancestors (up to 10 hops):",
+        "  b 1.0.0  merged_from/merge  into 1.0.0",
+        "    a 1.0.0  modified_from/refactor  into 1.0.0",
+        "  c 1.0.0  merged_from/merge  into 1.0.0",
+        "descendants (up to 10 hops):",
+        "  e 1.0.0  derived_from/refactor  from 2.0.0",
+    ]
+    when = text.splitlines()[5].rsplit("  ", 1)[1]
+    assert datetime.datetime.fromisoformat(when).utcoffset() is not None
+    top = cli("lineage", "a", "--url", collector.url, env=env).stdout.decode()
+    assert shape(top)[-4:] == ["descendants (up to 10 hops):", "  b 1.0.0  modified_from/refactor  from 1.0.0",
+                               "    d 1.0.0  merged_from/merge  from 1.0.0",
+                               "      e 1.0.0  derived_from/refactor  from 2.0.0"]
+    assert "  (none recorded)" in top
+
+
+def test_lineage_json_is_the_walk(env, collector):
+    """--json prints {nodes, edges}: every version of each pattern reached, each edge with its two pattern ids."""
+    lineage_chain(collector)
+    out = cli("lineage", "b", "--json", "--url", collector.url, env=env)
+    assert out.returncode == 0
+    doc = json.loads(out.stdout)
+    assert sorted((n["pattern_id"], n["version"]) for n in doc["nodes"]) == [
+        ("a", "1.0.0"), ("b", "1.0.0"), ("d", "1.0.0"), ("d", "2.0.0"), ("e", "1.0.0")]
+    assert sorted((e["source_pattern_id"], e["target_pattern_id"]) for e in doc["edges"]) == [
+        ("a", "b"), ("b", "d"), ("d", "d"), ("d", "e")]
+    assert doc["unreachable"] == {} and doc["truncated"] == {}
+
+
+def test_lineage_depth_bounds_the_walk(env, collector):
+    """--depth 1 stops one edge away each way and names what it did not walk; --depth 0 shows the pattern alone."""
+    lineage_chain(collector)
+    one = cli("lineage", "d", "--depth", "1", "--url", collector.url, env=env)
+    assert one.returncode == 0
+    assert "    a 1.0.0" not in one.stdout.decode() and "  a: not walked (depth)" in one.stdout.decode()
+    doc = json.loads(cli("lineage", "d", "--depth", "0", "--json", "--url", collector.url, env=env).stdout)
+    assert {n["pattern_id"] for n in doc["nodes"]} == {"d"} and doc["truncated"] == {
+        "b": "depth", "c": "depth", "e": "depth"}
+    assert cli("lineage", "d", "--depth", "-1", "--url", collector.url, env=env).returncode == 2
+
+
+def test_lineage_of_an_unknown_id_exits_1(env, collector):
+    """A pattern the service has no node for: exit 1, one line on stderr saying it is not stored."""
+    out = cli("lineage", "ghost", "--url", collector.url, env=env)
+    assert out.returncode == 1 and out.stdout == b""
+    assert out.stderr.decode().splitlines() == [
+        f"pattern-track: ghost is not stored at {collector.url} (the evolution route has no node for it)"]
+
+
+@pytest.mark.parametrize("fault,said", [("db_down", "the service failed (500 Evolution path query failed"),
+                                        ("html", "an answer that is not the route's JSON")])
+def test_lineage_of_an_unreadable_service_exits_1(env, collector, fault, said):
+    """A service whose answer does not tell: exit 1, one line on stderr saying it cannot be read and why."""
+    lineage_chain(collector)
+    collector.set_fault(fault)
+    out = cli("lineage", "d", "--url", collector.url, env=env)
+    assert out.returncode == 1 and out.stdout == b""
+    [line] = out.stderr.decode().splitlines()
+    assert line.startswith(f"pattern-track: cannot read what {collector.url} stored about d: {said}")
+
+
+def test_lineage_keeps_its_timeout_against_a_hung_service(env, collector):
+    """A service that never answers: exit 1 once --timeout has passed, saying there was no answer."""
+    lineage_chain(collector)
+    collector.set_fault("hang")
+    try:
+        started = time.monotonic()
+        out = cli("lineage", "d", "--timeout", "0.5", "--url", collector.url, env=env, timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        collector.set_fault("none")
+    assert out.returncode == 1 and out.stderr.startswith(
+        f"pattern-track: cannot read what {collector.url} stored about d: no ".encode())
+    assert b"within" in out.stderr  # the read timeout or the alarm, whichever came first
+    assert elapsed < 20  # interpreter start-up included; without a bound it would hang until the collector stops
+
+
+def test_lineage_timeout_cuts_a_trickling_answer(env):
+    """An answer trickling a byte at a time (each read well inside the read timeout) is cut at --timeout."""
+    import socket
+    import threading
+
+    done = threading.Event()
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def trickle():
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+            while not done.wait(0.05):  # one byte every 50 ms: 100 000 bytes would take over an hour
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        out = cli("lineage", "d", "--timeout", "1", "--url", f"http://127.0.0.1:{port}", env=env, timeout=60)
+        elapsed = time.monotonic() - started
+    finally:
+        done.set()
+        server.close()
+        thread.join(5)
+    assert out.returncode == 1 and b"no complete answer within --timeout 1 s" in out.stderr, out.stderr
+    assert elapsed < 20
+
+
+def test_lineage_opens_no_outbox_and_starts_no_thread_or_process(env, collector, cache_dir):
+    """lineage reads only: no cache directory is made, no thread is started, no process spawned."""
+    lineage_chain(collector)
+    code = (
+        "import os, subprocess, sys, threading\n"
+        "started = []\n"
+        "start = threading.Thread.start\n"
+        "threading.Thread.start = lambda self: (started.append(self.name), start(self))[1]\n"
+        "popen, fork = subprocess.Popen.__init__, os.fork\n"
+        "subprocess.Popen.__init__ = lambda *a, **k: started.append('process') or popen(*a, **k)\n"
+        "os.fork = lambda: started.append('fork') or fork()\n"
+        "from pattern_track.cli.main import main\n"
+        "rc = main(sys.argv[1:])\n"
+        "print('STARTED', started, threading.active_count(), rc)\n"
+    )
+    out = subprocess.run([PYTHON, "-c", code, "lineage", "d", "--json", "--url", collector.url],
+                         capture_output=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode().splitlines()[-1] == "STARTED [] 1 0"
+    assert not os.path.exists(cache_dir)
+
+
+def test_lineage_alarm_calls_abort_at_the_deadline():
+    """The SIGALRM guard calls abort once its seconds pass while the main thread is blocked, then stands down."""
+    import signal
+    import threading
+
+    from pattern_track.cli.lineage import _alarm
+
+    fired = threading.Event()
+    before = signal.getsignal(signal.SIGALRM)
+    with _alarm(0.05, fired.set):
+        assert fired.wait(10.0)
+    assert signal.getsignal(signal.SIGALRM) is before and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
