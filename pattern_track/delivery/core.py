@@ -48,7 +48,7 @@ def _import_everything_the_threads_use() -> None:
     import datetime  # noqa: F401  health snapshots, HTTP dates
     import email.utils  # noqa: F401  Retry-After as an HTTP date
 
-    from . import breaker, batches, health, parking, replay, senders, settle, transport  # noqa: F401  requests, pybreaker
+    from . import breaker, batches, health, parking, probe, readback, replay, senders, settle, transport  # noqa: F401
 
     "localhost".encode("idna")  # socket encodes host names with it: imports encodings.idna
 

@@ -13,7 +13,6 @@ so a crash in between repeats a chunk rather than losing it.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
@@ -42,6 +41,8 @@ class Spool:
         Raises OSError when the directory cannot be written, ``CacheError`` when it is
         unsafe.
         """
+        import json  # here, not at import: a short script's exit lists the spool without it
+
         texts = [e.decode("utf-8") for e in events]
         if self._prepare is not None:
             self._prepare()
@@ -74,6 +75,8 @@ class Spool:
     def count_events(self) -> int:
         """Events waiting in spool files; a file that is not a list of events counts 0
         (``ingest`` sets it aside and logs it)."""
+        import json
+
         total = 0
         for path in self.files():
             try:
@@ -93,6 +96,8 @@ class Spool:
         not valid JSON is set aside as ``*.bad`` and logged, never silently deleted.
         Returns the number of events moved.
         """
+        import json
+
         moved = 0
         for path in self.files()[:limit]:
             try:
@@ -122,6 +127,8 @@ class Spool:
         return moved
 
     def _rewrite(self, path: str, texts: list) -> None:
+        import json
+
         tmp = path + ".rest.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
