@@ -33,7 +33,11 @@ class Reports:
         ``rate_limited``, ``database_unavailable``; ``detail``; ``at`` epoch seconds; or
         None), ``outcomes`` (``accepted`` = ``delivered`` + ``outboxed`` + ``dead_lettered``
         + ``dropped_after_accept`` + ``buffered`` + ``in_flight`` + ``held_in_memory`` +
-        ``journal_only``), ``journal``, ``config_warnings``, ``outbox``. Every count but
+        ``journal_only``), ``journal``, ``config_warnings``, ``outbox``, ``waiting`` (what
+        waits for this service, by place: ``outbox``, ``parked``, ``spooled``,
+        ``ended_journals``, ``ending_journals``, ``live_journals``, ``undelivered``,
+        ``dead_letter``, ``quarantined``; store/inventory.py), ``quarantined`` (damaged
+        files of the store moved aside, until the user removes them). Every count but
         ``other_services`` is of this tracker's service (``service``, its base URL): the
         outbox, breaker and health are per service (services.py). ``other_services``:
         ``{base URL: {pending, spooled, journal, dead_letter}}`` of other services' stores
@@ -74,6 +78,9 @@ class Reports:
             spooled = self._spool.count_events()
             if not os.path.exists(os.path.join(self.config.service_dir, "cache.db")):
                 pending, dead = spooled, 0  # no outbox yet: nothing waits in it
+        from .store.inventory import take
+
+        waiting = take(self.config.service_dir, core.outbox if ready else None)
         breaker = {"state": "closed", "failure_count": 0}
         health = {"is_healthy": False, "last_check": None}
         try:
@@ -111,6 +118,8 @@ class Reports:
             "outbox": {"path": self.config.service_dir, "available": core.outbox is not None if ready else None,
                        "error": core.outbox_error},
             "service": self.config.base_url,
+            "waiting": waiting.as_dict(),
+            "quarantined": waiting.quarantined,
             "other_services": self._other_services(),
             "legacy": self._legacy(),
         }

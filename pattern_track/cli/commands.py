@@ -101,10 +101,31 @@ def _elsewhere_lines(others: dict, legacy: dict | None) -> list[str]:
 
 
 def _ended_journals(config: Any) -> int:
-    """Events in journals of ended processes of this service, not yet moved to the outbox."""
-    from ..store.orphans import unsettled_count
+    """Events in journals of ended or ending processes of this service, not yet adopted."""
+    from ..store.inventory import journals
 
-    return unsettled_count(config.service_dir, ended_only=True)
+    ended, ending, _ = journals(config.service_dir)
+    return ended + ending
+
+
+def _resume_drainer(config: Any, waiting: Any) -> str:
+    """Make sure a drainer delivers what waits (after a reboot the CLI resumes it):
+    ``running``, ``started``, ``not needed`` or ``off`` (``handoff=false``)."""
+    from ..process.launcher import drainer_running, ensure_drainer
+    from ..process.lifecycle import HANDOFF_SETTINGS
+
+    if drainer_running(config.service_dir):
+        return "running"
+    if not waiting.undelivered:
+        return "not needed"
+    if not config.handoff:
+        return "off"
+    settings = {name: getattr(config, name) for name in HANDOFF_SETTINGS}
+    try:
+        started = ensure_drainer(config.resolved_cache_dir, service_dir=config.service_dir, settings=settings)
+    except OSError as exc:
+        return f"cannot start ({type(exc).__name__})"
+    return "started" if started else "running"
 
 
 def cmd_sync(args: "argparse.Namespace") -> int:
@@ -174,50 +195,89 @@ def cmd_sync(args: "argparse.Namespace") -> int:
     if skipped:
         # Refused for good by the service: not lost, but not delivered either; say so.
         lines.append(f"dead-lettered: {skipped} events the service refused; see `pattern-track dead-letter`")
-    _emit(args, doc, lines + _elsewhere_lines(others, legacy))
+    from ..store.inventory import take
+
+    waiting = take(config.service_dir, core.outbox)
+    doc["quarantined"] = waiting.quarantined
+    if left:
+        doc["drainer"] = _resume_drainer(config, waiting)  # what is left goes on by itself
+        lines.append(f"drainer: {doc['drainer']}")
+    _emit(args, doc, lines + _quarantine_lines(waiting.quarantined) + _elsewhere_lines(others, legacy))
     busy = bool(adopted and adopted["busy"])  # the legacy store still waits, for another process
     return 0 if left == 0 and skipped == 0 and not busy else 1
 
 
 def _stats(core: Any, drainer: Any) -> dict:
     from ..delivery.breaker import Breaker
+    from ..process.launcher import drainer_running
+    from ..store.inventory import take
 
-    breaker = Breaker(core.store, failure_threshold=core.config.breaker_failure_threshold,
-                      reset_timeout_s=core.config.breaker_reset_timeout_s, probe_ttl_s=1.0, owner=core.owner)
+    config = core.config
+    breaker = Breaker(core.store, failure_threshold=config.breaker_failure_threshold,
+                      reset_timeout_s=config.breaker_reset_timeout_s, probe_ttl_s=1.0, owner=core.owner)
     health = core.store.get("health") or {}
-    others, legacy = _elsewhere(core.config)
+    age = None if health.get("monotonic") is None else max(time.monotonic() - health["monotonic"], 0.0)
+    others, legacy = _elsewhere(config)
+    waiting = take(config.service_dir, core.outbox)
     return {
-        "service": core.config.base_url,
-        "cache_dir": core.outbox.directory,
+        "service": config.base_url,
+        "cache_dir": config.resolved_cache_dir,
+        "store": core.outbox.directory,
         "other_services": others,
         "legacy": legacy,
         "pending": core.outbox.pending(),
-        "journal_waiting": _ended_journals(core.config),
+        "journal_waiting": waiting.ended_journals + waiting.ending_journals,
         "pending_bytes": core.outbox.pending_bytes(),
-        "spooled": drainer.spool.count_events(),
+        "spooled": waiting.spooled,
         "dead_letter": core.outbox.dead_count(),
+        "waiting": waiting.as_dict(),
+        "quarantined": waiting.quarantined,
         "breaker": breaker.snapshot(),
         "health": {"is_healthy": health.get("healthy"), "reason": health.get("reason"),
-                   "checked_at": health.get("wall")},
+                   "last_check": _iso(health.get("wall")), "checked_at": health.get("wall"),
+                   "age_s": None if age is None else round(age, 1)},
         "drain_lease_holder": core.outbox.lease_holder("drain"),
+        "drainer_running": drainer_running(config.service_dir),
     }
 
 
+def _quarantine_lines(names: list) -> list[str]:
+    return [f"damaged, moved aside: {name} (delivery goes on without it; inspect it, then remove it)"
+            for name in names]
+
+
 def cmd_stats(args: "argparse.Namespace") -> int:
-    core, _, drainer = _open(_config(args), network=False)
+    from ..store.inventory import take
+
+    config = _config(args)
+    core, _, drainer = _open(config, network=False)
     stats = _stats(core, drainer)
-    breaker = stats["breaker"]
-    _emit(args, stats, _table([
-        ("service", stats["service"]), ("store", stats["cache_dir"]), ("pending events", stats["pending"]),
-        ("pending bytes", stats["pending_bytes"]), ("spooled events", stats["spooled"]),
-        ("ended journals", stats["journal_waiting"]),
-        ("dead letters", stats["dead_letter"]),
-        ("breaker", f"{breaker['state']} ({breaker['failure_count']} failures"
-                    + (f", probe in {breaker['seconds_until_probe']:.0f} s)" if breaker["seconds_until_probe"] else ")")),
-        ("health", f"{stats['health']['is_healthy']} ({stats['health']['reason']})"),
-        ("drain lease", stats["drain_lease_holder"] or "-")]) + _elsewhere_lines(stats["other_services"],
-                                                                                    stats["legacy"]))
+    stats["drainer"] = _resume_drainer(config, take(config.service_dir, core.outbox))
+    breaker, health, waiting = stats["breaker"], stats["health"], stats["waiting"]
+    age = "never checked" if health["age_s"] is None else f"{_ago(health['age_s'])} ago"
+    rows = [("service", stats["service"]), ("store", stats["store"]), ("pending events", stats["pending"]),
+            ("pending bytes", stats["pending_bytes"]), ("spooled events", stats["spooled"]),
+            ("ended journals", stats["journal_waiting"])]
+    if waiting["live_journals"]:
+        rows.append(("live journals", f"{waiting['live_journals']} (their processes deliver them)"))
+    rows += [("dead letters", stats["dead_letter"]),
+             ("breaker", f"{breaker['state']} ({breaker['failure_count']} failures"
+                         + (f", probe in {breaker['seconds_until_probe']:.0f} s)" if breaker["seconds_until_probe"]
+                            else ")")),
+             ("health", f"{health['is_healthy']} ({health['reason']}), {age}"),
+             ("drain lease", stats["drain_lease_holder"] or "-"),
+             ("drainer", stats["drainer"])]
+    _emit(args, stats, _table(rows) + _quarantine_lines(stats["quarantined"])
+          + _elsewhere_lines(stats["other_services"], stats["legacy"]))
     return 0
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def cmd_cleanup(args: "argparse.Namespace") -> int:

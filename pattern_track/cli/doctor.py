@@ -99,10 +99,21 @@ def _doctor_cache_and_service(config: Any, report: _Report) -> dict | None:
     if mode != 0o700:
         report.problem(f"chmod 700 {path}")
     stats = _stats(core, drainer)
+    from ..store.inventory import take
+    from .commands import _resume_drainer
+
+    stats["drainer"] = _resume_drainer(config, take(config.service_dir, core.outbox))
+    report.doc["drainer"] = stats["drainer"]
     breaker = report.doc["breaker"] = stats["breaker"]
     report.doc["outbox"] = {k: stats[k] for k in ("pending", "pending_bytes", "spooled", "dead_letter")}
     report.lines.append(f"outbox: {stats['pending']} events ({stats['pending_bytes']} bytes), "
-                        f"{stats['spooled']} spooled, {stats['dead_letter']} dead letters")
+                        f"{stats['spooled']} spooled, {stats['journal_waiting']} in ended journals, "
+                        f"{stats['dead_letter']} dead letters")
+    report.doc["quarantined"] = stats["quarantined"]
+    for name in stats["quarantined"]:
+        report.lines.append(f"store: damaged file moved aside: {name}")
+        report.problem(f"inspect, then remove {os.path.join(stats['store'], name)} (a damaged store was replaced "
+                       "by a new one; what it held could not be read)")
     probe = breaker["seconds_until_probe"]
     report.lines.append(f"breaker: {breaker['state']}, {breaker['failure_count']} failures"
                         + (f", next probe at {_iso(time.time() + probe)}" if probe else ""))
@@ -140,8 +151,10 @@ def cmd_doctor(args: "argparse.Namespace") -> int:
         report.problem("fix or unset the environment variables in the warnings above")
     stats = _doctor_cache_and_service(config, report)
     _doctor_hook(report)
-    if stats and stats["pending"] + stats["spooled"]:
-        report.steps.append(f"run `pattern-track sync` to deliver the {stats['pending'] + stats['spooled']} waiting events")
+    waiting = stats["waiting"]["undelivered"] if stats else 0
+    if waiting:
+        report.steps.append(f"run `pattern-track sync` to deliver the {waiting} waiting events now "
+                            f"(a drainer delivers them by itself once the service answers: {stats['drainer']})")
     if stats and stats["dead_letter"]:
         report.steps.append(f"look at `pattern-track dead-letter list` ({stats['dead_letter']} events the service refused)")
     if stats:

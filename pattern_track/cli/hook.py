@@ -21,7 +21,7 @@ import sys
 from collections.abc import Mapping
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO
+    from typing import Any, BinaryIO, Iterator
 
 from .. import logs
 from .. import event as _event
@@ -195,19 +195,64 @@ def read_payload(stream: BinaryIO, bound_s: float = STDIN_BOUND_S) -> bytes:
 def usable_cache_dir(preferred: str) -> str:
     """``preferred`` if it can be used, else a private per-user directory in the temp dir
     (0700, owner checked). Raises ``CacheError`` if neither can."""
+    return next(_cache_dirs(preferred))
+
+
+def _cache_dirs(preferred: str) -> Iterator[str]:
+    """The cache directories to try, in order: ``preferred``, then the private per-user
+    one in the temp dir; each made private (0700) or skipped with a log line."""
+    from ..errors import CacheError
     from ..store.cachedir import prepare_directory, temp_fallback
+
+    for candidate in (preferred, temp_fallback()):
+        try:
+            yield prepare_directory(candidate)
+        except (CacheError, OSError) as exc:
+            log.warning("cache directory %s unusable (%s)", candidate, type(exc).__name__)
+    raise CacheError("no usable cache directory (the configured one and the temp dir fallback both failed)")
+
+
+def _keep(config: Config, payload: Any) -> tuple[str, str, list[bytes]] | None:
+    """Turn the payload into events and write them to the spool of the first cache
+    directory that takes them: ``(cache_dir, store, events)``, or None when the payload is
+    not ours. Raises ``CacheError`` (with the events on ``.events``) when none does."""
     from ..errors import CacheError
 
-    try:
-        return prepare_directory(preferred)
-    except (CacheError, OSError) as exc:
-        fallback = temp_fallback()
-        log.warning("cache directory unusable (%s); using %s", exc, fallback)
-        return prepare_directory(fallback)
+    events: list[bytes] | None = None
+    for cache_dir in _cache_dirs(config.resolved_cache_dir):
+        try:
+            # The service's own store (services.py): its per-file memory (a parent id only
+            # this service knows), its spool, and only its drainer or sync delivers these.
+            store = services.prepare(services.service_dir(cache_dir, config.base_url), config.base_url)
+            if events is None:
+                events = _encoded(config, events_for(payload, FileState(store)))
+                if not events:
+                    return None
+            Spool(store).write(events)
+            return cache_dir, store, events
+        except (CacheError, OSError) as exc:  # read-only, full, unsafe: the next one
+            log.warning("cannot keep hook events in %s (%s)", cache_dir, type(exc).__name__)
+    error = CacheError("no cache directory could keep the hook's events")
+    if events is None:
+        events = _encoded(config, events_for(payload, None))
+    error.events = events  # type: ignore[attr-defined]
+    raise error
+
+
+def _encoded(config: Config, events: list[dict]) -> list[bytes]:
+    encoded = [_event.encode(item) for item in events]
+    return [data for data in encoded if len(data) <= config.max_event_bytes]
 
 
 def run(stdin: BinaryIO | None = None, environ: Mapping[str, str] | None = None, *, spawn: bool = True) -> int:
-    """Handle one hook call. Always returns 0; never writes to stdout or raises."""
+    """Handle one hook call. Always returns 0; never writes to stdout or raises.
+
+    Events go to the spool of the configured cache directory, else of the per-user temp
+    directory; when neither can be written (a read-only or full disk), they are sent to
+    the service now, within ``exit_timeout_s`` (delivery/direct.py), and what it does not
+    take is lost and logged: nothing else could keep them."""
+    from ..errors import CacheError
+
     try:
         raw = read_payload(stdin if stdin is not None else sys.stdin.buffer)
     except Exception:
@@ -221,25 +266,25 @@ def run(stdin: BinaryIO | None = None, environ: Mapping[str, str] | None = None,
         except (ValueError, UnicodeDecodeError):
             log.warning("hook input is not JSON (%d bytes); ignored", len(raw))
             return 0
-        cache_dir = usable_cache_dir(config.resolved_cache_dir)
-        # The service's own store (services.py): its per-file memory (a parent id only this
-        # service knows), its spool, and only its drainer or sync delivers these.
-        store = services.prepare(services.service_dir(cache_dir, config.base_url), config.base_url)
-        events = events_for(payload, FileState(store))
-        if not events:
-            return 0
-        encoded = []
-        for item in events:
-            data = _event.encode(item)
-            if len(data) <= config.max_event_bytes:
-                encoded.append(data)
-        Spool(store).write(encoded)
-        if spawn:
-            from ..process.launcher import ensure_drainer
+        try:
+            kept = _keep(config, payload)
+        except CacheError as exc:
+            from ..delivery.direct import deliver_now
 
-            env = dict(os.environ if environ is None else environ)
-            env["PATTERN_TRACK_BASE_URL"] = config.base_url  # the URL this hook used, whatever it was named
-            ensure_drainer(cache_dir, env, service_dir=store)
+            events = getattr(exc, "events", [])
+            sent = deliver_now(config, events, timeout_s=config.exit_timeout_s) if events else 0
+            if sent < len(events):
+                log.error("%d hook events lost: no cache directory could keep them and the service did not "
+                          "take them", len(events) - sent)
+            return 0
+        if kept is None or not spawn:
+            return 0
+        cache_dir, store, _ = kept
+        from ..process.launcher import ensure_drainer
+
+        env = dict(os.environ if environ is None else environ)
+        env["PATTERN_TRACK_BASE_URL"] = config.base_url  # the URL this hook used, whatever it was named
+        ensure_drainer(cache_dir, env, service_dir=store)
     except Exception as exc:  # full disk, unsafe directory, anything: the host must not see it
         log.warning("hook failed: %s", type(exc).__name__)
     return 0

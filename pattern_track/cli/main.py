@@ -78,6 +78,10 @@ def cmd_install(args: "argparse.Namespace") -> int:
     return 0
 
 
+#: How much a detached drainer lowers its CPU priority (``os.nice``).
+DETACHED_NICE = 10
+
+
 def cmd_drain(args: "argparse.Namespace") -> int:
     from ..process.launcher import drainer_lock
     from ..store.services import prepare
@@ -87,6 +91,13 @@ def cmd_drain(args: "argparse.Namespace") -> int:
     lock = drainer_lock(cache_dir)
     if lock is None:
         return 0  # another drainer is at work
+    if args.detached:
+        # A background helper: give the user's own processes (the next hook, the editor)
+        # the CPU first; on an idle machine it runs at full speed all the same.
+        try:
+            os.nice(DETACHED_NICE)
+        except OSError:
+            pass
     try:
         # --after-pid needs no wait of its own: an ending process's journal keeps the
         # drainer up until it can be adopted (store/inventory.py).

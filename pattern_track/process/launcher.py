@@ -19,7 +19,7 @@ TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings
 if TYPE_CHECKING:
     from typing import Mapping
 
-__all__ = ["drainer_lock", "ensure_drainer", "resume_after", "set_resume_after"]
+__all__ = ["drainer_lock", "drainer_running", "ensure_drainer", "resume_after", "set_resume_after"]
 
 LOCK_NAME = "drainer.lock"
 RESUME_NAME = "drainer.resume"
@@ -36,6 +36,21 @@ def drainer_lock(cache_dir: str) -> int | None:
         os.close(fd)
         return None
     return fd
+
+
+def drainer_running(service_dir: str) -> bool:
+    """Does a drainer hold the service's lock (one non-blocking lock try; creates nothing)?"""
+    try:
+        fd = os.open(os.path.join(service_dir, LOCK_NAME), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def resume_after(cache_dir: str) -> float:

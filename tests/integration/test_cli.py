@@ -50,8 +50,9 @@ def test_stats_as_table_and_json(env, cache_dir):
     assert rows[:2] == [["service", DEFAULT_URL], ["store", store_dir(cache_dir)]]
     doc = json.loads(cli("stats", "--json", env=env).stdout)
     assert doc["pending"] == 3 and doc["dead_letter"] == 1 and doc["breaker"]["state"] == "closed"
-    assert (doc["service"], doc["cache_dir"], doc["other_services"], doc["legacy"]) == (
-        DEFAULT_URL, store_dir(cache_dir), {}, None)
+    assert (doc["service"], doc["cache_dir"], doc["store"], doc["other_services"], doc["legacy"]) == (
+        DEFAULT_URL, os.path.abspath(cache_dir), store_dir(cache_dir), {}, None)
+    assert doc["waiting"]["outbox"] == 3 and doc["quarantined"] == [] and doc["health"]["age_s"] is None
 
 
 def pending(env):
@@ -160,6 +161,7 @@ def dead_port():
 
 def test_sync_exit_status_says_whether_anything_is_left(env, cache_dir):
     """sync exits 1 while the service is down, 0 once everything is delivered."""
+    env = dict(env, PATTERN_TRACK_HANDOFF="false")  # no drainer delivers between the two syncs
     port = dead_port()
     url = f"http://127.0.0.1:{port}"  # one service, down and then up: its events wait in its store
     seed(cache_dir, dead=0, url=url)
@@ -170,7 +172,8 @@ def test_sync_exit_status_says_whether_anything_is_left(env, cache_dir):
         assert up.returncode == 0, up.stderr
         assert json.loads(up.stdout) == {"synced": 3, "dead_lettered": 0, "left": 0, "reason": None, "detail": None,
                                          "next_attempt_at": None, "retrying": 0, "parked": 0, "service": url,
-                                         "other_services": {}, "legacy": None, "adopted_legacy": None}
+                                         "other_services": {}, "legacy": None, "adopted_legacy": None,
+                                         "quarantined": []}
         assert len(collector.events()) == 3
         assert cli("sync", "--url", collector.url, env=env).stdout == (
             f"synced 0, dead-lettered 0, left 0 (service {url})\n".encode())
@@ -185,6 +188,7 @@ def test_sync_exit_status_says_whether_anything_is_left(env, cache_dir):
 ])
 def test_sync_says_why_events_are_left(env, cache_dir, fault, params, extra, reason, detail, scheduled):
     """With events left, sync names the reason and, when one is known, the time of the next attempt."""
+    env = dict(env, PATTERN_TRACK_HANDOFF="false")  # no drainer changes the breaker between the two syncs
     with Collector() as collector:
         seed(cache_dir, dead=0, url=collector.url)
         collector.set_fault(fault, **params)
