@@ -47,6 +47,9 @@ _inherited: list = []
 #: track() inside track() on one thread (a signal or logging handler of the application):
 #: allowed this deep, then refused with a count.
 _MAX_NESTING = 3
+#: How long the first track() waits for its background thread to make sure a detached
+#: drainer runs (one lock try, and a spawn when none does: ~1 ms).
+_COVER_WAIT_S = 0.01
 _nesting = threading.local()
 
 
@@ -249,6 +252,12 @@ class Tracker(LineageCalls, Maintenance, Reports):
             seq = self._journal_write(data, to_memory)
             if seq is False:
                 return None
+            if seq == 0 and not self._drainer.covered.is_set():
+                # The first event is durable: the background thread makes sure a drainer
+                # runs (a SIGKILL from now on is covered); wait for it a few ms, once.
+                self._drainer.journaled()
+                if self.config.handoff:
+                    self._drainer.covered.wait(_COVER_WAIT_S)
             if seq is None:  # no journal: memory only
                 to_memory(None)
             self._counters.add("accepted")

@@ -41,6 +41,9 @@ def make_tracker(cache_dir):
     def make(url, **options):
         options.setdefault("cache_dir", cache_dir)
         options.setdefault("health_check_interval_s", 60.0)
+        # In-process tests check this process's own behaviour: no detached drainer races it
+        # for the store (the subprocess tests exercise the hand-off).
+        options.setdefault("handoff", False)
         tracker = Tracker(url, **options)
         made.append(tracker)
         return tracker
@@ -67,3 +70,33 @@ def env(cache_dir, reap_drainers):
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture
+def small_mount(tmp_path):
+    """``mount(options)``: a tmpfs at a fresh path (``size=256k,ro``, ...), unmounted after
+    the test, or a skip where mounting needs privileges this run lacks."""
+    import subprocess
+
+    target = tmp_path / "mnt"
+    target.mkdir()
+
+    def mount(options, path=target):
+        path.mkdir(exist_ok=True)
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {proc.stderr.decode().strip()}")
+        mounted.append(path)
+        return str(path)
+
+    mounted: list = []
+    yield mount
+    kill_drainers(str(tmp_path))
+    for path in reversed(mounted):
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def remount_read_only(path):
+    import subprocess
+
+    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True, capture_output=True)

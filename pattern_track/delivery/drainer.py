@@ -44,6 +44,9 @@ class Drainer:
         self._ensure_detached = ensure_detached
         self._prober: Any = None
         self._linger = threading.Event()  # set: stop lingering (a full batch, or stop())
+        self._journaled = threading.Event()  # set: the process's first event is in its journal
+        #: Set once the journal is covered (a detached drainer made sure of) or need not be.
+        self.covered = threading.Event()
         config = core.config
         self._backoff = Backoff(config.backoff_base_s, config.backoff_max_s)
         self._stop = threading.Event()
@@ -68,6 +71,10 @@ class Drainer:
         self._thread = threading.Thread(target=self._run, name="pattern_track-drainer", daemon=True)
         self._thread.start()
 
+    def journaled(self) -> None:
+        """The process's first event is in its journal: cover it now (see ``_run``)."""
+        self._journaled.set()
+
     def end_linger(self) -> None:
         """A full batch waits: load the network parts now."""
         self._linger.set()
@@ -77,13 +84,18 @@ class Drainer:
         self._stop.set()
         self._wake.set()
         self._linger.set()
+        self._journaled.set()
         if timeout_s > 0 and self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
 
     def _run(self) -> None:
         core = self._core
-        self._cover_the_journal()  # before the linger: a SIGKILL right after track() is covered
-        self._linger.wait(core.config.linger_s)
+        started = core.clock.monotonic()
+        # Before the linger: a process SIGKILLed right after its first track() is covered.
+        if self._journaled.wait(core.config.linger_s):
+            self._cover_the_journal()
+        self.covered.set()
+        self._linger.wait(max(core.config.linger_s - (core.clock.monotonic() - started), 0.0))
         if self._stop.is_set():
             return  # the process ended first: its journal goes to a detached drainer
         core.start()

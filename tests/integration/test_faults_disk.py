@@ -115,22 +115,6 @@ def test_a_file_where_the_cache_should_be(tmp_path):
     assert stats["dropped"].get("outbox_unavailable") == 1 and counts_add_up(stats)
 
 
-@pytest.fixture
-def small_mount(tmp_path):
-    """A 256 KiB tmpfs, or a skip where mounting needs privileges this run lacks."""
-    target = tmp_path / "mnt"
-    target.mkdir()
-
-    def mount(options):
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True)
-        if proc.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here (needs root): {proc.stderr.decode().strip()}")
-        return str(target)
-
-    yield mount
-    subprocess.run(["umount", "-l", str(target)], capture_output=True)
-
-
 def test_full_filesystem_never_reaches_the_caller(make_tracker, small_mount):
     """Disk full: every event is accepted or counted; track() and close() never raise."""
     root = small_mount("size=256k,mode=0700")
