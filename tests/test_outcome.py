@@ -36,7 +36,8 @@ def err400(error_type, error="boom"):
     (404, body({"detail": "Not Found"}), TRANSIENT),
     (307, b"", TRANSIENT),
     (200, b"<html>proxy</html>", SUSPECT),
-    (200, b"", SUSPECT),
+    (200, b"", TRANSIENT),  # no body at all: in doubt, asked about before a resend
+    (200, b'{"success": true, "da', OK),  # cut short: the service stored it, by its own account
     (400, b"<html>", SUSPECT),
 ])
 def test_single_answers(status, payload, kind):
@@ -145,3 +146,26 @@ def test_only_the_services_own_failures_count_against_it():
     for reason in ("refused", "timed_out", "tls", "dns"):
         outcome = classify_error(NoAnswer("no answer", reason))
         assert outcome.counts_against_service and outcome.reason == reason
+
+
+def test_answers_that_leave_events_in_doubt():
+    """A request that may have reached the service is in doubt; one that cannot have is not;
+    a 2xx the service sent is never blamed on it, and a batch's unreadable 2xx is in doubt."""
+    from pattern_track.delivery.outcome import classify_batch
+    from pattern_track.delivery.transport import NoAnswer
+
+    for reason in ("timed_out", "reset", "connection_error"):
+        assert classify_error(NoAnswer("x", reason)).in_doubt
+    for reason in ("refused", "dns", "tls"):
+        assert not classify_error(NoAnswer("x", reason)).in_doubt
+    assert not classify_error(NoAnswer("before the request", "cut", service_fault=False, in_doubt=False)).in_doubt
+    assert classify_error(NoAnswer("cut in flight", "cut", service_fault=False)).in_doubt
+    single = classify(200, {"Content-Type": "application/json"}, b"", complete=False)
+    assert single.kind == OK and single.reason == "stored_unreadable_answer" and not single.counts_against_service
+    empty = classify(200, {}, b"")
+    assert empty.in_doubt and not empty.counts_against_service
+    for payload, complete in ((b"", False), (b'{"success": false, "batch_su', True), (b"", True)):
+        whole = classify_batch(200, {"Content-Type": "application/json"}, payload, 3, complete=complete).whole
+        assert whole is not None and whole.in_doubt and whole.kind == TRANSIENT and not whole.counts_against_service
+    html = classify_batch(200, {"Content-Type": "text/html"}, b"<html>sign in</html>", 3).whole
+    assert html is not None and not html.in_doubt and html.counts_against_service  # a proxy, not the service

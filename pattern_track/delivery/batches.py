@@ -19,25 +19,16 @@ import logging
 import os
 from typing import Any, Callable, Sequence
 
+from ..event import event_id_from
 from .outcome import OK, TRANSIENT, Outcome, classify, classify_batch, classify_error
 
 __all__ = ["Delivery", "event_id_from"]
 
 log = logging.getLogger(__name__)
 
-_ID_MARK = b'"event_id":"'
 #: What the batch envelope adds to the events' own bytes (keys, batch id, commas).
 _ENVELOPE_BYTES = 128
 _HALVE = object()  # _send_batch's answer to a 413 for a batch of several events
-
-
-def event_id_from(event: bytes) -> str:
-    """The id ``event.build`` put last in ``pattern_data`` (cheap: no JSON parse)."""
-    at = event.rfind(_ID_MARK)
-    if at < 0:
-        return "?"
-    start = at + len(_ID_MARK)
-    return event[start:event.find(b'"', start)].decode("ascii", "replace")
 
 
 def by_bytes(events: Sequence[bytes], max_bytes: int) -> list[Sequence[bytes]]:
@@ -116,7 +107,7 @@ class Delivery:
             return [outcome] * len(events)
         if answer.status == 413:
             return _HALVE
-        verdict = classify_batch(answer.status, answer.headers, answer.body, len(events))
+        verdict = classify_batch(answer.status, answer.headers, answer.body, len(events), complete=answer.complete)
         if verdict.split:
             if answer.status in (404, 405):
                 log.info("the service has no batch route (HTTP %s); sending events one by one", answer.status)
@@ -137,7 +128,7 @@ class Delivery:
             self.requests += 1
             try:
                 answer = self._transport.post(self._track_path, event, {"X-Event-Id": event_id_from(event)})
-                outcome = classify(answer.status, answer.headers, answer.body)
+                outcome = classify(answer.status, answer.headers, answer.body, complete=answer.complete)
             except Exception as exc:
                 outcome = classify_error(exc)
             self._record(outcome)

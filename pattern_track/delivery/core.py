@@ -71,8 +71,9 @@ class Counters:
         self.dropped: collections.Counter = collections.Counter()
         self.conditions: collections.Counter = collections.Counter()  # things that happened to the process
 
-    def note(self, condition: str) -> None:
-        self.conditions.update((condition,))
+    def note(self, condition: str, n: int = 1) -> None:
+        if n > 0:
+            self.conditions.update(itertools.repeat(condition, n))
 
     def add(self, name: str, n: int = 1) -> None:
         if n > 0:

@@ -27,12 +27,15 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 from .. import logs
+from ..event import event_id_from
 from .stash import Stash
 
 __all__ = ["Dispatcher"]
 
 log = logs.get(__name__)
 
+#: At exit, how long a sender whose request was just cut gets to record it in the journal.
+_CUT_SETTLE_S = 0.05
 #: When the pump cannot send, it writes up to this many batches in one transaction.
 _STORE_BATCHES = 20
 
@@ -207,14 +210,38 @@ class Dispatcher(Stash):
         from .settle import settle  # the send path loads on first use, not at import
 
         outcomes = core.delivery.send(batch)
+        doubtful = [event_id_from(e) for e, o in zip(batch, outcomes) if o.in_doubt]
         if self._network_closed and any(o.reason == "cut" for o in outcomes):
-            return False  # our exit cut it: settle nothing, the journal keeps it all
+            # Our exit cut it: settle nothing, the journal keeps it all, and says which
+            # events the service may have stored anyway (their drainer asks first).
+            self._doubt_in_journal(doubtful)
+            return False
         result = settle(batch, [0] * len(batch), outcomes, max_attempts=core.config.max_attempts)
         core.counters.add("delivered", result.sent)
         self.dead_letter(result.dead, replay=False)
         if result.keep:
-            return self._store(result.keep, result.keep_attempts, seq_of=seq_of)
+            kept = self._store(result.keep, result.keep_attempts, seq_of=seq_of)
+            if doubtful:
+                self._remember_doubt(doubtful)
+            return kept
         return True
+
+    def _remember_doubt(self, ids: list) -> None:
+        """Events kept after a request that may have stored them: the drainer asks the read
+        route before resending (store/doubt.py); in the journal when the outbox cannot say."""
+        from ..store import doubt
+
+        try:
+            doubt.add(self._core.outbox, ids)
+        except Exception:  # no outbox, or it cannot be written: the journal remembers
+            self._doubt_in_journal(ids)
+
+    def _doubt_in_journal(self, ids: list) -> None:
+        if ids and self._journal is not None:
+            try:
+                self._journal.mark_in_doubt(ids)
+            except OSError as exc:
+                log.warning("cannot record events in doubt (%s); they may be resent twice", type(exc).__name__)
 
     def _ack(self) -> None:
         """Move the journal's watermark to the lowest event not yet settled."""
@@ -284,6 +311,12 @@ class Dispatcher(Stash):
             self._buffer = collections.deque((s, d) for s, d in self._buffer if s is not None)
         if core.transport is not None and self._running:
             core.transport.abort()
+            # The cut request returns at once: let its sender say in the journal which
+            # events the service may have stored (the drainer asks before resending).
+            with self._cond:
+                until = clock.monotonic() + _CUT_SETTLE_S
+                while self._running and clock.monotonic() < until:
+                    self._cond.wait(_CUT_SETTLE_S / 10)
         if self._senders is not None:
             self._senders.stop()  # daemon threads: nothing at exit waits for them
         if unjournaled:
@@ -352,6 +385,8 @@ class Dispatcher(Stash):
         # for a drainer): the watermark moves only past what the outbox took.
         if events and self._store([data for _, data in events], seq_of={id(d): s for s, d in events}):
             self._ack()
+            if journal.doubt_ids:
+                self._remember_doubt(sorted(journal.doubt_ids))
 
     def unsettled(self) -> bool:
         """Does the journal hold events that no one has settled yet?"""

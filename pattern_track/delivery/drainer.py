@@ -198,7 +198,12 @@ class Drainer:
                     def append(events: list) -> int:
                         return core.outbox.append_chunks(events, chunk_size=size)
 
-                    moved = adopt_orphans(cache_dir, append) + self.spool.ingest(append)
+                    def in_doubt(ids: list) -> None:  # the writer's request was cut: ask before resending
+                        from ..store import doubt
+
+                        doubt.add(core.outbox, ids)
+
+                    moved = adopt_orphans(cache_dir, append, in_doubt) + self.spool.ingest(append)
                 finally:
                     core.outbox.release_lease(LEASE, core.owner)
         finally:

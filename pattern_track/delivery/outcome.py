@@ -56,6 +56,10 @@ class Outcome:
     retry_after_s: float | None = None
     #: None: decided by ``kind`` (only transient answers count against the service).
     against_service: bool | None = None
+    #: The service may have stored the event although this answer does not say so (a
+    #: request cut, reset or timed out after it was sent; a batch answered 2xx with a body
+    #: that cannot be read): reconcile through the read route before resending (replay.py).
+    in_doubt: bool = False
 
     @property
     def ok(self) -> bool:
@@ -89,7 +93,8 @@ def classify_error(exc: BaseException) -> Outcome:
     detail = f"{type(exc).__name__}: {str(exc)[:200]}"
     if reason is None:  # not a transport answer at all: our own error
         return Outcome(TRANSIENT, "client_error", detail, against_service=False)
-    return Outcome(TRANSIENT, reason, detail, against_service=getattr(exc, "service_fault", True))
+    return Outcome(TRANSIENT, reason, detail, against_service=getattr(exc, "service_fault", True),
+                   in_doubt=bool(getattr(exc, "in_doubt", False)))
 
 
 def _json(body: bytes) -> Any:
@@ -118,12 +123,33 @@ def _unreadable(detail: str) -> Outcome:
     return Outcome(SUSPECT, "unreadable_answer", detail, against_service=True)
 
 
-def classify(status: int, headers: Mapping[str, str], body: bytes, *, now: float | None = None) -> Outcome:
-    """Classify the answer to ``POST /lineage/track``."""
+def _service_body(headers: Mapping[str, str], body: bytes, complete: bool) -> bool:
+    """Is an unreadable 2xx still the service's own answer? Its body broke off, or it is
+    JSON that does not parse (cut short): yes. An HTML page (a proxy's sign-in): no."""
+    if not complete:
+        return True
+    ctype = str(headers.get("Content-Type") or "").lower()
+    return "json" in ctype or body.lstrip()[:1] in (b"{", b"[")
+
+
+#: A 2xx of the single-event route the service sent but we could not read: the service
+#: stores before it answers, so the event is stored by its own account; never blamed.
+STORED_UNREADABLE = Outcome(OK, "stored_unreadable_answer", "a 2xx whose body could not be read")
+#: A 2xx with no body at all: not the service's way (it always answers JSON); maybe stored.
+EMPTY_ANSWER = Outcome(TRANSIENT, "empty_answer", "a 2xx with an empty body", against_service=False, in_doubt=True)
+
+
+def classify(status: int, headers: Mapping[str, str], body: bytes, *, now: float | None = None,
+             complete: bool = True) -> Outcome:
+    """Classify the answer to ``POST /lineage/track`` (``complete``: the body arrived whole)."""
     if 200 <= status < 300:
-        doc = _json(body)
+        doc = _json(body) if complete else None
         if isinstance(doc, dict) and doc.get("success") is not False:
             return STORED
+        if complete and not body.strip():
+            return EMPTY_ANSWER
+        if _service_body(headers, body, complete) and not (isinstance(doc, dict) and doc.get("success") is False):
+            return STORED_UNREADABLE
         return _unreadable(f"HTTP {status} without a success body")
     if status == 429:
         return Outcome(TRANSIENT, "rate_limited", "", parse_retry_after(headers.get("Retry-After"), now=now))
@@ -150,8 +176,18 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, *, now: float
     return Outcome(SUSPECT, f"http_{status}", _detail(body))
 
 
-def classify_batch(status: int, headers: Mapping[str, str], body: bytes, count: int, *, now: float | None = None) -> BatchVerdict:
-    """Classify the answer to ``POST /lineage/track/batch`` for ``count`` events."""
+#: A batch answered 2xx whose body we could not read: the service processed the batch, but
+#: which events it stored (a lost database fails them one by one in a 200) is unknown.
+UNREADABLE_BATCH = Outcome(TRANSIENT, "unreadable_batch_answer", "a 2xx batch answer that could not be read",
+                           against_service=False, in_doubt=True)
+
+
+def classify_batch(status: int, headers: Mapping[str, str], body: bytes, count: int, *, now: float | None = None,
+                   complete: bool = True) -> BatchVerdict:
+    """Classify the answer to ``POST /lineage/track/batch`` for ``count`` events
+    (``complete``: the body arrived whole)."""
+    if 200 <= status < 300 and (not complete or not body.strip()):
+        return BatchVerdict(whole=UNREADABLE_BATCH)
     if status in (400, 422):
         doc = _json(body)
         if isinstance(doc, dict) and "detail" in doc:
@@ -165,6 +201,8 @@ def classify_batch(status: int, headers: Mapping[str, str], body: bytes, count: 
         return BatchVerdict(whole=classify(status, headers, body, now=now))
     doc = _json(body)
     if not isinstance(doc, dict) or not isinstance(doc.get("batch_summary"), dict):
+        if _service_body(headers, body, complete):
+            return BatchVerdict(whole=UNREADABLE_BATCH)
         return BatchVerdict(whole=_unreadable("batch answer without batch_summary"))
     results: list[Outcome | None] = [None] * count
     for item in doc.get("successful_results") or ():

@@ -8,7 +8,12 @@ dead-lettered, or kept in its chunk for a later attempt (parking.py, settle.py).
 
 from __future__ import annotations
 
+from .. import logs
+from ..store import doubt
+from .batches import event_id_from
+from .outcome import OK, Outcome
 from .parking import Parking
+from .reconcile import reconcile
 from .settle import Settlement, settle
 
 TYPE_CHECKING = False
@@ -16,6 +21,11 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 __all__ = ["Replay"]
+
+log = logs.get(__name__)
+
+#: The outcome of an event in doubt that the read route showed stored: settled, not resent.
+RECONCILED = Outcome(OK, "reconciled", "the service had it already (read route)")
 
 
 class Replay:
@@ -40,9 +50,14 @@ class Replay:
         parts = [(chunk.events[:n], chunk.attempts[:min(n, len(chunk.events))]) for chunk in chunks]
         events = [e for part, _ in parts for e in part]
         waiting = parking.dependents(events, parking.blocked())
-        sending = [e for e, w in zip(events, waiting) if not w]
+        # Events in doubt (their last request may have been stored) that the service has
+        # already are settled as delivered, not sent again (reconcile.py).
+        candidates = [e for e, w in zip(events, waiting) if not w]
+        found = iter(reconcile(core, candidates))
+        stored = [False if w else next(found) for w in waiting]
+        sending = [e for e, w, s in zip(events, waiting, stored) if not (w or s)]
         answers = iter(core.delivery.send(sending) if sending else [])
-        outcomes = [None if w else next(answers) for w in waiting]
+        outcomes = [None if w else (RECONCILED if s else next(answers)) for w, s in zip(waiting, stored)]
         total, settlements, start = Settlement(), [], 0
         park: tuple[list, list, list] = ([], [], [])
         for chunk, (part, tries) in zip(chunks, parts):
@@ -67,7 +82,18 @@ class Replay:
         self._dead_letter(total.dead, replay=True)
         parking.park(*park[:2], waiting=park[2])  # before settling: a crash repeats, never loses
         core.outbox.settle_many(settlements)
+        self._remember_doubt(events, outcomes)
         return total
+
+    def _remember_doubt(self, events: list, outcomes: list) -> None:
+        """Events now settled leave the in-doubt list; those whose request left them in doubt
+        (again) join it, so the next attempt asks before resending."""
+        still = [event_id_from(e) for e, o in zip(events, outcomes) if o is not None and o.in_doubt]
+        done = [event_id_from(e) for e, o in zip(events, outcomes) if o is not None and not o.in_doubt]
+        try:
+            doubt.settle(self._core.outbox, done, still)
+        except Exception as exc:  # OutboxError: at worst an event is resent without asking
+            log.warning("cannot record events in doubt (%s)", type(exc).__name__)
 
     def retry_parked(self) -> float | None:
         """Retry the parked events that are due; returns seconds until the next is due."""

@@ -30,7 +30,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..config import Config
 
-__all__ = ["Answer", "NoAnswer", "Transport", "TRACK_PATH", "BATCH_PATH", "HEALTH_PATH"]
+__all__ = ["Answer", "NEVER_SENT", "NoAnswer", "Transport", "TRACK_PATH", "BATCH_PATH", "HEALTH_PATH"]
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +44,33 @@ class Answer(NamedTuple):
     status: int
     headers: Mapping[str, str]
     body: bytes
+    #: False when the status line and headers arrived but the body did not, whole (a reply
+    #: cut short by a proxy, a reset, our own deadline): ``body`` is then empty.
+    complete: bool = True
+
+
+#: Reasons of a request that never reached the service: nothing it sent can be stored.
+NEVER_SENT = frozenset({"refused", "dns", "tls"})
 
 
 class NoAnswer(Exception):
     """The request got no HTTP answer.
 
-    ``reason`` tells why: ``refused``, ``timed_out``, ``tls``, ``dns``, ``reset`` or
-    ``cut`` (we aborted it ourselves, at exit); ``service_fault`` is False for ``cut``,
-    so a request our own exit cut is never recorded against the service.
+    ``reason`` tells why: ``refused``, ``timed_out``, ``tls``, ``dns``, ``reset``,
+    ``connection_error`` or ``cut`` (we aborted it ourselves: exit, ``close()``, a
+    caller's timeout); ``service_fault`` is False for ``cut``, so a request we cut is never
+    recorded against the service. ``in_doubt``: the body may have reached the service,
+    which commits what a client abandons (wire-contract.md), so what it carried may be
+    stored already; False only when it cannot have been (refused, DNS, TLS, or cut before
+    it was sent).
     """
 
-    def __init__(self, message: str, reason: str = "connection_error", *, service_fault: bool = True) -> None:
+    def __init__(self, message: str, reason: str = "connection_error", *, service_fault: bool = True,
+                 in_doubt: bool | None = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.service_fault = service_fault
+        self.in_doubt = reason not in NEVER_SENT if in_doubt is None else in_doubt
 
 
 def _reason(exc: BaseException, timeout_s: float) -> tuple[str, str]:
@@ -75,6 +88,17 @@ def _reason(exc: BaseException, timeout_s: float) -> tuple[str, str]:
     if "reset" in text.lower() or "aborted" in text.lower() or "RemoteDisconnected" in text:
         return "reset", text
     return "connection_error", text
+
+
+def _read(response: "requests.Response") -> Answer:
+    """The answer, read whole; a 2xx whose body breaks off is kept as an incomplete answer
+    (the service said it stored; batches.py and outcome.py decide what that means)."""
+    try:
+        return Answer(response.status_code, response.headers, response.content)
+    except (requests.RequestException, OSError):
+        if 200 <= response.status_code < 300:
+            return Answer(response.status_code, response.headers, b"", complete=False)
+        raise
 
 
 def _pool_classes(sockets: "weakref.WeakSet[socket.socket]") -> dict:
@@ -201,13 +225,14 @@ class Transport:
 
     def _call(self, method, path, body, headers, timeout, deadline_s) -> Answer:  # type: ignore[no-untyped-def]
         if self._aborted:
-            raise NoAnswer("transport closed", "cut", service_fault=False)
+            raise NoAnswer("transport closed", "cut", service_fault=False, in_doubt=False)
         until = getattr(self._local, "until", None)
         ours = until is not None and until - time.monotonic() < deadline_s
         if ours:  # the caller's bound comes first: cut at it, and it is our cut
             deadline_s = until - time.monotonic()
             if deadline_s <= 0:
-                raise NoAnswer("the caller's timeout passed before the request", "cut", service_fault=False)
+                raise NoAnswer("the caller's timeout passed before the request", "cut", service_fault=False,
+                               in_doubt=False)
             timeout = (min(timeout[0], deadline_s), min(timeout[1], deadline_s))
         channel = self._channel()
         token = self._arm(channel, deadline_s)
@@ -219,7 +244,7 @@ class Transport:
             else:  # the same request, sent without Session's per-call overhead (or redirects)
                 response = channel.adapter.send(channel.prepared(method, url, body, headers), timeout=timeout,
                                                 verify=self._config.verify_tls, proxies={})
-            return Answer(response.status_code, response.headers, response.content)
+            return _read(response)
         except (requests.RequestException, OSError) as exc:  # OSError: a socket shut down under urllib3
             if ours and time.monotonic() >= until:  # type: ignore[operator]
                 self._discard_expiry(token)

@@ -8,7 +8,8 @@ crashes of the process cannot lose them; only a power cut or kernel crash can, w
 ``fsync=True`` covers at ~0.25 ms per event (pitfalls.md). The writer holds an exclusive ``flock`` on each of its segments for its
 whole life: the kernel drops it when the process dies, so "unlocked" means "orphaned".
 
-Lines are ``<seq> <event json>\\n`` (events are ASCII JSON: no newline inside) and
+Lines are ``<seq> <event json>\\n`` (events are ASCII JSON: no newline inside),
+``?<event id> ...\\n`` (events whose request was cut: the service may have them) and
 ``!<watermark>\\n``: every event with ``seq < watermark`` is settled elsewhere (delivered,
 in the outbox, dead-lettered or dropped with a count). A clean exit with nothing left
 removes the files; a segment past ``segment_bytes`` rotates, and is deleted once the
@@ -139,6 +140,8 @@ class Journal:
         self._nested: collections.deque[bytes] = collections.deque()
         self.next_seq = 0
         self.watermark = 0
+        #: Ids of events whose request may have stored them (``mark_in_doubt``).
+        self.doubt_ids: set[str] = set()
 
     # -- writing ---------------------------------------------------------------------
 
@@ -250,6 +253,24 @@ class Journal:
                 self._write_nested()
                 while len(self._segments) > 1 and self._segments[0].last_seq < watermark:
                     self._size -= self._segments.pop(0).close(unlink=True)
+            finally:
+                self._writing = False
+
+    def mark_in_doubt(self, ids: "list[str]") -> None:
+        """Record that the service may have stored these events already (their request was
+        cut at exit): ``?<id> <id>...``; the drainer that adopts the journal asks the read
+        route before resending them (store/doubt.py). Raises OSError."""
+        ids = [i for i in ids if i and i != "?" and i.isalnum()]
+        if not ids:
+            return
+        with self._lock:
+            if self._pid != os.getpid() or self._writing:
+                return
+            self.doubt_ids.update(ids)
+            self._writing = True
+            try:
+                self._put(b"?" + " ".join(ids).encode("ascii") + b"\n")
+                self._write_nested()
             finally:
                 self._writing = False
 

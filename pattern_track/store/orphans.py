@@ -53,6 +53,11 @@ def _watermark(path: str) -> int:
     return max(marks, default=0)
 
 
+def _doubt_ids(path: str) -> set[str]:
+    """Ids of events the writer marked in doubt (``?<id> <id>...`` lines)."""
+    return {i for line in _lines(path) if line.startswith(b"?") for i in line[1:].decode("ascii", "replace").split()}
+
+
 def _writers(directory: str) -> dict[str, list[str]]:
     try:
         names = sorted(n for n in os.listdir(directory) if n.endswith(SUFFIX))
@@ -119,14 +124,16 @@ def orphans_waiting(cache_dir: str) -> int:
     return sum(_ended(paths[0]) for paths in _writers(os.path.join(cache_dir, "journal")).values())
 
 
-def adopt_orphans(cache_dir: str, append: Callable[[list], int]) -> int:
+def adopt_orphans(cache_dir: str, append: Callable[[list], int],
+                  in_doubt: Callable[[list], object] | None = None) -> int:
     """Move the unsettled events of dead writers into the outbox via ``append(events) ->
     taken``, oldest writer first, and delete their files; return how many moved.
 
     A writer is dead when none of its segments is locked. The adopter holds those locks
     while it works, and skips a file already unlinked by a rival adopter, so each
     journal is adopted once. If the outbox takes only part (its cap), the rest stays,
-    with a watermark saying what moved.
+    with a watermark saying what moved. ``in_doubt(ids)`` is told which of the moved
+    events the writer marked in doubt (its request was cut: the service may have them).
     """
     moved = 0
     for writer, paths in _writers(os.path.join(cache_dir, "journal")).items():
@@ -153,6 +160,11 @@ def adopt_orphans(cache_dir: str, append: Callable[[list], int]) -> int:
                         events.append((seq, data))
             taken = append([data for _, data in events]) if events else 0
             moved += taken
+            doubtful = set().union(*(_doubt_ids(p) for p in paths)) if in_doubt is not None else set()
+            if doubtful and taken:
+                from ..event import event_id_from
+
+                in_doubt([i for _, data in events[:taken] if (i := event_id_from(data)) in doubtful])
             if taken < len(events):
                 os.write(fds[-1], b"!%d\n" % events[taken][0])
                 log.warning("outbox full: %d journal events of a finished process wait", len(events) - taken)

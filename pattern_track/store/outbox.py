@@ -326,6 +326,14 @@ class Outbox:
         with _storage_errors("set"):
             self._cache.set("s:" + key, value, expire=expire_s)
 
+    def update(self, key: str, change: Any, default: Any = None) -> Any:
+        """Replace shared value ``key`` by ``change(value)`` in one transaction (every process
+        of the user sees one change after another); returns the new value."""
+        with _storage_errors("update"), self._cache.transact():
+            value = change(self._cache.get("s:" + key, default))
+            self._cache.set("s:" + key, value)
+        return value
+
     def incr(self, key: str, delta: int = 1) -> int:
         with _storage_errors("incr"):
             return self._cache.incr("s:" + key, delta)

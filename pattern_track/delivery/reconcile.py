@@ -1,0 +1,87 @@
+"""Ask the service what it already has before resending events in doubt (store/doubt.py).
+
+For each event in doubt that creates a node (``readback.NODE_EVENTS``: created, modified,
+forked, merged, validated), one read of ``GET .../lineage/{pattern_id}/evolution`` per
+pattern id tells whether its node (and, for a derivation, its edge from the parent) is
+stored: then it is settled as delivered without being sent again. Everything else is
+resent: events that create no node (applied, deprecated: no read can tell), and events
+whose read gave no clear answer (5xx, 429, no answer: ``readback.ReadUnknown``); those
+are counted as possibly duplicated. Reads are few (in-doubt events only) and the route is
+not rate-limited on the real service.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .. import logs
+from ..store import doubt
+from .batches import event_id_from
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Sequence
+
+__all__ = ["reconcile"]
+
+log = logs.get(__name__)
+
+#: At most this many reads per batch; the rest of its in-doubt events are resent.
+MAX_READS = 50
+
+
+def reconcile(core: Any, events: Sequence[bytes]) -> list[bool]:
+    """One flag per event: True when it was in doubt and the service has it already.
+    Never raises (a failure means: resend). Counts ``conditions`` ``in_doubt``,
+    ``reconciled`` and ``possibly_duplicated`` in ``core.counters``."""
+    try:
+        ids = [event_id_from(e) for e in events]
+        doubtful = doubt.among(core.outbox, ids)
+    except Exception as exc:
+        log.warning("cannot read which events are in doubt (%s); resending as they are", type(exc).__name__)
+        return [False] * len(events)
+    if not doubtful:
+        return [False] * len(events)
+    from .readback import NODE_EVENTS, ReadUnknown, evolution, is_stored
+
+    docs: dict = {}
+    found, unsure = [], 0
+    for event, event_id in zip(events, ids):
+        if event_id not in doubtful:
+            found.append(False)
+            continue
+        try:
+            wire = json.loads(event)
+        except ValueError:
+            wire = {}
+        pattern_id = wire.get("pattern_id")
+        if wire.get("event_type") not in NODE_EVENTS or not isinstance(pattern_id, str):
+            unsure += 1
+            found.append(False)
+            continue
+        if pattern_id not in docs:
+            if len(docs) >= MAX_READS:
+                docs[pattern_id] = ReadUnknown("skipped", f"more than {MAX_READS} reads for one batch")
+            else:
+                try:
+                    docs[pattern_id] = evolution(core.transport.get, pattern_id,
+                                                 timeout_s=core.config.health_check_timeout_s)
+                except ReadUnknown as exc:
+                    docs[pattern_id] = exc
+        doc = docs[pattern_id]
+        if isinstance(doc, ReadUnknown):
+            unsure += 1
+            found.append(False)
+            continue
+        try:
+            found.append(is_stored(wire, doc))
+        except ValueError:
+            unsure += 1
+            found.append(False)
+    counters = core.counters
+    counters.note("in_doubt", len(doubtful))
+    counters.note("reconciled", sum(found))
+    counters.note("possibly_duplicated", unsure)
+    log.info("%d events in doubt: %d found stored (not resent), %d resent that may be stored already, "
+             "%d not stored", len(doubtful), sum(found), unsure, len(doubtful) - sum(found) - unsure)
+    return found
