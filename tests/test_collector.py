@@ -461,6 +461,7 @@ def test_evolution_without_a_database(collector, mode, status, body):
 @pytest.mark.parametrize("mode,params", [
     ("error", {"status": 503}), ("rate_limit", {}), ("flaky", {"every": 1}), ("trickle", {"interval_s": 5.0}),
     ("redirect", {}), ("empty", {}), ("unknown_error", {}), ("idle_pool", {}), ("body_limit", {"max_bytes": 0}),
+    ("late", {"delay_s": 5.0}), ("truncate", {"at_bytes": 0}), ("reset", {"after_events": 0}),
 ])
 def test_track_only_faults_leave_evolution_alone(collector, mode, params):
     """Modes that imitate the track routes' failures leave evolution answering normally."""
@@ -468,6 +469,8 @@ def test_track_only_faults_leave_evolution_alone(collector, mode, params):
     collector.set_fault(mode, **params)
     answer = evolution(collector, "a")
     assert answer.status_code == 200 and answer.json()["data"]["total_versions"] == 1
+    if mode in ("late", "truncate", "reset"):  # and health, which is not a track route either
+        assert requests.get(collector.url + HEALTH, timeout=1).json()["status"] == "healthy"
 
 
 def test_html_and_slow_faults_act_on_the_read_routes(collector):
@@ -852,11 +855,132 @@ def test_empty_fault(collector):
     assert response.status_code == 200 and response.content == b""
 
 
+# -- stored, then the client is not told (late, truncate, reset) ----------------------
+
+
+def pids(c):
+    return [e["pattern_id"] for e in c.events()]
+
+
+def test_late_fault_stores_although_a_short_timeout_gives_up(collector):
+    """late stores the events at once: a 0.3 s client times out, yet both routes' events are stored."""
+    collector.set_fault("late", delay_s=2.0)
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        post(collector, TRACK, created("a"), timeout=(2, 0.3))
+    assert collector.wait_for_events(1, 5)
+    # The first answer still waits, holding no lock: the batch is stored meanwhile.
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        post(collector, BATCH, {"events": [created("b"), derived("c", "1.0.0", "b")]}, timeout=(2, 0.3))
+    assert collector.wait_for_events(3, 5) and pids(collector) == ["a", "b", "c"]
+    collector.set_fault("none")  # the client resends what it was never told about: a duplicate
+    assert post(collector, TRACK, created("a")).json()["data"]["status"] == "already_exists"
+    assert pids(collector) == ["a", "b", "c", "a"]
+
+
+def test_late_fault_gives_a_patient_client_the_normal_answer(collector):
+    """late answers a client with a long timeout normally, delay_s after it stored the events."""
+    collector.set_fault("late", delay_s=0.3)
+    started = time.monotonic()
+    single = post(collector, TRACK, created("a"), timeout=10)
+    batch = post(collector, BATCH, {"events": [created("b")], "processing_mode": "sequential"}, timeout=10)
+    assert time.monotonic() - started >= 0.6
+    assert single.status_code == 200 and single.json()["data"]["status"] == "created"
+    assert batch.status_code == 200 and batch.json()["batch_summary"]["successful_events"] == 1
+    assert collector.state()["requests"] == {"track": {"200": 1}, "batch": {"200": 1}}
+
+
+def test_late_fault_wait_ends_when_the_collector_stops():
+    """stop() ends a late answer's wait at once: the client's connection closes unanswered."""
+    collector = Collector().start()
+    collector.set_fault("late", delay_s=60.0)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(post, collector, TRACK, created("a"), 30)
+        assert collector.wait_for_events(1, 5)
+        started = time.monotonic()
+        collector.stop()
+        with pytest.raises(requests.exceptions.ConnectionError):
+            pending.result(timeout=5)
+        assert time.monotonic() - started < 2
+
+
+def test_truncate_fault_cuts_the_body_after_storing(collector):
+    """truncate stores, then the body stops short of its Content-Length: requests raises ChunkedEncodingError."""
+    collector.set_fault("truncate")
+    for path, body in ((TRACK, created("a")), (BATCH, {"events": [created("b"), created("c")]})):
+        with pytest.raises(requests.exceptions.ChunkedEncodingError, match=r"IncompleteRead\(20 bytes read"):
+            post(collector, path, body)
+    assert pids(collector) == ["a", "b", "c"]
+    assert collector.state()["requests"] == {"track": {"200": 1}, "batch": {"200": 1}}
+
+
+def test_truncate_fault_sends_a_200_with_the_full_length_then_closes(collector):
+    """truncate's 200 announces the whole body, sends at_bytes of it (never all) and closes, unannounced."""
+    for at_bytes in (0, 7, 10**6):
+        collector.set_fault("truncate", at_bytes=at_bytes)
+        with socket.create_connection(("127.0.0.1", collector.port), timeout=5) as sock:
+            sock.sendall(post_bytes(TRACK, json.dumps(created(f"p{at_bytes}")).encode()))
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            assert response.status == 200 and response.getheader("Connection") is None
+            length = int(response.getheader("Content-Length"))
+            with pytest.raises(http.client.IncompleteRead) as cut:
+                response.read()
+            assert len(cut.value.partial) == min(at_bytes, length - 1)
+            assert sock.recv(1) == b""  # closed by the collector: nothing more comes
+    assert pids(collector) == ["p0", "p7", "p1000000"]
+
+
+@pytest.mark.parametrize("path,after_events,stored", [
+    (TRACK, None, ["a"]), (TRACK, 1, ["a"]), (TRACK, 0, []),
+    (BATCH, None, ["a", "b", "c"]), (BATCH, 2, ["a", "b"]), (BATCH, 1, ["a"]), (BATCH, 0, []),
+    (BATCH, 5, ["a", "b", "c"]),
+])
+def test_reset_fault_stores_the_first_events_then_resets(collector, path, after_events, stored):
+    """reset stores the first after_events events in order (all: None), then resets: requests raises ConnectionError."""
+    collector.set_fault("reset", **({} if after_events is None else {"after_events": after_events}))
+    events = [created("a"), derived("b", "1.0.0", "a"), created("c")]
+    body = events[0] if path == TRACK else {"events": events, "processing_mode": "sequential"}
+    with pytest.raises(requests.exceptions.ConnectionError, match="Connection reset by peer"):
+        post(collector, path, body)
+    assert pids(collector) == stored
+    route = "track" if path == TRACK else "batch"
+    assert collector.state()["requests"] == {route: {"reset": 1}}
+
+
+def test_reset_fault_resets_a_kept_alive_connection_without_any_answer(collector):
+    """reset on a kept-alive connection: no status line, not even a FIN, only a reset."""
+    conn = http.client.HTTPConnection("127.0.0.1", collector.port, timeout=5)
+    conn.request("POST", TRACK, body=json.dumps(created("a")), headers={"Content-Type": "application/json"})
+    assert conn.getresponse().read() and conn.sock is not None
+    collector.set_fault("reset")
+    conn.request("POST", TRACK, body=json.dumps(created("b")), headers={"Content-Type": "application/json"})
+    with pytest.raises(ConnectionResetError):
+        conn.getresponse()
+    conn.close()
+    assert pids(collector) == ["a", "b"]
+
+
+def test_untold_modes_show_their_params_and_take_them_over_http(collector):
+    """late, truncate and reset show their parameters in the state, set directly or over HTTP."""
+    for mode, params in (("late", {"delay_s": 2.0}), ("truncate", {"at_bytes": 20}), ("reset", {"after_events": None})):
+        collector.set_fault(mode)
+        assert collector.state()["params"] == params
+    url = collector.url + "/_collector/fault"
+    for request, params in (({"mode": "late", "delay_s": 0.25}, {"delay_s": 0.25}),
+                            ({"mode": "truncate", "at_bytes": 3}, {"at_bytes": 3}),
+                            ({"mode": "reset", "after_events": 2}, {"after_events": 2}),
+                            ({"mode": "reset", "after_events": None}, {"after_events": None})):
+        answer = requests.post(url, json=request, timeout=5)
+        assert answer.status_code == 200 and answer.json()["params"] == params
+
+
 @pytest.mark.parametrize("mode,params", [
     ("explode", {}), ("error", {"status": "x"}), ("error", {"status": 200}), ("flaky", {"every": 0}),
     ("slow", {"delay": 1}), ("trickle", {"interval_s": -1}), ("unknown_error", {"error_type": ""}),
     ("unknown_error", {"pattern": "x"}), ("idle_pool", {"idle_s": -1}), ("idle_pool", {"idle_s": "soon"}),
-    ("body_limit", {"max_bytes": -1}), ("body_limit", {"limit": 10})])
+    ("body_limit", {"max_bytes": -1}), ("body_limit", {"limit": 10}), ("late", {"delay_s": -1}),
+    ("late", {"delay_s": "soon"}), ("truncate", {"at_bytes": -1}), ("truncate", {"at_bytes": "x"}),
+    ("reset", {"after_events": -1}), ("reset", {"after_events": "all"}), ("reset", {"events": 1})])
 def test_set_fault_rejects_bad_modes_and_params(collector, mode, params):
     """An unknown mode, an unknown parameter or a bad value raises ValueError."""
     with pytest.raises(ValueError):

@@ -49,8 +49,29 @@ and the read routes only where said):
   HTML page and ``Connection: close``, and nothing is stored or counted against the
   rate limit; smaller requests are served normally.
 
+Three modes imitate a service that **commits the events and then fails to tell the
+client** (wire-contract.md: an abandoned request is still stored, a batch goes on after
+its client has gone), so a resend is a duplicate. The route runs as normal, and whatever
+it answers (a 200, or a 4xx that stored nothing) is then kept from the client:
+
+- ``late(delay_s=2.0)``: the answer leaves ``delay_s`` after the events were stored; a
+  client whose read timeout is shorter gives up. The wait holds no lock (other requests
+  go on) and ends when the collector stops (the connection is then closed, unanswered).
+  The request is counted when its answer leaves.
+- ``truncate(at_bytes=20)``: the status line and headers, with the full
+  ``Content-Length``, then only the first ``at_bytes`` bytes of the body (always short of
+  the whole body), then the connection closes (no ``Connection: close``), as a reply cut
+  by a proxy or a dropped line. requests raises ``ChunkedEncodingError`` ("Connection
+  broken: IncompleteRead(20 bytes read, N more expected)"), urllib ``IncompleteRead``.
+- ``reset(after_events=None)``: a batch stores its first ``after_events`` events in order
+  (each as normal: one may still fail on its own; ``None``: all of them), one event is
+  stored unless ``after_events`` is 0; then the connection is reset (TCP RST: ``SO_LINGER``
+  on with timeout 0, then close) with no answer at all, as a service that died mid-batch.
+  requests raises ``ConnectionError`` ("Connection aborted.", ConnectionResetError(104,
+  'Connection reset by peer')). The state counts it as ``"reset"``, not a status.
+
 The other modes (``error``, ``rate_limit``, ``flaky``, ``trickle``, ``redirect``, ``empty``,
-``unknown_error``) leave health and the read routes alone.
+``unknown_error``, ``late``, ``truncate``, ``reset``) leave health and the read routes alone.
 
 Service routes, under ``/api/pattern-traceability``: ``POST /lineage/track``, ``POST
 /lineage/track/batch``, ``GET /health``, ``GET /lineage/{pattern_id}/evolution`` (what is
@@ -63,7 +84,8 @@ Control routes: ``POST /_collector/fault``, ``GET /_collector/state``,
 ``GET /_collector/events``, ``POST /_collector/reset``.
 
 Modules, bottom up: ``contract`` (request model, checks, answer shapes), ``store`` (nodes
-and events, how one event is stored), ``reads`` (the read routes' answers), ``faults`` (the modes and their state), ``service``
+and events, how one event is stored), ``reads`` (the read routes' answers), ``modes``
+(the fault modes' parameters and help), ``faults`` (the current mode and what it does), ``service``
 (the real service's routes), ``handler`` (HTTP), ``server`` (``Collector``: lifecycle and
 control routes), ``command`` (``main``).
 """

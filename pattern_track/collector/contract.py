@@ -66,7 +66,9 @@ DETAILS = {500: "Internal Server Error", 503: "Database connection not available
 @dataclasses.dataclass
 class Reply:
     """One answer as the handler writes it; ``trickle_s`` sends the body a byte at a time,
-    ``close`` ends the connection after it."""
+    ``close`` ends the connection after it, ``cut_at`` sends only that many bytes of the
+    body (under the full ``Content-Length``) and closes, ``reset`` sends nothing and resets
+    the connection (TCP RST)."""
 
     status: int
     body: bytes = b""
@@ -75,6 +77,8 @@ class Reply:
     trickle_s: float | None = None
     route: str = "unknown"
     close: bool = False
+    cut_at: int | None = None
+    reset: bool = False
 
 
 _ids = itertools.count(int.from_bytes(urandom(6), "big"))

@@ -1,57 +1,33 @@
 """Fault modes: the collector's switchable misbehaviour, and the state they need.
 
-``FAULTS`` declares each mode with its parameters and their defaults (any other parameter
-is refused) and ``FAULT_HELP`` says in one line what each imitates; the package docstring
-and ``--help`` describe them to people. ``Faults`` holds the current mode for the request
-threads: what a proxy in front refuses (``proxy_refusal``), what the mode imposes on a
-route before the route runs (``before``), on one event (``event_failure``), on the
-health answer (``health``) and on the database a read route queries (``database``).
+``modes`` declares each mode with its parameters and their defaults (``FAULTS``,
+re-exported here with ``FAULT_HELP`` and ``FAULT_MODES``). ``Faults`` holds the current
+mode for the request threads: what a proxy in front refuses (``proxy_refusal``), what the
+mode imposes on a route before the route runs (``before``), on one event
+(``event_failure``), on the health answer (``health``) and on the database a read route
+queries (``database``); and, for the modes that store and then leave the client untold
+(``late``, ``truncate``, ``reset``), how many events a track request may store and what
+becomes of its answer (``untold``, ``tell``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from typing import Any, Callable
 
 from .contract import DETAILS, PHRASES, EventFailed, Reply, json_reply
+from .modes import FAULT_HELP, FAULT_MODES, FAULTS, checked_params
 
-__all__ = ["FAULTS", "FAULT_HELP", "FAULT_MODES", "Faults"]
+__all__ = ["FAULTS", "FAULT_HELP", "FAULT_MODES", "Faults", "Untold"]
 
 logger = logging.getLogger(__name__)
 
-#: Fault mode -> its parameters with their defaults; any other parameter is refused.
-FAULTS: dict[str, dict[str, Any]] = {
-    "none": {}, "error": {"status": 500, "detail": None}, "rate_limit": {"retry_after": None},
-    "degraded": {}, "db_down": {}, "hang": {}, "flaky": {"every": 2}, "slow": {"delay_s": 0.5},
-    "trickle": {"interval_s": 1.0}, "redirect": {"location": "/redirected"}, "html": {}, "empty": {},
-    "unknown_error": {"error_type": "WeirdError", "match": ""}, "idle_pool": {"idle_s": 300.0},
-    "body_limit": {"max_bytes": 65536},
-}
-FAULT_MODES = tuple(FAULTS)
-#: What each mode imitates, one line each (``--help`` adds the parameters).
-FAULT_HELP = {
-    "none": "normal service",
-    "error": "track routes answer {detail} with status (503, 504 as the service)",
-    "rate_limit": "track routes answer 429, with Retry-After only when given",
-    "degraded": "never reached its database: health says degraded, track routes and reads 503",
-    "db_down": "database lost: health healthy, pool empty; events fail 400 ConnectionRefusedError, reads 500",
-    "hang": "no answer (every route) until the mode changes, then 504 and nothing stored (health, evolution: normal)",
-    "flaky": "every n-th track request answers 500 (n = every)",
-    "slow": "answer normally after delay_s (every route)",
-    "trickle": "track routes: headers at once, then one body byte per interval_s",
-    "redirect": "track routes answer 307 to location",
-    "html": "200 with an HTML sign-in page (every route)",
-    "empty": "track routes answer 200 with an empty body",
-    "unknown_error": "events with match in pattern_id fail with error_type, one by one",
-    "idle_pool": "health healthy, but pool_size 0 until a track request or read, and idle_s after one",
-    "body_limit": "a proxy in front: a body over max_bytes gets nginx's HTML 413, nothing stored",
-}
-_PARAM_TYPES = {"status": int, "detail": str, "retry_after": str, "every": int,
-                "delay_s": float, "interval_s": float, "location": str, "error_type": str, "match": str,
-                "idle_s": float, "max_bytes": int}
 _DB_DOWN = ("[Errno 111] Connect call failed", "ConnectionRefusedError")
 _TRACK_ROUTES = ("track", "batch")
+#: The modes under which the track routes store as normal and the client is then not told.
+_UNTOLD = ("late", "truncate", "reset")
 _QUERY_TIMED_OUT = "Query operation timed out"  # the lineage query's own 504
 _HTML = b"<html><head><title>Sign in</title></head><body><h1>Please sign in</h1></body></html>"
 #: nginx's own page for client_max_body_size (it also closes the connection).
@@ -62,28 +38,18 @@ _NGINX_413 = (b"<html>\r\n<head><title>413 Request Entity Too Large</title></hea
 _POOL = {"min_size": 2, "max_size": 10}
 
 
-def checked_params(mode: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The mode's parameters with defaults filled in and types applied, or ValueError."""
-    if mode not in FAULTS:
-        raise ValueError(f"unknown fault mode {mode!r}; expected one of {', '.join(FAULT_MODES)}")
-    if set(params) - set(FAULTS[mode]):
-        raise ValueError(f"fault {mode!r} takes only {sorted(FAULTS[mode])}, not {sorted(params)}")
-    merged = dict(FAULTS[mode])
-    for name, value in params.items():
-        try:
-            optional = value is None and FAULTS[mode][name] is None
-            merged[name] = None if optional else _PARAM_TYPES[name](value)
-        except (TypeError, ValueError):
-            expected = _PARAM_TYPES[name].__name__
-            raise ValueError(f"fault parameter {name}={value!r} is not {expected}") from None
-    if mode == "error" and (merged["status"] < 400 or merged["status"] not in PHRASES):
-        raise ValueError(f"fault status {merged['status']} is not an HTTP error status")
-    if mode == "unknown_error" and not merged["error_type"]:
-        raise ValueError("fault unknown_error needs a non-empty error_type")
-    durations = [merged.get(name, 0) for name in ("delay_s", "interval_s", "idle_s")]
-    if merged.get("every", 1) < 1 or min(durations) < 0 or merged.get("max_bytes", 0) < 0:
-        raise ValueError(f"fault parameters out of range: {merged}")
-    return merged
+@dataclasses.dataclass(frozen=True)
+class Untold:
+    """How one track request's answer fails to reach its client (``late``, ``truncate`` or
+    ``reset``), fixed when the request arrives: a mode switch cannot split a request."""
+
+    mode: str
+    params: dict[str, Any]
+
+    @property
+    def keep(self) -> int | None:
+        """How many of the request's events the route stores, in order (None: all)."""
+        return self.params["after_events"] if self.mode == "reset" else None
 
 
 class Faults:
@@ -204,6 +170,27 @@ class Faults:
             if self._mode == "trickle" and route in ("track", "batch"):
                 return self._params["interval_s"]
         return None
+
+    def untold(self, route: str) -> Untold | None:
+        """The store-then-fail-to-tell mode for this request, None when there is none."""
+        with self._lock:
+            if self._mode in _UNTOLD and route in _TRACK_ROUTES:
+                return Untold(self._mode, dict(self._params))
+        return None
+
+    def tell(self, untold: Untold, reply: Reply) -> Reply | None:
+        """The route's answer as it leaves: ``delay_s`` late (None: the collector stopped
+        meanwhile, hang up), cut after ``at_bytes`` (always short of the whole body) or reset.
+
+        It runs after the route, which holds the store's lock only while it stores.
+        """
+        if untold.mode == "late":
+            return None if self._stopping.wait(untold.params["delay_s"]) else reply
+        if untold.mode == "truncate":
+            reply.cut_at = min(untold.params["at_bytes"], max(len(reply.body) - 1, 0))
+        else:
+            reply.reset = True
+        return reply
 
     def event_failure(self, event: dict) -> EventFailed | None:
         """The per-event failure the mode imposes on this event, checked before it is stored.

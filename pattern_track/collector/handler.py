@@ -1,4 +1,5 @@
-"""The HTTP layer: a threading server that reads requests and writes the replies it is given.
+"""The HTTP layer: a threading server that reads requests and writes the replies it is given
+(whole, a byte at a time, cut short, or as a connection reset instead).
 
 It knows nothing of routes or faults: ``Server`` is handed a ``dispatch`` callable that
 turns ``(method, target, headers, body)`` into a ``Reply`` (None: hang up without one),
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
@@ -88,6 +90,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         server.count(reply)
+        if reply.reset:
+            self._reset()
+            return
         self.close_connection = self.close_connection or reply.close
         try:
             self.send_response(reply.status)
@@ -99,6 +104,10 @@ class _Handler(BaseHTTPRequestHandler):
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()
+            if reply.cut_at is not None:  # cut short, as if the line dropped: no Connection: close
+                self.wfile.write(reply.body[:reply.cut_at])
+                self.close_connection = True
+                return
             if reply.trickle_s is None:
                 self.wfile.write(reply.body)
                 return
@@ -111,6 +120,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client went away
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
+
+    def _reset(self) -> None:
+        """Abort the connection: linger on with timeout 0, then close, so the peer gets a TCP RST.
+
+        The socket is closed here, before ``shutdown_request`` could send a FIN first.
+        """
+        self.close_connection = True
+        conn = self.connection
+        try:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            socket.close(conn.detach())
+        except OSError:
+            pass  # already gone
 
     def _read_body(self) -> bytes:
         """The body by Content-Length (none without one); a bad length is a 400 or a 413."""

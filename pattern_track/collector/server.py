@@ -29,7 +29,7 @@ _CONTROL_METHODS = {"fault": "POST", "reset": "POST", "state": "GET", "events": 
 #: The inspection and control routes, one line each (``--help``).
 CONTROL_ROUTES = {
     "GET /_collector/events": "the stored events, in arrival order, duplicates included",
-    "GET /_collector/state": "fault mode, request counts by route and status, sizes, rate window",
+    "GET /_collector/state": "fault mode, request counts by route and status (or reset), sizes, rate window",
     "POST /_collector/fault": 'set the fault mode: {"mode": MODE, PARAM: VALUE, ...}; answers the state',
     "POST /_collector/reset": "forget events, nodes, counts and the rate window (keeps the fault mode)",
 }
@@ -131,7 +131,8 @@ class Collector:
             return store.changed.wait_for(lambda: store.sizes()[1] >= count, timeout)
 
     def state(self) -> dict:
-        """Fault mode and params, health's pool_size, request counts by route and status, sizes, rate window."""
+        """Fault mode and params, health's pool_size, request counts by route and status (``"reset"``
+        for a connection reset instead of an answer), sizes, rate window."""
         nodes, events = self._store.sizes()
         with self._lock:
             requests = {route: dict(counts) for route, counts in self._counts.items()}
@@ -143,7 +144,8 @@ class Collector:
     def _count(self, reply: Reply) -> None:
         with self._lock:
             counts = self._counts.setdefault(reply.route, {})
-            counts[str(reply.status)] = counts.get(str(reply.status), 0) + 1
+            key = "reset" if reply.reset else str(reply.status)  # a reset sends no status
+            counts[key] = counts.get(key, 0) + 1
 
     def _dispatch(self, method: str, target: str, headers: Any, body: bytes) -> Reply | None:
         """Answer one request; None means hang up without an answer."""

@@ -4,9 +4,11 @@ A request is routed (a path known under another method is a 405, as in FastAPI),
 refused by a proxy in front (the ``body_limit`` fault), is counted against the rate window
 shared by all clients, offered to the fault mode, then answered by its route: the two
 track routes store through ``Store``, health reports the fault mode's view of the
-database, the read routes (``reads``) answer from the store. Like the real service
-(Starlette routes the percent-decoded path), an id is matched decoded: one holding a
-``/`` can be stored but never read (the router's own 404 ``{detail}``).
+database, the read routes (``reads``) answer from the store. Under ``late``, ``truncate``
+and ``reset`` a track route stores (``reset``: only the first events) and the fault mode
+then delays, cuts or drops its answer. Like the real service (Starlette routes the
+percent-decoded path), an id is matched decoded: one holding a ``/`` can be stored but
+never read (the router's own 404 ``{detail}``).
 """
 
 from __future__ import annotations
@@ -84,11 +86,15 @@ class Service:
         if route not in _UNLIMITED and not self._admit():
             reply: Reply | None = json_reply(429, {"detail": "Rate limit exceeded"})
         elif (reply := self._faults.before(route)) is False:
+            untold = self._faults.untold(route)  # late, truncate, reset: store, then fail to tell
+            keep = {} if untold is None else {"keep": untold.keep}
             try:
-                reply = getattr(self, "_" + route)(headers, body, match, query)
+                reply = getattr(self, "_" + route)(headers, body, match, query, **keep)
             except Answer as answer:
                 reply = json_reply(answer.status, answer.doc)
             reply.trickle_s = self._faults.trickle_s(route)
+            if untold is not None:  # whatever the route answered, stored or not
+                reply = self._faults.tell(untold, reply)
         if reply is not None:
             reply.route = route
         return reply
@@ -118,7 +124,8 @@ class Service:
             raise failure
         return self._store.apply(event, batch_id)
 
-    def _track(self, headers: Any, body: bytes, match: re.Match, query: str) -> Reply:
+    def _track(self, headers: Any, body: bytes, match: re.Match, query: str, keep: int | None = None) -> Reply:
+        """One event; ``keep`` 0 (the ``reset`` fault) stores nothing, for an answer never sent."""
         started, issues = time.perf_counter(), []
         event = validate_event(parse_body(headers, body), ["body"], issues)
         if issues:
@@ -127,6 +134,8 @@ class Service:
         if detail:
             raise Answer(400, {"detail": detail})
         self._faults.reached_database()
+        if keep == 0:  # the service dies before it stores: the answer is reset, never read
+            return json_reply(200, {"success": True, "data": None, "metadata": self._meta(started)})
         try:
             with self._store.lock:
                 data = self._apply(event, None)
@@ -135,7 +144,8 @@ class Service:
                                     "metadata": {**self._meta(started), "error_type": exc.error_type}})
         return json_reply(200, {"success": True, "data": data, "metadata": self._meta(started)})
 
-    def _batch(self, headers: Any, body: bytes, match: re.Match, query: str) -> Reply:
+    def _batch(self, headers: Any, body: bytes, match: re.Match, query: str, keep: int | None = None) -> Reply:
+        """A batch, in order; only its first ``keep`` events (None: all) when the ``reset`` fault cuts it short."""
         started = time.perf_counter()
         events, batch_id, requested = validate_batch(parse_body(headers, body))
         if not events:
@@ -147,7 +157,7 @@ class Service:
         self._faults.reached_database()
         batch_id, succeeded, failed = batch_id or new_id(), [], []
         with self._store.lock:  # always in order, whatever was requested
-            for index, event in enumerate(events):
+            for index, event in enumerate(events[:keep]):
                 one_started = time.perf_counter()
                 result = {"event_index": index, "pattern_id": event["pattern_id"]}
                 try:
