@@ -44,6 +44,10 @@ class Maintenance:
             def left() -> float:
                 return max(deadline - self._clock.monotonic(), 0.0)
 
+            # Counted for the whole process: this process's drainer thread may deliver some of
+            # the same events meanwhile (the drain lease lets one of them at a time).
+            values = self._counters.values
+            before = (values["replayed"], values["replay_dead_lettered"])
             if not self._wait_ready(left()):
                 return {"success": False, "reason": "not_ready", "sync_stats": _empty_sync()}
             self._dispatcher.flush(min(left(), 5.0))
@@ -51,7 +55,8 @@ class Maintenance:
             if core.outbox is None:
                 return {"success": False, "reason": "outbox_unavailable", "error": core.outbox_error,
                         "sync_stats": _empty_sync()}
-            result, synced, skipped = self._sync_rounds(left)
+            result = self._sync_rounds(left)
+            synced, skipped = values["replayed"] - before[0], values["replay_dead_lettered"] - before[1]
             parked = len(core.outbox.parked())
             waiting = self._waiting()  # parked events included
             stats = {"total_found": synced + skipped + waiting, "synced": synced, "failed": waiting,
@@ -62,27 +67,30 @@ class Maintenance:
             log.error("sync failed", exc_info=True)
             return {"success": False, "error": f"{type(exc).__name__}: {exc}", "sync_stats": _empty_sync()}
 
-    def _sync_rounds(self, left: Any) -> tuple:
-        """Ingest, then drain, again while a round moved something: a full outbox takes
-        the spool, ended processes' journals and this process's waiting events a part at
-        a time. Returns (last drain result, synced, dead-lettered) by this call."""
+    def _sync_rounds(self, left: Any) -> dict:
+        """Ingest, then drain, again while the process makes progress: a full outbox takes
+        the spool, ended processes' journals and this process's waiting events a part at a
+        time. Returns the last drain's result."""
         core, drainer = self._core, self._drainer
-        synced = skipped = 0
+        values = self._counters.values
         probe = True
         while True:
-            moved = drainer.ingest(timeout_s=left())
+            done_before = values["replayed"] + values["replay_dead_lettered"] + values["adopted"]
+            drainer.ingest(timeout_s=left())
             result = drainer.drain(probe=probe, timeout_s=left())
             probe = False
-            synced += result["synced"]
-            skipped += result["skipped"]
-            if result["state"] != "done" or left() <= 0:
-                return result, synced, skipped
+            if result["state"] not in ("done", "busy") or left() <= 0:
+                return result
             self._dispatcher.kick()  # room was freed: events of ours waiting for it move now
             waiting = self._dispatcher.flush(min(left(), 1.0)) is False
-            if not (moved or result["synced"] or result["skipped"]) or not (
-                    waiting or drainer.has_work() or core.outbox.pending()):
+            progress = values["replayed"] + values["replay_dead_lettered"] + values["adopted"] > done_before
+            if not (waiting or drainer.has_work() or core.outbox.pending()):
                 drainer.retry_parked()  # those due now; the rest keep their own schedule
-                return result, synced, skipped
+                return result
+            if not progress and result["state"] != "busy":
+                return result  # nothing moved and nobody else is moving it
+            if result["state"] == "busy":  # another process holds the drain lease: let it work
+                self._clock.wait(self._close_done, min(left(), 0.1))
 
     def _waiting(self) -> int:
         """Events of this service still waiting: outbox (parked ones too), spool, journals

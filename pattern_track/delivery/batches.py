@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any, Callable, Sequence
 
 from ..event import event_id_from
@@ -60,6 +61,9 @@ class Delivery:
         self._max_bytes = batch_max_bytes
         self.batch_supported = True
         self.requests = 0
+        #: Seconds a request took to be answered, smoothed (None before the first answer):
+        #: close() starts no request it cannot expect to finish (dispatcher.py).
+        self.latency_s: float | None = None
         #: The last answer that held events back: {reason, detail, at (epoch s)}, or None.
         self.last_failure: dict | None = None
 
@@ -100,7 +104,9 @@ class Delivery:
         body = b'{"events":[' + b",".join(events) + b'],"processing_mode":"sequential","batch_id":"' + batch_id.encode() + b'"}'
         self.requests += 1
         try:
+            started = time.monotonic()
             answer = self._transport.post(self._batch_path, body, {"X-Batch-Id": batch_id})
+            self._took(time.monotonic() - started)
         except Exception as exc:
             outcome = classify_error(exc)
             self._record(outcome)
@@ -127,7 +133,9 @@ class Delivery:
         for event in events:
             self.requests += 1
             try:
+                started = time.monotonic()
                 answer = self._transport.post(self._track_path, event, {"X-Event-Id": event_id_from(event)})
+                self._took(time.monotonic() - started)
                 outcome = classify(answer.status, answer.headers, answer.body, complete=answer.complete)
             except Exception as exc:
                 outcome = classify_error(exc)
@@ -138,6 +146,9 @@ class Delivery:
                 outcomes.extend([held] * (len(events) - len(outcomes)))
                 break
         return outcomes
+
+    def _took(self, seconds: float) -> None:
+        self.latency_s = seconds if self.latency_s is None else 0.7 * self.latency_s + 0.3 * seconds
 
     def _record(self, outcome: Outcome) -> None:
         """A failure the service is to blame for feeds the breaker; nothing else does."""

@@ -29,18 +29,6 @@ __all__ = ["Core", "Counters"]
 log = logs.get(__name__)
 
 
-def quarantine(cache_dir: str) -> str:
-    """Rename a corrupt ``cache.db`` (and its WAL files) aside; return the new name."""
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    target = ""
-    for suffix in ("", "-wal", "-shm"):
-        path = os.path.join(cache_dir, "cache.db" + suffix)
-        if os.path.exists(path):
-            target = os.path.join(cache_dir, f"cache.db.corrupt-{stamp}{suffix}")
-            os.replace(path, target)
-    return target
-
-
 def _import_everything_the_threads_use() -> None:
     """Every import the background threads would otherwise make lazily, done now under
     ``forksafe.guard`` (which fork() waits for): a child forked while a thread of ours held
@@ -151,9 +139,13 @@ class Core:
 
                 if not isinstance(exc.__cause__, sqlite3.DatabaseError) or isinstance(exc.__cause__, sqlite3.OperationalError):
                     raise
-                # A corrupt database: keep it aside for inspection, start a fresh one.
+                from ..store.quarantine import quarantine
+
+                # A corrupt database: keep it aside for inspection, start a fresh one
+                # (unless another process did both already).
                 aside = quarantine(c.service_dir)
-                log.error("outbox database corrupt (%s); moved to %s, starting a new one", exc, aside)
+                if aside is not None:
+                    log.error("outbox database corrupt (%s); moved to %s, starting a new one", exc, aside)
                 self.counters.note("outbox_quarantined")
                 self.outbox = self._outbox()
         except Exception as exc:

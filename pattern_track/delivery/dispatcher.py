@@ -70,6 +70,7 @@ class Dispatcher(Stash):
         # (not dropped) and storing stops until the drainer's next step (kick).
         self._room_wait = False
         self._memory_only = False  # the journal is unusable: see note_memory_only
+        self._send_until: float | None = None  # see send_until
 
     # -- the caller's side -----------------------------------------------------------
 
@@ -155,7 +156,7 @@ class Dispatcher(Stash):
                 if not self._buffer or self._network_closed:
                     return self._retire()
             # Decided before taking events: sending takes one batch, storing takes many.
-            send = not self._ours_queued() and core.may_send()
+            send = not self._ours_queued() and core.may_send() and self._time_for_a_request()
             with self._cond:
                 if not self._buffer or self._network_closed or (self._room_wait and not send):
                     return self._retire()  # a full outbox: the next drainer step kicks
@@ -182,6 +183,19 @@ class Dispatcher(Stash):
                         self._left = first if self._left is None else min(self._left, first)
                     self._cond.notify_all()
                 self._ack()
+
+    def send_until(self, deadline: float | None) -> None:
+        """From now on start a request only if it can be expected to be answered before
+        ``deadline`` (``clock.monotonic()``): close() hands what it cannot finish to the
+        drainer, which lives longer, rather than cut a request the service may commit."""
+        self._send_until = deadline
+
+    def _time_for_a_request(self) -> bool:
+        until = self._send_until
+        if until is None:
+            return True
+        latency = getattr(self._core.delivery, "latency_s", None) or 0.0
+        return self._core.clock.monotonic() + 2 * latency < until
 
     def _refill(self) -> None:
         """Memory has room and events wait only in the journal: read them back, in order."""

@@ -86,8 +86,14 @@ def close(tracker: Any, timeout: Any) -> None:
             deadline = clock.monotonic() + timeout_s
             dispatcher, drainer = tracker._dispatcher, tracker._drainer
             drainer.end_linger()  # deliver now: nothing is gained by waiting out linger_s
-            # Delivery gets the budget less what stopping needs (~0.1 s: cut, spill, join).
-            dispatcher.flush(max(timeout_s - 0.1, timeout_s / 2))
+            # Delivery gets the budget less what stopping needs (~0.1 s: cut, spill, join),
+            # and starts no request it cannot expect to finish in it (the drainer sends).
+            budget = max(timeout_s - 0.1, timeout_s / 2)
+            if not tracker._journal_ok:
+                dispatcher.send_until(None)  # memory is all these events have: try anyway
+            else:
+                dispatcher.send_until(clock.monotonic() + budget)
+            dispatcher.flush(budget)
             dispatcher.exit(0.0)
             drainer.stop(0.0)
             if tracker._core.transport is not None:
