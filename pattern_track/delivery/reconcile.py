@@ -6,7 +6,9 @@ pattern id tells whether its node (and, for a derivation, its edge from the pare
 stored: then it is settled as delivered without being sent again. Everything else is
 resent: events that create no node (applied, deprecated: no read can tell), and events
 whose read gave no clear answer (5xx, 429, no answer: ``readback.ReadUnknown``); those
-are counted as possibly duplicated. Reads are few (in-doubt events only) and the route is
+are counted as possibly duplicated; but an event that creates no node and came before a
+node-creating event found stored, in the same batch, was processed too (the service
+handles a batch in order, and goes on after the client is gone). Reads are few (in-doubt events only) and the route is
 not rate-limited on the real service.
 """
 
@@ -26,8 +28,11 @@ __all__ = ["reconcile"]
 
 log = logs.get(__name__)
 
-#: At most this many reads per batch; the rest of its in-doubt events are resent.
-MAX_READS = 50
+#: A batch's reads stop after this many seconds, or after this many reads in a row that
+#: gave no clear answer (the service is unwell: its reads would time out too); the rest of
+#: its in-doubt events are then resent.
+MAX_READ_S = 10.0
+MAX_UNCLEAR_IN_A_ROW = 3
 
 
 def reconcile(core: Any, events: Sequence[bytes]) -> list[bool]:
@@ -44,8 +49,12 @@ def reconcile(core: Any, events: Sequence[bytes]) -> list[bool]:
         return [False] * len(events)
     from .readback import NODE_EVENTS, ReadUnknown, evolution, is_stored
 
+    import time
+
     docs: dict = {}
-    found, unsure = [], 0
+    found, unsure, unclear = [], 0, 0
+    later: list = []  # events that create no node: decided once their request's stored prefix is known
+    stop_at = time.monotonic() + MAX_READ_S
     for event, event_id in zip(events, ids):
         if event_id not in doubtful:
             found.append(False)
@@ -56,18 +65,20 @@ def reconcile(core: Any, events: Sequence[bytes]) -> list[bool]:
             wire = {}
         pattern_id = wire.get("pattern_id")
         if wire.get("event_type") not in NODE_EVENTS or not isinstance(pattern_id, str):
-            unsure += 1
+            later.append(len(found))
             found.append(False)
             continue
         if pattern_id not in docs:
-            if len(docs) >= MAX_READS:
-                docs[pattern_id] = ReadUnknown("skipped", f"more than {MAX_READS} reads for one batch")
+            if unclear >= MAX_UNCLEAR_IN_A_ROW or time.monotonic() >= stop_at:
+                docs[pattern_id] = ReadUnknown("skipped", "reads stopped for this batch (unclear or slow)")
             else:
                 try:
                     docs[pattern_id] = evolution(core.transport.get, pattern_id,
                                                  timeout_s=core.config.health_check_timeout_s)
+                    unclear = 0
                 except ReadUnknown as exc:
                     docs[pattern_id] = exc
+                    unclear += 1
         doc = docs[pattern_id]
         if isinstance(doc, ReadUnknown):
             unsure += 1
@@ -78,6 +89,21 @@ def reconcile(core: Any, events: Sequence[bytes]) -> list[bool]:
         except ValueError:
             unsure += 1
             found.append(False)
+    # A batch is processed in order (sequential mode) and the service goes on after the
+    # client is gone: every event before one found stored was processed too. An event that
+    # creates no node (no read shows it) counts as stored when a later node-creating event
+    # of its request is; else it is resent.
+    stored_up_to: dict = {}
+    for index, (event_id, is_found) in enumerate(zip(ids, found)):
+        if is_found:
+            request, position = doubtful[event_id]
+            stored_up_to[request] = max(stored_up_to.get(request, -1), position)
+    for index in later:
+        request, position = doubtful[ids[index]]
+        if position < stored_up_to.get(request, -1):
+            found[index] = True
+        else:
+            unsure += 1
     counters = core.counters
     counters.note("in_doubt", len(doubtful))
     counters.note("reconciled", sum(found))

@@ -53,9 +53,9 @@ def _watermark(path: str) -> int:
     return max(marks, default=0)
 
 
-def _doubt_ids(path: str) -> set[str]:
-    """Ids of events the writer marked in doubt (``?<id> <id>...`` lines)."""
-    return {i for line in _lines(path) if line.startswith(b"?") for i in line[1:].decode("ascii", "replace").split()}
+def _doubt_lines(path: str) -> list[list[str]]:
+    """The writer's in-doubt marks (``?<id> <id>...`` lines): one list of ids per request, in order."""
+    return [line[1:].decode("ascii", "replace").split() for line in _lines(path) if line.startswith(b"?")]
 
 
 def _writers(directory: str) -> dict[str, list[str]]:
@@ -160,11 +160,13 @@ def adopt_orphans(cache_dir: str, append: Callable[[list], int],
                         events.append((seq, data))
             taken = append([data for _, data in events]) if events else 0
             moved += taken
-            doubtful = set().union(*(_doubt_ids(p) for p in paths)) if in_doubt is not None else set()
-            if doubtful and taken:
+            if in_doubt is not None and taken:
                 from ..event import event_id_from
 
-                in_doubt([i for _, data in events[:taken] if (i := event_id_from(data)) in doubtful])
+                moved_ids = {event_id_from(data) for _, data in events[:taken]}
+                for request in (r for p in paths for r in _doubt_lines(p)):
+                    if any(i in moved_ids for i in request):
+                        in_doubt([i for i in request if i in moved_ids])
             if taken < len(events):
                 os.write(fds[-1], b"!%d\n" % events[taken][0])
                 log.warning("outbox full: %d journal events of a finished process wait", len(events) - taken)
