@@ -52,7 +52,8 @@ from tests.bench_recovery import bench_recovery, report_recovery
 from tests.helpers import drainer_pids, eventually, kill_drainers, store_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = os.path.join(ROOT, "..", "shared", "fixtures", "hook-payloads")
+#: Hook payload samples (one Claude Code session, copied from the project's shared/ folder).
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "hook-payloads")
 PYTHON = sys.executable
 MEASUREMENTS = ("track", "hook", "exit", "import", "drain", "memory", "original", "kill", "recovery", "contention")
 STATES = ("up", "down", "hung")
@@ -451,14 +452,8 @@ def bench_track(b: Bench) -> None:
 
 def bench_hook(b: Bench) -> None:
     runs = b.size["hook_runs"]
-    sample = os.path.join(FIXTURES, "post_tool_use_write.json")
-    if os.path.exists(sample):
-        with open(sample, "rb") as handle:
-            payload = json.load(handle)
-    else:  # the project's shared/ folder is not beside this checkout: a payload of the same shape
-        payload = {"session_id": "bench", "hook_event_name": "PostToolUse", "tool_name": "Write",
-                   "tool_input": {"file_path": "/src/bench.py", "content": CODE},
-                   "tool_response": {"type": "create", "filePath": "/src/bench.py", "content": CODE}}
+    with open(os.path.join(FIXTURES, "post_tool_use_write.json"), "rb") as handle:
+        payload = json.load(handle)
     results: dict[str, Any] = {}
     for state in STATES:
         with b.service(state) as url:

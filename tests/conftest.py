@@ -12,7 +12,8 @@ from tests.helpers import drainer_pids, kill_drainers
 from pattern_track.collector import Collector
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = os.path.join(ROOT, "..", "shared", "fixtures", "hook-payloads")
+#: Hook payload samples (one Claude Code session, copied from the project's shared/ folder).
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "hook-payloads")
 
 
 @pytest.fixture
