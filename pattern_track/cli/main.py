@@ -78,35 +78,11 @@ def cmd_install(args: "argparse.Namespace") -> int:
     return 0
 
 
-#: How much a detached drainer lowers its CPU priority (``os.nice``).
-DETACHED_NICE = 10
-
-
 def cmd_drain(args: "argparse.Namespace") -> int:
-    from ..process.launcher import drainer_lock
-    from ..store.services import prepare
+    from ..process import detached
 
-    config = _config(args)
-    cache_dir = prepare(config.service_dir, config.base_url)  # the lock lives in the service's store
-    lock = drainer_lock(cache_dir)
-    if lock is None:
-        return 0  # another drainer is at work
-    if args.detached:
-        # A background helper: give the user's own processes (the next hook, the editor)
-        # the CPU first; on an idle machine it runs at full speed all the same.
-        try:
-            os.nice(DETACHED_NICE)
-        except OSError:
-            pass
-    try:
-        # --after-pid needs no wait of its own: an ending process's journal keeps the
-        # drainer up until it can be adopted (store/inventory.py).
-        core, _, drainer = _open(config, network=True)
-        done = drainer.run_until_idle(idle_s=args.idle, max_s=args.max)
-        core.outbox.close()
-        return 0 if done else 1
-    finally:
-        os.close(lock)
+    return detached.run(_config(args), after_pid=args.after_pid, idle_s=args.idle, max_s=args.max,
+                        detached=args.detached)
 
 
 EXIT = "exit status:\n  0    {ok}\n  1    {one}\n  2    usage error (argparse){two}"
@@ -225,8 +201,8 @@ def _parser() -> "argparse.ArgumentParser":
                             "service (a lock in the store); the hook, exit and close() start it when needed.")
     p.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--after-pid", type=int, metavar="PID",
-                   help="the process that hands off (default: none; kept for compatibility: an ending "
-                        "process's journal keeps the drainer up until it is adopted anyway)")
+                   help="the process that started it: while PID lives and nothing else waits, wait "
+                        "without loading the network parts (default: none)")
     p.add_argument("--idle", type=_positive, default=2.0, metavar="SECONDS",
                    help="exit once nothing has waited for SECONDS (default 2)")
     p.add_argument("--max", type=_positive, default=None, metavar="SECONDS",

@@ -44,8 +44,9 @@ STARTING_S = 5.0
 
 def cover(tracker: Any) -> None:
     """Make sure a detached drainer runs while this process's journal holds events (from
-    the tracker's drainer thread). One lock try when one runs."""
-    hand_off(tracker, after_pid=None)
+    the tracker's drainer thread). One lock try when one runs. The drainer sleeps, cheaply,
+    while this process lives and delivers its own events (process/detached.py)."""
+    hand_off(tracker, after_pid=os.getpid())
 
 
 def hand_off(tracker: Any, *, after_pid: int | None) -> bool:

@@ -38,6 +38,26 @@ def drainer_lock(cache_dir: str) -> int | None:
     return fd
 
 
+WAKE_NAME = "drainer.wake"
+
+
+def _wake(service_dir: str) -> None:
+    """Tell a running drainer that work was left for it (``drainer.wake``); never raises."""
+    try:
+        os.close(os.open(os.path.join(service_dir, WAKE_NAME), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    except OSError:
+        pass
+
+
+def woken(service_dir: str) -> bool:
+    """Was work left for the running drainer since it last looked? (Consumes the signal.)"""
+    try:
+        os.unlink(os.path.join(service_dir, WAKE_NAME))
+        return True
+    except OSError:
+        return False
+
+
 def drainer_running(service_dir: str) -> bool:
     """Does a drainer hold the service's lock (one non-blocking lock try; creates nothing)?"""
     try:
@@ -104,6 +124,7 @@ def ensure_drainer(cache_dir: str, environ: Mapping[str, str] | None = None, *, 
     ``PATTERN_TRACK_*`` variables."""
     fd = drainer_lock(service_dir)
     if fd is None:
+        _wake(service_dir)  # one runs: if it only covers a live process, it now delivers
         return False
     os.close(fd)  # free it for the child; two racing hooks may both spawn, one child wins
     env = dict(os.environ if environ is None else environ)
