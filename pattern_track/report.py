@@ -83,7 +83,10 @@ class Reports:
         waiting = take(self.config.service_dir, core.outbox if ready else None)
         breaker = {"state": "closed", "failure_count": 0}
         health = {"is_healthy": False, "last_check": None}
+        pacing = None
         try:
+            if core.pacer is not None:
+                pacing = core.pacer.snapshot()
             if core.breaker is not None:
                 breaker = core.breaker.snapshot()
             if core.health is not None:
@@ -102,6 +105,8 @@ class Reports:
             "conditions": conditions,
             "breaker": breaker,
             "health": health,
+            # The machine's pace under the service's rate limit (delivery/pacing.py), once known.
+            "rate_limit": pacing,
             "outcomes": {
                 "accepted": values["accepted"], "delivered": values["delivered"],
                 "outboxed": values["outboxed"], "dead_lettered": values["dead_lettered"],

@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None, *, prog: str = "pattern-track serve") ->
     parser.add_argument("--db", metavar="PATH", help="keep nodes and events in this SQLite file (default: memory)")
     parser.add_argument("--rate-limit", type=int, metavar="N",
                         help="requests per 60 s, shared by all clients (default: no limit)")
+    parser.add_argument("--rate-window", type=float, metavar="SECONDS", default=60.0,
+                        help="the sliding window of --rate-limit, in seconds (default: 60, the service's)")
     parser.add_argument("--fault", choices=FAULT_MODES, default="none", metavar="MODE",
                         help="start in this fault mode, with its default parameters (default: %(default)s)")
     parser.add_argument("--no-batch-route", action="store_true", help="answer like a service without the batch route")
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None, *, prog: str = "pattern-track serve") ->
     done = threading.Event()
     try:
         collector = Collector(args.host, args.port, db_path=args.db, rate_limit=args.rate_limit,
-                              batch_route=not args.no_batch_route).start()
+                              window_s=args.rate_window, batch_route=not args.no_batch_route).start()
     except (OSError, sqlite3.Error) as exc:
         print(f"pattern_track collector: cannot start on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1

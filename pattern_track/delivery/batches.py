@@ -51,8 +51,9 @@ def by_bytes(events: Sequence[bytes], max_bytes: int) -> list[Sequence[bytes]]:
 class Delivery:
     def __init__(self, transport: Any, breaker: Any, *, track_path: str, batch_path: str,
                  batch_max_bytes: int = 1_000_000, health: Any = None,
-                 on_retry_after: Callable[[float], None] | None = None) -> None:
+                 on_retry_after: Callable[[float], None] | None = None, pacer: Any = None) -> None:
         self._transport = transport
+        self._pacer = pacer  # pacing.py: learns the window from 429s and admitted requests
         self._breaker = breaker
         self._health = health
         self._on_retry_after = on_retry_after
@@ -102,7 +103,7 @@ class Delivery:
     def _send_batch(self, events: Sequence[bytes]) -> Any:
         batch_id = os.urandom(8).hex()
         body = b'{"events":[' + b",".join(events) + b'],"processing_mode":"sequential","batch_id":"' + batch_id.encode() + b'"}'
-        self.requests += 1
+        self._went()
         try:
             started = time.monotonic()
             answer = self._transport.post(self._batch_path, body, {"X-Batch-Id": batch_id})
@@ -131,7 +132,7 @@ class Delivery:
     def _send_each(self, events: Sequence[bytes]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         for event in events:
-            self.requests += 1
+            self._went()
             try:
                 started = time.monotonic()
                 answer = self._transport.post(self._track_path, event, {"X-Event-Id": event_id_from(event)})
@@ -146,6 +147,14 @@ class Delivery:
                 outcomes.extend([held] * (len(events) - len(outcomes)))
                 break
         return outcomes
+
+    def _went(self) -> None:
+        self.requests += 1
+        if self._pacer is not None:
+            try:
+                self._pacer.sent()
+            except Exception as exc:  # pacing is advice: never stop a request for it
+                log.debug("pace not recorded: %s", type(exc).__name__)
 
     def _took(self, seconds: float) -> None:
         self.latency_s = seconds if self.latency_s is None else 0.7 * self.latency_s + 0.3 * seconds
@@ -170,3 +179,19 @@ class Delivery:
         waits = [o.retry_after_s for o in outcomes if o.retry_after_s]
         if waits and self._on_retry_after is not None:
             self._on_retry_after(max(waits))
+        if self._pacer is not None:
+            self._pace(outcomes)
+
+    def _pace(self, outcomes: Sequence[Outcome]) -> None:
+        """A 429 sets the window full and backs this machine off (pacing.py); any other
+        answer of the service was inside the limit."""
+        try:
+            limited = [o for o in outcomes if o.reason == "rate_limited"]
+            if limited:
+                waits = [o.retry_after_s for o in limited if o.retry_after_s is not None]
+                wait = self._pacer.rate_limited(max(waits) if waits else None)
+                log.info("the service's rate limit is reached; this machine waits %.1f s", wait)
+            elif any(o.kind == OK for o in outcomes):
+                self._pacer.admitted()
+        except Exception as exc:
+            log.debug("pace not recorded: %s", type(exc).__name__)

@@ -88,6 +88,7 @@ class Core:
         self.breaker: Any = None
         self.health: Any = None
         self.delivery: Any = None
+        self.pacer: Any = None
         self.outbox_error: str | None = None
         self.outbox_ready = threading.Event()
         self._opening = threading.Lock()
@@ -174,19 +175,21 @@ class Core:
         from .breaker import Breaker
         from .batches import Delivery
         from .health import Health
+        from .pacing import Pacer
         from .transport import BATCH_PATH, HEALTH_PATH, TRACK_PATH, Transport
 
         c = self.config
         self.transport = Transport(c)
+        self.pacer = Pacer(self.store, self.clock)
         self.breaker = Breaker(self.store, failure_threshold=c.breaker_failure_threshold,
                                reset_timeout_s=c.breaker_reset_timeout_s,
                                probe_ttl_s=c.request_deadline_s + 1.0, owner=self.owner, clock=self.clock)
         self.health = Health(self.transport.get, self.store, path=HEALTH_PATH,
                              interval_s=c.health_check_interval_s, timeout_s=c.health_check_timeout_s,
-                             clock=self.clock, on_result=self.breaker.record)
+                             clock=self.clock, on_result=self.breaker.record, on_answer=self.pacer.health)
         self.delivery = Delivery(self.transport, self.breaker, track_path=TRACK_PATH, batch_path=BATCH_PATH,
                                  batch_max_bytes=c.batch_max_bytes, health=self.health,
-                                 on_retry_after=self.set_not_before)
+                                 on_retry_after=self.set_not_before, pacer=self.pacer)
 
     # -- when to send: the breaker decides, Retry-After delays, health only advises ----------
 
@@ -213,6 +216,11 @@ class Core:
         """Seconds before any request may go out: the breaker's open time or Retry-After."""
         return max(self.breaker.seconds_until_probe(), self.not_before_s())
 
+    def pace_s(self) -> float:
+        """Seconds before a rate-limited request may go by this machine's pacing (pacing.py:
+        its backoff after a 429 and its gap between requests); 0: now."""
+        return self.pacer.wait_s() if self.pacer is not None else 0.0
+
     def health_allows(self) -> bool:
         """Health is advice: when it says no, one probe per breaker reset timeout still goes
         (across every process), because only a request refills the service's pool."""
@@ -222,12 +230,16 @@ class Core:
         return self.store.acquire_lease("unhealthy-probe", owner, self.config.breaker_reset_timeout_s)
 
     def may_send(self) -> bool:
-        """Send now? When ready, no wait is due, health allows and the breaker allows."""
+        """Send now? When ready, no wait is due, health allows and the breaker allows.
+        Under rate pressure fresh events are kept for the drainer, which sends them in full
+        batches at the machine's pace (pacing.py)."""
         if not self.ready.is_set() or self.delivery is None:
             return False
         try:
             if self.wait_s() > 0:
                 return False  # open or told to wait: no request at all, not even a health check
+            if self.pace_s() > 0 or self.pacer.under_pressure():
+                return False
             return self.health_allows() and self.breaker.allow()
         except Exception as exc:  # shared state unreadable: be careful, keep events
             log.warning("cannot read breaker/health state: %s", type(exc).__name__)

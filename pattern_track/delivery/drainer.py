@@ -169,8 +169,10 @@ class Drainer:
         result = self.drain()
         if result["state"] == "busy":
             return config.drain_interval_s
+        if result["state"] == "rate_limited":
+            return result["retry_after_s"] or config.drain_interval_s  # the pace says when
         if result["failed"]:
-            return self._backoff.next(result.get("retry_after_s"))
+            return max(self._backoff.next(result.get("retry_after_s")), core.pace_s())
         self._backoff.reset()
         parked_wait = self.retry_parked()
         if result["synced"] or result["skipped"]:
@@ -314,6 +316,30 @@ class Drainer:
             self._end_turn()
         return result
 
+    def _pace_gate(self) -> float:
+        """Seconds this machine must still wait before a rate-limited request (0: go).
+        Under pressure a fresh health answer (not limited) must show room in the window
+        first; after a window without room the request goes anyway (pacing.py)."""
+        core = self._core
+        pacer = core.pacer
+        if pacer is None:
+            return 0.0
+        wait = pacer.wait_s()
+        if wait > 0:
+            return wait
+        if not pacer.needs_room():
+            if pacer.under_pressure():
+                pacer.went()
+            return 0.0
+        ask_in = pacer.ask_in_s()
+        if ask_in > 0:
+            return ask_in  # another step (of any process of the machine) asked just now
+        core.health.check(teach_breaker=False)  # its rate window reaches the pacer
+        if not pacer.needs_room():
+            pacer.went()
+            return 0.0
+        return pacer.note_waiting()
+
     def _drain_leased(self, result: dict, probe: bool, max_chunks: int | None, deadline: float | None) -> None:
         """``drain()``'s loop, with the lease held; fills ``result``."""
         core = self._core
@@ -334,6 +360,11 @@ class Drainer:
                 return None
             if not (core.breaker.allow() or probe):
                 return stop("breaker_open")
+            pace = 0.0 if probe else self._pace_gate()  # an explicit sync tries once now
+            if pace > 0:
+                stop("rate_limited")
+                result["retry_after_s"] = pace
+                return None
             probe = False
             chunks_done += len(chunks)
             now = core.clock.monotonic()

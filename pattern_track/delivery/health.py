@@ -30,8 +30,10 @@ class Health:
 
     def __init__(self, get: Callable[[str, float], Any], store: Any, *, path: str,
                  interval_s: float, timeout_s: float, clock: Clock | None = None,
-                 on_result: Callable[[bool], None] | None = None) -> None:
+                 on_result: Callable[[bool], None] | None = None,
+                 on_answer: Callable[[Any], None] | None = None) -> None:
         self._get = get  # (path, timeout_s) -> Answer, raises on no answer
+        self._on_answer = on_answer  # the pacer reads the rate window from each 200's JSON
         self._on_result = on_result  # the breaker learns from failed health checks too
         self._store = store
         self._path = path
@@ -63,6 +65,8 @@ class Health:
             answer = self._get(self._path, self.timeout_s)
             healthy, reason = health_verdict(answer.status, answer.body)
             answered = answer.status == 200
+            if answered and self._on_answer is not None:
+                self._tell(answer.body)
         except Exception as exc:  # no answer at all
             if getattr(exc, "reason", None) is None or not getattr(exc, "service_fault", True):
                 # Our own cut or error says nothing about the service: record nothing.
@@ -70,6 +74,14 @@ class Health:
                 return False
             healthy, reason, answered = False, f"{exc.reason}: {_short(str(exc))}", False  # type: ignore[attr-defined]
         return self._record(healthy, reason, answered=answered, teach_breaker=teach_breaker)
+
+    def _tell(self, body: bytes) -> None:
+        import json
+
+        try:
+            self._on_answer(json.loads(body))  # type: ignore[misc]
+        except Exception as exc:  # advice only: a bad body or state write changes nothing else
+            log.debug("health answer's rate window not read: %s", type(exc).__name__)
 
     def answered(self) -> bool:
         """Did the last recorded check get a 200 from the service (healthy or degraded)?"""

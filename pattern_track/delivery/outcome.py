@@ -152,7 +152,9 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, *, now: float
             return STORED_UNREADABLE
         return _unreadable(f"HTTP {status} without a success body")
     if status == 429:
-        return Outcome(TRANSIENT, "rate_limited", "", parse_retry_after(headers.get("Retry-After"), now=now))
+        # The service is well, only busy: never against the breaker (pacing.py paces instead).
+        return Outcome(TRANSIENT, "rate_limited", "", parse_retry_after(headers.get("Retry-After"), now=now),
+                       against_service=False)
     if status >= 500:
         return Outcome(TRANSIENT, f"http_{status}", _detail(body), parse_retry_after(headers.get("Retry-After"), now=now))
     if status == 400:
