@@ -170,9 +170,12 @@ _CODE = re.compile(r"^```.*?^```|`[^`\n]*`", re.MULTILINE | re.DOTALL)
 
 
 def _documents():
+    """README.md, docs/*.md and the examples' READMEs."""
     docs = os.path.join(ROOT, "docs")
     names = sorted(n for n in os.listdir(docs) if n.endswith(".md")) if os.path.isdir(docs) else []
-    return [os.path.join(ROOT, "README.md")] + [os.path.join(docs, n) for n in names]
+    examples = sorted(os.path.join(d, "README.md") for d, _, files in os.walk(os.path.join(ROOT, "examples"))
+                      if "README.md" in files)
+    return [os.path.join(ROOT, "README.md")] + [os.path.join(docs, n) for n in names] + examples
 
 
 def test_readme_fits_on_a_few_screens():
@@ -183,7 +186,8 @@ def test_readme_fits_on_a_few_screens():
 
 
 def test_every_relative_link_in_the_docs_resolves_in_the_repository():
-    """Each relative link of README.md and docs/*.md names a file or folder of this repository."""
+    """Each relative link of README.md, docs/*.md and examples/*/README.md names a file or
+    folder of this repository."""
     documents = _documents()
     assert len(documents) > 1, "docs/ holds no .md file"
     broken = []
