@@ -161,3 +161,56 @@ def test_package_logger_has_a_null_handler_and_nothing_reaches_stderr():
         done = subprocess.run([sys.executable, "-c", code, cache + "/c"], capture_output=True, text=True,
                               env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
     assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+README_MAX_LINES = 230
+#: ``[text](target)`` and ``[label]: target`` links, outside code.
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|^\s{0,3}\[[^\]]+\]:\s*(\S+)", re.MULTILINE)
+_CODE = re.compile(r"^```.*?^```|`[^`\n]*`", re.MULTILINE | re.DOTALL)
+
+
+def _documents():
+    """README.md, docs/*.md and the examples' READMEs."""
+    docs = os.path.join(ROOT, "docs")
+    names = sorted(n for n in os.listdir(docs) if n.endswith(".md")) if os.path.isdir(docs) else []
+    examples = sorted(os.path.join(d, "README.md") for d, _, files in os.walk(os.path.join(ROOT, "examples"))
+                      if "README.md" in files)
+    return [os.path.join(ROOT, "README.md")] + [os.path.join(docs, n) for n in names] + examples
+
+
+def test_readme_fits_on_a_few_screens():
+    """The README stays short; the design, guarantees and figures live in docs/."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines (at most {README_MAX_LINES})"
+
+
+def test_every_relative_link_in_the_docs_resolves_in_the_repository():
+    """Each relative link of README.md, docs/*.md and examples/*/README.md names a file or
+    folder of this repository."""
+    documents = _documents()
+    assert len(documents) > 1, "docs/ holds no .md file"
+    broken = []
+    for path in documents:
+        with open(path, encoding="utf-8") as f:
+            text = _CODE.sub("", f.read())
+        for match in _LINK.finditer(text):
+            target = (match.group(1) or match.group(2)).split("#", 1)[0]
+            if not target or re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE):
+                continue  # an anchor in the same page, or a URL (https:, mailto:)
+            resolved = os.path.normpath(os.path.join(os.path.dirname(path), target))
+            inside = os.path.commonpath([resolved, ROOT]) == ROOT
+            if not (inside and os.path.exists(resolved)):
+                broken.append(f"{os.path.relpath(path, ROOT)}: {target}")
+    assert not broken, broken
+
+
+def test_configuration_doc_names_every_option():
+    """docs/configuration.md has a row for every Config option (and so every variable)."""
+    from pattern_track import config
+
+    with open(os.path.join(ROOT, "docs", "configuration.md"), encoding="utf-8") as f:
+        text = f.read()
+    missing = [name for name in config.fields() if f"`{name}`" not in text]
+    missing += [var for var in config.LEGACY_ENV if f"`{var}`" not in text]
+    assert not missing, missing
