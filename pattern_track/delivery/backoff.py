@@ -1,4 +1,4 @@
-"""Exponential backoff with full jitter, and honouring ``Retry-After``."""
+"""Exponential backoff with jitter, and honouring ``Retry-After``."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ __all__ = ["Backoff"]
 
 
 class Backoff:
-    """``next()`` gives a random delay in ``[0, min(max, base * 2**n)]``; ``reset()`` after success.
+    """``next()`` gives a random delay in ``[cap / 2, cap]`` with ``cap = min(max, base * 2**n)``
+    after ``n`` failures (at least ``retry_after_s`` when given); ``reset()`` after success.
 
-    Full jitter spreads a hundred hook processes that found the service down at the same
-    moment, so they do not come back in step.
+    The jitter ("equal jitter") spreads a hundred hook processes that found the service
+    down at the same moment, so they do not come back in step, while each still waits at
+    least half its cap.
     """
 
     def __init__(self, base_s: float, max_s: float, *, rng: random.Random | None = None) -> None:
