@@ -29,6 +29,8 @@ Measurements (targets):
 - ``fleet``: N machines (own HOME and cache, real hook processes) against one global rate
   limit after an outage (bench_fleet.py): 30 x 3 hooks at 10/min all delivered within
   240 s of recovery with at most 0.5 429s per stored request; at 100/min within 20 s, no 429.
+- ``doubt``: answers that never came back (late, cut short, reset) after the service
+  stored (bench_doubt.py): duplicates <= 1 % of events, none of node-creating events.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ import urllib.request
 from typing import Any, Callable, Iterator, Sequence
 
 from tests.bench_kill import bench_contention, bench_kill, report_contention, report_kill
+from tests.bench_doubt import bench_doubt, report_doubt
 from tests.bench_fleet import bench_fleet, report_fleet
 from tests.bench_recovery import bench_recovery, report_recovery
 from tests.helpers import drainer_pids, eventually, kill_drainers, store_dir
@@ -62,7 +65,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Hook payload samples (one Claude Code session, copied from the project's shared/ folder).
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "hook-payloads")
 PYTHON = sys.executable
-MEASUREMENTS = ("track", "hook", "exit", "import", "drain", "memory", "original", "kill", "recovery", "contention", "fleet")
+MEASUREMENTS = ("track", "hook", "exit", "import", "drain", "memory", "original", "kill", "recovery", "contention", "fleet", "doubt")
 STATES = ("up", "down", "hung")
 
 #: Run sizes: (full, quick).
@@ -800,6 +803,7 @@ BENCHES: dict[str, Callable[[Bench], None]] = {
     "track": bench_track, "hook": bench_hook, "exit": bench_exit, "import": bench_import,
     "drain": bench_drain, "memory": bench_memory, "original": bench_original, "kill": bench_kill,
     "recovery": bench_recovery, "contention": bench_contention, "fleet": bench_fleet,
+    "doubt": bench_doubt,
 }
 
 
@@ -932,6 +936,8 @@ def report(meta: dict, results: dict, checks: list[dict], errors: dict) -> str:
         lines += report_contention(r["contention"])
     if "fleet" in r:
         lines += report_fleet(r["fleet"])
+    if "doubt" in r:
+        lines += report_doubt(r["doubt"])
     if checks:
         rows = [[c["name"], f"{c['value']:,.1f} {c['unit']}", f"{c['op']} {c['target']:,} {c['unit']}",
                  "PASS" if c["pass"] else "FAIL"] for c in checks]
