@@ -479,7 +479,7 @@ def bench_track(b: Bench) -> None:
 # -- 2. a short-lived process, as a hook would -----------------------------------------
 
 
-def _settle(root: str, timeout_s: float = 2.0) -> None:
+def _quiet_drainers(root: str, timeout_s: float = 2.0) -> None:
     """Let the detached drainers of earlier runs end (then kill the rest): a drainer still
     delivering would compete with the next timed run for the CPU and skew its time."""
     if not eventually(lambda: not drainer_pids(root), timeout=timeout_s):
@@ -502,21 +502,21 @@ def bench_hook(b: Bench) -> None:
                     # A new version of the file every time: each hook call has an event to write.
                     payload["tool_input"]["content"] = f"{CODE}# edit {state} {i}\n"
                     stdin = json.dumps(payload).encode()
-                    _settle(b.root, 2.0 if state == "up" else 0.0)
+                    _quiet_drainers(b.root, 2.0 if state == "up" else 0.0)
                     seconds, _ = timed_run([PYTHON, "-c", "pass"], env=child_env())
                     bare.append(seconds)
-                    _settle(b.root, 2.0 if state == "up" else 0.0)
+                    _quiet_drainers(b.root, 2.0 if state == "up" else 0.0)
                     seconds, done = timed_run([PYTHON, "-m", "pattern_track", "hook"], env=hook_env, stdin=stdin)
                     if done.returncode != 0 or done.stdout:
                         raise RuntimeError(f"hook exited {done.returncode} with stdout {done.stdout[:200]!r}")
                     hook.append(seconds)
-                    _settle(b.root, 2.0 if state == "up" else 0.0)
+                    _quiet_drainers(b.root, 2.0 if state == "up" else 0.0)
                     seconds, done = timed_run([PYTHON, "-c", LIB_SCRIPT, url, lib_cache], env=lib_env)
                     if done.returncode != 0:
                         raise RuntimeError(f"library script failed: {done.stderr.decode()[-500:]}")
                     lib.append(seconds)
                     # As a new user's first run: its own HOME, so its default cache does not exist yet.
-                    _settle(b.root, 2.0 if state == "up" else 0.0)
+                    _quiet_drainers(b.root, 2.0 if state == "up" else 0.0)
                     home = b.fresh_dir(f"home-{state}")
                     seconds, done = timed_run([PYTHON, "-c", LIB_SCRIPT_DEFAULT_CACHE, url], env=child_env(url, HOME=home))
                     if done.returncode != 0:

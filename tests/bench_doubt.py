@@ -61,7 +61,7 @@ def bench_doubt(b: Any) -> None:
                               + collector.state()["requests"].get("evolution", {}).get("404", 0))
         pct = 100.0 * totals["duplicates"] / max(totals["events"], 1)
         node_pct = 100.0 * totals["node_duplicates"] / max(totals["node_events"], 1)
-        results[fault] = {"label": label, "runs": runs, **totals, "duplicate_pct": pct, "node_duplicate_pct": node_pct}
+        results[fault] = {"runs": runs, **totals, "duplicate_pct": pct, "node_duplicate_pct": node_pct}
         b.check(f"{label}: events lost", totals["events"] - totals["arrived"], "<=", 0, "ev")
         b.check(f"{label}: duplicates", pct, "<=", 1.0, "%")
         b.check(f"{label}: node-creating duplicates", totals["node_duplicates"], "<=", 0, "ev")
@@ -72,8 +72,9 @@ def report_doubt(r: dict) -> list[str]:
     lines = ["11. answers that never came back: a script of mixed events (1 in 4 an application) calls close(); "
              "the collector stores, then answers late, cuts its 200 short or resets (target: duplicates <= 1 %, "
              "node-creating 0)"]
-    for v in r.values():
-        lines.append(f"   {v['label']}: {v['arrived']}/{v['events']} arrived in {v['runs']} runs, "
+    labels = {fault: label for label, fault, _, _ in SCENARIOS}
+    for fault, v in r.items():
+        lines.append(f"   {labels.get(fault, fault)}: {v['arrived']}/{v['events']} arrived in {v['runs']} runs, "
                      f"{v['duplicates']} stored twice ({v['duplicate_pct']:.2f} %), node-creating "
                      f"{v['node_duplicates']} of {v['node_events']} ({v['node_duplicate_pct']:.2f} %), "
                      f"{v['reads']} reads of the evolution route")

@@ -178,11 +178,11 @@ def bench_fleet(b: Any) -> None:
         elif not b.quick:
             b.check(f"{label}: last event after recovery", r["after_recovery_s"], "<=", 20, "s")
             b.check(f"{label}: 429s", r["rate_limited"], "<=", 0, "")
-    b.results["fleet"] = results
+    b.results["fleet"] = {f"{r['machines']}x{r['hooks_per_machine']}_limit_{r['limit']}": r for r in results}
 
 
-def report_fleet(results: list) -> list[str]:
+def report_fleet(results: dict) -> list[str]:
     lines = ["10. a fleet against one global rate limit: own HOME and cache per machine, real hook processes, "
              "service down during the hooks, then the collector with the limit"]
-    lines += ["   " + describe(r) for r in results]
+    lines += ["   " + describe(r) for r in results.values()]
     return lines + [""]

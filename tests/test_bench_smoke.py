@@ -8,7 +8,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MEASUREMENTS = ("track", "hook", "exit", "import", "drain", "memory", "original", "kill", "recovery", "contention")
+MEASUREMENTS = ("track", "hook", "exit", "import", "drain", "memory", "original", "kill", "recovery", "contention", "fleet", "doubt")
 
 
 def _leaves(doc, path=""):
@@ -31,7 +31,7 @@ def test_quick_benchmark_reports_every_measurement_with_numbers(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PATTERN_", "INTELLIGENCE_"))}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
     done = subprocess.run([sys.executable, "-m", "tests.bench", "--quick", "--json", str(out)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=120)
+                          env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["errors"] == {}
