@@ -16,7 +16,7 @@ COLLECTOR = [m for m in MODULES if m.startswith("collector/")]
 
 #: Each third-party library is imported by exactly one module of ours.
 OWNERS = {"requests": {"delivery/transport"}, "urllib3": {"delivery/transport"}, "pybreaker": {"delivery/breaker"},
-          "diskcache": {"store/outbox"}}
+          "diskcache": {"store/diskstore"}}
 #: Modules that may import nothing of ours but errors (stdlib edges used by the hook path).
 HOOK_PATH = {"cli/hook", "store/__init__", "store/spool", "store/cachedir", "store/services", "process/__init__",
              "process/launcher", "config", "event", "errors", "logs"}
