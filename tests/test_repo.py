@@ -20,7 +20,7 @@ OWNERS = {"requests": {"delivery/transport"}, "urllib3": {"delivery/transport"},
 #: Modules that may import nothing of ours but errors (stdlib edges used by the hook path).
 HOOK_PATH = {"cli/hook", "store/__init__", "store/spool", "store/cachedir", "store/services", "process/__init__",
              "process/launcher", "config/__init__", "config/values", "config/checks", "config/env", "config/options",
-             "event", "errors", "logs"}
+             "event", "codec", "errors", "logs"}
 
 
 def parse(module):
