@@ -18,7 +18,7 @@ COLLECTOR = [m for m in MODULES if m.startswith("collector/")]
 OWNERS = {"requests": {"delivery/transport"}, "urllib3": {"delivery/transport"}, "pybreaker": {"delivery/breaker"},
           "diskcache": {"store/diskstore"}}
 #: Modules that may import nothing of ours but errors (stdlib edges used by the hook path).
-HOOK_PATH = {"cli/hook", "store/__init__", "store/spool", "store/cachedir", "store/services", "process/__init__",
+HOOK_PATH = {"cli/hook", "cli/payload", "store/__init__", "store/spool", "store/cachedir", "store/services", "process/__init__",
              "process/launcher", "config/__init__", "config/values", "config/checks", "config/env", "config/options",
              "event", "codec", "errors", "logs"}
 
