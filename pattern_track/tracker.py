@@ -121,9 +121,11 @@ class Tracker:
     def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> "Tracker":
         """A tracker configured from environment variables (bad values warn and fall back).
 
-        Unlike the constructor it never raises for the environment's sake: an unusable
-        cache directory is logged and counted, and events are held as well as they can be.
-        Misspelt ``options`` raise ``ConfigError`` as in the constructor.
+        ``environ`` defaults to ``os.environ``; ``options`` win over it (see ``__init__``).
+        Unlike the constructor it never raises for the environment's sake: a bad variable
+        is logged and kept in ``stats()["config_warnings"]``, an unusable cache directory is
+        logged and counted, and events are held as well as they can be. Misspelt or bad
+        ``options`` raise ``ConfigError`` as in the constructor.
         """
         tracker = cls.__new__(cls)
         tracker._setup(Config.from_env(environ, **options), None)
@@ -220,9 +222,11 @@ class Tracker:
         ending.hand_off(self, after_pid=os.getpid())
 
     def __enter__(self) -> "Tracker":
+        """``with Tracker(...) as tracker:`` closes it at the end of the block."""
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
+        """``close()``, with its default timeout; an exception of the block goes on."""
         self.close()
 
 
@@ -231,7 +235,8 @@ _default_lock = threading.Lock()
 
 
 def get_tracker() -> Tracker:
-    """The process-wide tracker, configured from the environment on first use."""
+    """The process-wide tracker: ``Tracker.from_env()`` on the first call, the same one after.
+    Never raises for the environment's sake (see ``Tracker.from_env``)."""
     global _default
     if _default is None:
         with _default_lock:

@@ -162,3 +162,24 @@ def test_package_logger_has_a_null_handler_and_nothing_reaches_stderr():
         done = subprocess.run([sys.executable, "-c", code, cache + "/c"], capture_output=True, text=True,
                               env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
     assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+def test_help_of_tracker_shows_the_public_api_only():
+    """help(Tracker): no mixins or inherited sections, every public method documented, and
+    force_health_check shown as the alias of check_health it is (one line, no second doc)."""
+    import pydoc
+
+    from pattern_track import Tracker
+
+    assert Tracker.__mro__ == (Tracker, object)
+    public = [name for name in dir(Tracker) if not name.startswith("_")]
+    assert {"track", "flush", "close", "stats", "check_health", "force_health_check"} <= set(public)
+    assert Tracker.force_health_check is Tracker.check_health
+    assert "force_health_check()" in Tracker.check_health.__doc__
+    for name in public + ["__init__", "__enter__", "__exit__"]:
+        doc = getattr(Tracker, name).__doc__ or ""
+        assert len(doc.split()) >= 8, f"Tracker.{name} needs a docstring (shapes, units, errors)"
+    text = pydoc.render_doc(Tracker, renderer=pydoc.plaintext)
+    assert "inherited from" not in text and "Method resolution order" not in text
+    assert "force_health_check = check_health(self)" in text
+    assert text.count("Ask the service now") == 1

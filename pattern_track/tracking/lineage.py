@@ -48,13 +48,17 @@ def _contained(method):  # type: ignore[no-untyped-def]
 @_contained
 def track_pattern_creation(self, code: str, context: Mapping[str, Any] | None = None, *,
                            parent_pattern_ids: Iterable[str] | None = None) -> str | None:
-    """Record new code; return its pattern id (original scheme) or None.
+    """Record new ``code``; return its pattern id, or None when the event was refused.
 
-    The id follows the original scheme over the caller's context (``language`` and
-    ``pattern_type`` as given, not inferred). The service ignores parents on a
-    creation, so with one parent the event is sent as ``pattern_forked``
-    (``derived_from``) and with several as ``pattern_merged`` (``merged_from``, the only
-    event type that stores an edge for every parent).
+    ``context``: a mapping (``language``, ``pattern_type``, ``file_path``, ``tool_name``,
+    ``pattern_name``, ``pattern_version``; any other key goes into ``pattern_data``);
+    ``parent_pattern_ids``: the patterns it derives from. The id follows the original
+    scheme, ``"{language}-{pattern_type}-" + 12 hex digits`` over code, language and type
+    as given (not inferred). The service ignores parents on a creation, so with one parent
+    the event is sent as ``pattern_forked`` (``derived_from``) and with several as
+    ``pattern_merged`` (``merged_from``, the only event type that stores an edge for
+    every parent). Never raises: a refusal is counted in ``stats()["dropped"]`` (see
+    ``track()``; a context that is not a mapping is ``bad_context``).
     """
     ctx = _context(self, context)
     if ctx is None:
@@ -74,7 +78,14 @@ def track_pattern_creation(self, code: str, context: Mapping[str, Any] | None = 
 @_contained
 def track_pattern_modification(self, pattern_id: str, new_code: str, context: Mapping[str, Any] | None = None,
                                reason: str | None = None) -> str | None:
-    """Record a change of ``pattern_id`` to ``new_code``; return the new pattern id or None."""
+    """Record a change of ``pattern_id`` to ``new_code``; return the new pattern id, or None.
+
+    ``context`` as for ``track_pattern_creation`` (its ``transformation_type``, default
+    ``refactor``, and ``reason`` are sent too; ``reason`` here wins over the context's).
+    The new id is computed from ``new_code`` as a creation's; code that did not change
+    sends nothing and is counted as ``unchanged``. Never raises: a refusal is counted in
+    ``stats()["dropped"]``.
+    """
     ctx = _context(self, context)
     if ctx is None:
         return None
@@ -91,7 +102,13 @@ def track_pattern_modification(self, pattern_id: str, new_code: str, context: Ma
 
 @_contained
 def track_pattern_application(self, pattern_id: str, context: Mapping[str, Any] | None = None) -> str | None:
-    """Record that ``pattern_id`` was applied; return it, or None."""
+    """Record that ``pattern_id`` was applied (reused); return ``pattern_id``, or None.
+
+    ``context`` as for ``track_pattern_creation``; where it was applied (``file_path``,
+    ``tool_name``, ``language``) is kept inside ``pattern_data``, the only place the
+    service stores it for this event type. Never raises: a refusal is counted in
+    ``stats()["dropped"]``.
+    """
     ctx = _context(self, context)
     if ctx is None:
         return None
@@ -107,7 +124,14 @@ def track_pattern_application(self, pattern_id: str, context: Mapping[str, Any] 
 @_contained
 def track_pattern_merge(self, source_pattern_ids: Iterable[str], merged_code: str,
                         context: Mapping[str, Any] | None = None, reason: str | None = None) -> str | None:
-    """Record a merge of two or more patterns into ``merged_code``; return the new id or None."""
+    """Record a merge of ``source_pattern_ids`` (two or more) into ``merged_code``; return
+    the new pattern id, or None.
+
+    ``context`` as for ``track_pattern_creation``; ``reason`` here wins over the context's.
+    The sources are also listed in ``pattern_data["merged_from"]``. Never raises: fewer
+    than two sources, like any refusal, is counted in ``stats()["dropped"]``
+    (``missing_parent``).
+    """
     ctx = _context(self, context)
     if ctx is None:
         return None

@@ -105,7 +105,13 @@ def _waiting(self) -> int:
 
 
 def cleanup_cache(self, max_age_days: float | None = None) -> dict:
-    """Remove outbox entries and dead letters older than ``max_age_days`` (default from config)."""
+    """Remove outbox entries and dead letters older than ``max_age_days`` days (default
+    ``cache_max_age_days``, 7); undelivered events removed are counted as ``expired``.
+
+    Returns ``{success, cleaned_count, expired_events, expired_dead_letters}``, or
+    ``{success: False, reason}`` (``not_ready``, ``outbox_unavailable``) or
+    ``{success: False, error}``. Waits up to 5 s for the outbox to open. Never raises.
+    """
     try:
         if not _wait_ready(self):
             return {"success": False, "reason": "not_ready"}
@@ -125,7 +131,8 @@ def cleanup_cache(self, max_age_days: float | None = None) -> dict:
 
 def reset_circuit_breaker(self) -> bool:
     """Close the breaker and drop the shared Retry-After wait (both shared by every
-    process using this cache): an operator's "start afresh". True if done."""
+    process using this service's store): an operator's "start afresh". True if done,
+    False if the network parts could not be loaded within 5 s. Never raises."""
     try:
         if _wait_ready(self) and self._core.breaker is not None:
             self._core.breaker.reset()
@@ -137,7 +144,13 @@ def reset_circuit_breaker(self) -> bool:
 
 
 def check_health(self) -> bool:
-    """Ask the service now (ignoring the cached answer); True if healthy."""
+    """Ask the service now, ignoring the cached answer; True if it is healthy.
+
+    Bounded by ``health_check_timeout_s`` (after up to 5 s for the network parts to load);
+    the answer is recorded for every process (``stats()["health"]``). False too when no
+    answer came or the check failed. Never raises. ``force_health_check()`` is the same
+    method under the original library's name.
+    """
     try:
         return bool(_wait_ready(self) and self._core.health.check())
     except Exception:

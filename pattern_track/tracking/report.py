@@ -157,7 +157,10 @@ def _other_services(self) -> dict:
 
 
 def get_tracker_stats(self) -> dict:
-    """The original library's shape, so existing dashboards keep working."""
+    """``stats()`` in the original library's shape, so existing dashboards keep working:
+    ``{tracker: {enabled, base_url, cached_patterns}, resilience: {executor, health,
+    circuit_breaker, cache}}``, counts of this process, ``last_check`` an ISO time.
+    Never raises (zeros when ``stats()`` fails)."""
     s = self.stats()
     if "outcomes" not in s:  # stats() failed (it says why in "error"): zeros, not a KeyError
         s = {"accepted": 0, "sent": 0, "pending": None, "dead_letter": 0, "replayed": 0, "breaker": {},
