@@ -70,11 +70,15 @@ def _parser() -> "argparse.ArgumentParser":
                            two=", or a destructive action without --yes") + "\n  130  interrupted (Ctrl-C)\n\n"
                "destructive commands (cleanup, dead-letter retry/purge) take --dry-run; deleting undelivered\n"
                "events also takes --yes. `pattern-track COMMAND --help` for each command.")
+    from ..config import Config
+    from ..config.env import variables
+    from ..store.cachedir import DEFAULT_CACHE_DIR
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", type=_url, metavar="URL",
-                        help="service base URL (default: $INTELLIGENCE_SERVICE_URL, else http://localhost:8053)")
+                        help=f"service base URL (default: {variables('base_url')}, else {Config.base_url})")
     common.add_argument("--cache-dir", metavar="DIR",
-                        help="cache directory (default: $PATTERN_CACHE_DIR, else ~/.cache/pattern_track)")
+                        help=f"cache directory (default: {variables('cache_dir')}, else {DEFAULT_CACHE_DIR})")
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON instead of a summary (default: summary)")
     dry = argparse.ArgumentParser(add_help=False)

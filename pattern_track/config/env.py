@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 from ..errors import ConfigError
 from .checks import check, kind_of, lower_scheme
 
-__all__ = ["ENV_PREFIX", "LEGACY_ENV", "names", "parse", "read"]
+__all__ = ["ENV_PREFIX", "LEGACY_ENV", "names", "parse", "read", "variables"]
 
 #: Prefix of every environment variable pattern_track added; the older names below
 #: are kept because the original library documented them.
@@ -43,6 +43,13 @@ def names(options: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     for name in options:
         yield ENV_PREFIX + name.upper(), name
     yield from LEGACY_ENV.items()
+
+
+def variables(option: str) -> str:
+    """The variables that set ``option``, as a help text names them, the winner first:
+    ``"$PATTERN_TRACK_CACHE_DIR or $PATTERN_CACHE_DIR"``."""
+    found = [ENV_PREFIX + option.upper()] + [var for var, name in LEGACY_ENV.items() if name == option]
+    return " or ".join("$" + var for var in found)
 
 
 def parse(name: str, raw: str, kind: type) -> Any:

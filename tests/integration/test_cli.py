@@ -564,3 +564,28 @@ def test_lineage_alarm_calls_abort_at_the_deadline():
     with _alarm(0.05, fired.set):
         assert fired.wait(10.0)
     assert signal.getsignal(signal.SIGALRM) is before and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_cache_dir_and_url_help_say_what_the_configuration_does(tmp_path):
+    """--cache-dir and --url name every variable that sets them (the winner first) and the
+    real default, $XDG_CACHE_HOME included: the same text in every command's help."""
+    import argparse
+
+    from pattern_track.cli.main import _parser
+    from pattern_track.config import Config, default_cache_dir
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {option: {a.help for p in sub.choices.values() for a in p._actions if option in a.option_strings}
+             for option in ("--cache-dir", "--url")}
+    assert helps == {
+        "--cache-dir": {"cache directory (default: $PATTERN_TRACK_CACHE_DIR or $PATTERN_CACHE_DIR, "
+                        "else $XDG_CACHE_HOME/pattern_track, else ~/.cache/pattern_track)"},
+        "--url": {"service base URL (default: $PATTERN_TRACK_BASE_URL or $INTELLIGENCE_SERVICE_URL, "
+                  "else http://localhost:8053)"}}
+    both = {"PATTERN_TRACK_CACHE_DIR": str(tmp_path / "a"), "PATTERN_CACHE_DIR": str(tmp_path / "b")}
+    assert Config.from_env(both).resolved_cache_dir == str(tmp_path / "a")
+    assert Config.from_env({"PATTERN_CACHE_DIR": str(tmp_path / "b")}).resolved_cache_dir == str(tmp_path / "b")
+    assert default_cache_dir({"XDG_CACHE_HOME": "/xdg", "HOME": "/home/u"}) == "/xdg/pattern_track"
+    assert default_cache_dir({"HOME": "/home/u"}) == "/home/u/.cache/pattern_track"
+    urls = {"PATTERN_TRACK_BASE_URL": "http://a:1", "INTELLIGENCE_SERVICE_URL": "http://b:2"}
+    assert Config.from_env(urls).base_url == "http://a:1" and Config.from_env({}).base_url == "http://localhost:8053"
