@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from typing import Any
     import argparse
 
-from .common import _config, _emit, _iso, _open, _table
+from .common import _config, _emit, _open, _table
 from .waiting import _elsewhere, _elsewhere_lines, _quarantine_lines, _resume_drainer
 
 __all__ = ["cmd_stats"]
@@ -24,8 +24,9 @@ def _stats(core: Any, drainer: Any) -> dict:
     config = core.config
     breaker = Breaker(core.store, failure_threshold=config.breaker_failure_threshold,
                       reset_timeout_s=config.breaker_reset_timeout_s, probe_ttl_s=1.0, owner=core.owner)
-    health = core.store.get("health") or {}
-    age = None if health.get("monotonic") is None else max(time.monotonic() - health["monotonic"], 0.0)
+    from ..delivery.health import describe
+
+    health = describe(core.store.get("health"), time.monotonic())  # as stats() in Python says it
     others, legacy = _elsewhere(config)
     waiting = take(config.service_dir, core.outbox)
     return {
@@ -42,9 +43,7 @@ def _stats(core: Any, drainer: Any) -> dict:
         "waiting": waiting.as_dict(),
         "quarantined": waiting.quarantined,
         "breaker": breaker.snapshot(),
-        "health": {"is_healthy": health.get("healthy"), "reason": health.get("reason"),
-                   "last_check": _iso(health.get("wall")), "checked_at": health.get("wall"),
-                   "age_s": None if age is None else round(age, 1)},
+        "health": health,
         "drain_lease_holder": core.outbox.lease_holder("drain"),
         "drainer_running": drainer_running(config.service_dir),
     }
@@ -58,7 +57,8 @@ def cmd_stats(args: "argparse.Namespace") -> int:
     stats = _stats(core, drainer)
     stats["drainer"] = _resume_drainer(config, take(config.service_dir, core.outbox))
     breaker, health, waiting = stats["breaker"], stats["health"], stats["waiting"]
-    age = "never checked" if health["age_s"] is None else f"{_ago(health['age_s'])} ago"
+    said = "never checked" if health["age_s"] is None else (
+        f"{health['is_healthy']} ({health['reason']}), {_ago(health['age_s'])} ago")
     rows = [("service", stats["service"]), ("store", stats["store"]), ("pending events", stats["pending"]),
             ("pending bytes", stats["pending_bytes"]), ("spooled events", stats["spooled"]),
             ("ended journals", stats["journal_waiting"])]
@@ -68,7 +68,7 @@ def cmd_stats(args: "argparse.Namespace") -> int:
              ("breaker", f"{breaker['state']} ({breaker['failure_count']} failures"
                          + (f", probe in {breaker['seconds_until_probe']:.0f} s)" if breaker["seconds_until_probe"]
                             else ")")),
-             ("health", f"{health['is_healthy']} ({health['reason']}), {age}"),
+             ("health", said),
              ("drain lease", stats["drain_lease_holder"] or "-"),
              ("drainer", stats["drainer"])]
     _emit(args, stats, _table(rows) + _quarantine_lines(stats["quarantined"])

@@ -25,8 +25,10 @@ def stats(self) -> dict:
     ``dead_letter_total`` (all), ``dropped`` (reason -> count, see ``track()``),
     ``conditions`` (things that happened to the process: ``journal_unwritable``,
     ``outbox_unavailable``, ...), ``breaker`` (``state``, ``failure_count``,
-    ``seconds_until_probe``, ...), ``health`` (``is_healthy``, ``reason``,
-    ``last_check`` ISO time), ``last_failure`` (the last answer that held events
+    ``seconds_until_probe``, ...), ``health`` (the last answer any process
+    recorded: ``is_healthy``, ``reason``, ``checked_at`` epoch seconds, ``last_check`` the
+    same as an ISO time, ``age_s`` seconds since, ``consecutive_failures``: the keys of
+    ``pattern-track stats --json``), ``last_failure`` (the last answer that held events
     back: ``reason`` such as ``refused``, ``timed_out``, ``tls``, ``dns``, ``http_503``,
     ``rate_limited``, ``database_unavailable``; ``detail``; ``at`` epoch seconds; or
     None), ``outcomes`` (``accepted`` = ``delivered`` + ``outboxed`` + ``dead_lettered``
@@ -77,11 +79,12 @@ def _stats(self) -> dict:
         spooled = self._spool.count_events()
         if not os.path.exists(os.path.join(self.config.service_dir, "cache.db")):
             pending, dead = spooled, 0  # no outbox yet: nothing waits in it
+    from ..delivery.health import describe
     from ..store.inventory import take
 
     waiting = take(self.config.service_dir, core.outbox if ready else None)
     breaker = {"state": "closed", "failure_count": 0}
-    health = {"is_healthy": False, "last_check": None}
+    health = describe(None, 0.0)
     try:
         if core.breaker is not None:
             breaker = core.breaker.snapshot()

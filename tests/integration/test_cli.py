@@ -589,3 +589,31 @@ def test_cache_dir_and_url_help_say_what_the_configuration_does(tmp_path):
     assert default_cache_dir({"HOME": "/home/u"}) == "/home/u/.cache/pattern_track"
     urls = {"PATTERN_TRACK_BASE_URL": "http://a:1", "INTELLIGENCE_SERVICE_URL": "http://b:2"}
     assert Config.from_env(urls).base_url == "http://a:1" and Config.from_env({}).base_url == "http://localhost:8053"
+
+
+def test_stats_shows_the_health_answer_with_its_age_and_the_keys_python_shows(env, cache_dir, make_tracker):
+    """`stats` prints the stored health answer with how old it is; --json and Python's
+    stats() name its time alike: checked_at (epoch seconds), last_check (ISO), age_s."""
+    import re
+
+    from pattern_track.delivery.health import describe
+
+    seed(cache_dir, n=0, dead=0)
+    box = Outbox(store_dir(cache_dir), max_events=100, max_bytes=10**6)
+    record = {"healthy": True, "reason": "healthy", "answered": True, "monotonic": time.monotonic() - 90,
+              "wall": time.time() - 90, "consecutive_failures": 0}
+    box.set("health", record)
+    box.close()
+    table = cli("stats", env=env).stdout.decode()
+    assert re.search(r"^health\s+True \(healthy\), 9\d s ago$", table, re.M), table
+    health = json.loads(cli("stats", "--json", env=env).stdout)["health"]
+    assert health["checked_at"] == record["wall"] and 90 <= health["age_s"] < 100
+    assert health["last_check"] == datetime.datetime.fromtimestamp(record["wall"], datetime.timezone.utc).isoformat(
+        timespec="seconds")
+    keys = {"is_healthy", "reason", "checked_at", "last_check", "age_s", "consecutive_failures"}
+    assert set(health) == keys == set(describe(None, 0.0))
+    assert set(make_tracker(DEFAULT_URL).stats()["health"]) == keys
+    box = Outbox(store_dir(cache_dir), max_events=100, max_bytes=10**6)
+    box.set("health", None)
+    box.close()
+    assert re.search(r"^health\s+never checked$", cli("stats", env=env).stdout.decode(), re.M)
