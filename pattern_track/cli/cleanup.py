@@ -42,6 +42,8 @@ def cmd_cleanup(args: "argparse.Namespace") -> int:
 
 
 def cmd_dead_letter(args: "argparse.Namespace") -> int:
+    from ..delivery.answers import one_line
+
     core, _, _ = _open(_config(args), network=False)
     letters = core.outbox.dead_letters()
     if args.action == "list":
@@ -52,10 +54,11 @@ def cmd_dead_letter(args: "argparse.Namespace") -> int:
             except ValueError:
                 event = {}
             rows.append({"key": key, "at": value.get("t"), "reason": value.get("reason"),
-                         "detail": value.get("detail"), "event_type": event.get("event_type"),
+                         "detail": value.get("detail"), "summary": one_line(value.get("reason"), value.get("detail")),
+                         "event_type": event.get("event_type"),
                          "pattern_id": event.get("pattern_id"),
                          "event_id": (event.get("pattern_data") or {}).get("event_id")})
-        _emit(args, rows, [f"{r['event_id']}  {r['event_type']}  {r['pattern_id']}  {r['reason']}: {r['detail']}"
+        _emit(args, rows, [f"{r['event_id']}  {r['event_type']}  {r['pattern_id']}  {r['summary']}"
                            for r in rows] + [f"{len(rows)} dead letters"])
         return 0
     verb = "moved back to the outbox" if args.action == "retry" else "purged"

@@ -1,4 +1,5 @@
-"""Reading the service's answers: a JSON body, its detail text, a ``Retry-After`` header.
+"""Reading the service's answers: a JSON body, its detail text, a ``Retry-After`` header,
+and a refusal's reason on one line for people.
 
 outcome.py decides what an answer means from what these read; none of them decides.
 """
@@ -9,7 +10,7 @@ import json
 import time
 from typing import Any, Mapping
 
-__all__ = ["RETRY_AFTER_MAX_S", "detail_text", "is_service_body", "parse_json", "parse_retry_after"]
+__all__ = ["RETRY_AFTER_MAX_S", "detail_text", "is_service_body", "one_line", "parse_json", "parse_retry_after"]
 
 #: A ``Retry-After`` longer than this is treated as this (an absurd value must not park delivery).
 RETRY_AFTER_MAX_S = 600.0
@@ -66,3 +67,45 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if seconds != seconds:
         return None
     return min(max(seconds, 0.0), RETRY_AFTER_MAX_S)
+
+
+#: Outcome reasons that stand for one HTTP status (the others are ``http_<status>`` or none).
+_STATUS_OF = {"too_large_for_service": 413, "rate_limited": 429}
+#: The longest text line ``one_line`` keeps from a detail.
+LINE_CHARS = 120
+
+
+def one_line(reason: str | None, detail: str | None) -> str:
+    """A dead letter's (or any outcome's) reason for people, on one line:
+    ``reason: HTTP <status> <phrase>: <first line of text>``.
+
+    The status is the one the reason stands for (``too_large_for_service`` is a 413,
+    ``http_422`` a 422), if any. An HTML page (a proxy's 413) is reduced to its text, tags
+    and entities gone; the text line that only restates the status is left out, and the
+    first line kept is cut to ``LINE_CHARS`` characters.
+    """
+    import html
+    import re
+
+    status = _STATUS_OF.get(reason or "")
+    if status is None and re.fullmatch(r"http_\d{3}", reason or ""):
+        status = int(str(reason)[5:])
+    text = str(detail or "")
+    is_html = text.lstrip()[:1] == "<"
+    if is_html:
+        text = html.unescape(re.sub(r"<[^>]*(>|$)", "\n", text))  # a tag cut short at the end too
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    lines = [line for line in lines if line and not (is_html and status and line.startswith(str(status)))]
+    first = lines[0] if lines else ""
+    if len(first) > LINE_CHARS:
+        first = first[:LINE_CHARS - 3].rstrip() + "..."
+    head = ""
+    if status is not None:
+        import http
+
+        try:
+            head = f"HTTP {status} {http.HTTPStatus(status).phrase}"
+        except ValueError:
+            head = f"HTTP {status}"
+    return ": ".join(part for part in (reason or "unknown", head, first) if part)
+

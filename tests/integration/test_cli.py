@@ -617,3 +617,22 @@ def test_stats_shows_the_health_answer_with_its_age_and_the_keys_python_shows(en
     box.set("health", None)
     box.close()
     assert re.search(r"^health\s+never checked$", cli("stats", env=env).stdout.decode(), re.M)
+
+
+def test_dead_letter_list_shows_a_proxys_html_413_as_one_readable_line(env, cache_dir, collector, make_tracker):
+    """An event a proxy refused with its HTML 413 page is listed with the status, its reason
+    phrase and no HTML; --json keeps the detail as stored and adds that line as summary."""
+    import http
+
+    collector.set_fault("body_limit", max_bytes=200)
+    tracker = make_tracker(collector.url, linger_s=0.0)
+    tracker.track("pattern_created", pattern_id="big", pattern_data={"code": "x" * 1000})
+    assert tracker.flush(10) and tracker.stats()["dead_letter"] == 1
+    tracker.close()
+    out = cli("dead-letter", "list", "--url", collector.url, env=env)
+    lines = out.stdout.decode().splitlines()
+    assert out.returncode == 0 and lines[-1] == "1 dead letters", out.stdout
+    assert lines[0].endswith(f"  pattern_created  big  too_large_for_service: HTTP 413 {http.HTTPStatus(413).phrase}")
+    assert "<" not in out.stdout.decode()
+    row, = json.loads(cli("dead-letter", "list", "--url", collector.url, "--json", env=env).stdout)
+    assert row["detail"].startswith("<html>") and row["summary"] == lines[0].split("  ")[-1]
