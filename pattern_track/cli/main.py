@@ -103,7 +103,8 @@ def _parser() -> "argparse.ArgumentParser":
                             "this installation's `pattern-track hook` (by absolute path) after Write, Edit,\n"
                             "MultiEdit and NotebookEdit. Other hooks and keys are kept; a second run changes\n"
                             "nothing; an entry from another installation is replaced. The previous file is\n"
-                            "kept as settings.json.bak-<time>-<random> whenever it changes.")
+                            "kept as settings.json.bak-<time>-<random> whenever it changes; older backups\n"
+                            "of ours are removed, so one is kept.")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="~/.claude/settings.json, every project (the default)")
     where.add_argument("--project", action="store_true", help=".claude/settings.json under the current directory")
