@@ -15,6 +15,10 @@ TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings
 if TYPE_CHECKING:
     from typing import Any
 
+# JSON and SHA-256 without importing json or hashlib (re-exported: the hook and services.py use them).
+from .codec import sha256, to_json  # noqa: F401
+from .codec import to_json as _dumps, to_json_unicode as _dumps_utf8
+
 __all__ = [
     "EDGE_TYPES", "EVENT_TYPES", "FIELDS", "InvalidEvent", "TRANSFORMATION_TYPES",
     "build", "encode", "event_id_from", "event_id_of", "language_for_path", "new_event_id", "pattern_id_for", "to_json",
@@ -57,40 +61,6 @@ _EXTENSIONS = {
     ".r": "r", ".ex": "elixir", ".exs": "elixir", ".erl": "erlang", ".hs": "haskell",
     ".ml": "ocaml", ".zig": "zig", ".vue": "vue", ".svelte": "svelte",
 }
-
-def _compact_dumps(ascii_only: bool):  # type: ignore[no-untyped-def]
-    """``json.dumps(o, ensure_ascii=..., allow_nan=False, separators=(",", ":"))`` through
-    json's own C encoder (``_json``), without importing ``json``: the package loads its
-    decoder and ``re`` too, ~9 ms for a short process here. Same output, same errors
-    (``TypeError`` for what JSON cannot carry, ``ValueError`` for NaN); a circular
-    structure recurses until ``RecursionError``."""
-    try:
-        from _json import encode_basestring, encode_basestring_ascii, make_encoder
-    except ImportError:  # pragma: no cover - not CPython
-        import json
-
-        return json.JSONEncoder(ensure_ascii=ascii_only, allow_nan=False, separators=(",", ":")).encode
-    escape = encode_basestring_ascii if ascii_only else encode_basestring
-
-    def default(value: Any) -> Any:
-        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-    # markers=None: no circular check (a reused markers dict would keep stale ids after an error).
-    encode = make_encoder(None, default, escape, None, ":", ",", False, False, False)
-
-    def dumps(value: Any) -> str:
-        if isinstance(value, str):
-            return escape(value)
-        return "".join(encode(value, 0))
-
-    return dumps
-
-
-_dumps = _compact_dumps(True)
-_dumps_utf8 = _compact_dumps(False)
-#: Compact ASCII JSON of a value (what ``encode`` sends); for small files of ours too.
-to_json = _dumps
-
 
 class InvalidEvent(ValueError):
     """The event would be refused by the service; ``reason`` is a short counter name."""
@@ -145,19 +115,6 @@ class _Ids:
         return f"{self.prefix}{next(self.counter) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
-def _sha256_constructor():  # type: ignore[no-untyped-def]
-    """The builtin sha256 (the same digest): hashlib's loads OpenSSL, ~2.5 ms per process."""
-    try:
-        from _sha2 import sha256  # CPython 3.12+
-    except ImportError:
-        try:
-            from _sha256 import sha256  # CPython 3.10, 3.11
-        except ImportError:
-            from hashlib import sha256
-    return sha256
-
-
-sha256 = _sha256_constructor()
 _ids = _Ids()
 new_event_id = _ids.next
 reset_event_ids = _ids.reset

@@ -1,12 +1,13 @@
 """The facade: ``Tracker`` and the process-wide ``get_tracker()``.
 
-``track()`` checks and serialises the event on the caller's thread (so a bad event is
-refused at once, with a reason), appends it to this process's journal with one
-``write()`` (from then on it survives the death of the process), then hands it to the
-dispatcher; it never raises, never waits on the network and never prints. Threads start
-on the first event; the network parts load only after ``linger_s`` (or a full batch), so
-a short process never imports requests or diskcache. Exit, fork and the hand-off to a
-detached drainer live in lifecycle.py.
+A tracker is built here (its journal, core, dispatcher and drainer) and started on its
+first event; its public methods are functions of the tracking/ modules, bound in the
+class body below, so ``help(Tracker)`` shows each with its own documentation. ``track()``
+checks, serialises and journals an event on the caller's thread and never raises, waits
+on the network or prints (tracking/recording.py). Threads start on the first event; the
+network parts load only after ``linger_s`` (or a full batch), so a short process never
+imports requests or diskcache. Exit, fork and the hand-off to a detached drainer live in
+process/lifecycle.py and process/ending.py.
 """
 
 from __future__ import annotations
@@ -21,20 +22,16 @@ if TYPE_CHECKING:
 
     from .config import Options
 
-from . import event as _event
 from .process import ending, lifecycle
 from .clock import Clock, as_seconds
 from .config import Config, config_from_options
 from .delivery.core import Core, Counters
 from .store.cachedir import check_directory
 from .delivery.dispatcher import Dispatcher
-from .errors import CacheError
 from .delivery.drainer import Drainer
 from .store import services
-from .store.journal import Journal, JournalFull
-from .lineage import LineageCalls
-from .maintenance import Maintenance
-from .report import Reports
+from .store.journal import Journal
+from .tracking import lineage, maintenance, recording, report
 
 from . import logs
 
@@ -44,16 +41,9 @@ log = logs.get(__name__)
 
 #: Kept alive in a forked child: closing a parent's SQLite handle there is unsafe.
 _inherited: list = []
-#: track() inside track() on one thread (a signal or logging handler of the application):
-#: allowed this deep, then refused with a count.
-_MAX_NESTING = 3
-#: How long the first track() waits for its background thread to make sure a detached
-#: drainer runs (one lock try, and a spawn when none does: ~1 ms).
-_COVER_WAIT_S = 0.01
-_nesting = threading.local()
 
 
-class Tracker(LineageCalls, Maintenance, Reports):
+class Tracker:
     """Record pattern lineage events without ever getting in the caller's way.
 
     >>> with Tracker("http://localhost:8053", cache_dir="/tmp/pt-doc") as t:   # doctest: +SKIP
@@ -131,9 +121,11 @@ class Tracker(LineageCalls, Maintenance, Reports):
     def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> "Tracker":
         """A tracker configured from environment variables (bad values warn and fall back).
 
-        Unlike the constructor it never raises for the environment's sake: an unusable
-        cache directory is logged and counted, and events are held as well as they can be.
-        Misspelt ``options`` raise ``ConfigError`` as in the constructor.
+        ``environ`` defaults to ``os.environ``; ``options`` win over it (see ``__init__``).
+        Unlike the constructor it never raises for the environment's sake: a bad variable
+        is logged and kept in ``stats()["config_warnings"]``, an unusable cache directory is
+        logged and counted, and events are held as well as they can be. Misspelt or bad
+        ``options`` raise ``ConfigError`` as in the constructor.
         """
         tracker = cls.__new__(cls)
         tracker._setup(Config.from_env(environ, **options), None)
@@ -184,139 +176,20 @@ class Tracker(LineageCalls, Maintenance, Reports):
             finally:
                 self._starting = False
 
-    # -- tracking ------------------------------------------------------------------------
+    # -- the public methods: each one lives in the tracking/ module named beside it --------
 
-    def track(self, event_type: str, /, **fields: Any) -> str | None:
-        """Record one wire event; return its id (also in ``pattern_data.event_id``), or None.
-
-        ``event_type``: ``pattern_created``, ``pattern_modified``, ``pattern_merged``,
-        ``pattern_applied``, ``pattern_deprecated``, ``pattern_forked`` or
-        ``pattern_validated``. ``fields`` are the service's: ``pattern_id`` (required, at
-        most 255 characters), ``pattern_name``, ``pattern_type``, ``pattern_version``,
-        ``tool_name``, ``file_path``, ``language``, ``pattern_data`` (a dict; required and
-        non-empty for created/validated), ``parent_pattern_ids`` (required for
-        modified/forked, at least two for merged), ``edge_type``, ``transformation_type``,
-        ``reason``, ``triggered_by``.
-
-        An accepted event is in this process's journal before this returns (it survives
-        the process's death) and is delivered in the background. A refused one returns
-        None and is counted in ``stats()["dropped"]`` under its reason:
-        ``invalid_event_type``, ``invalid_field``, ``unknown_field``, ``field_too_long``,
-        ``missing_pattern_id``, ``missing_parent``, ``empty_pattern_data``,
-        ``invalid_edge_type``, ``invalid_transformation_type``, ``not_json``,
-        ``invalid_unicode``, ``nul_character``, ``too_large`` (over ``max_event_bytes``),
-        ``cache_full`` (the cache's size cap), ``closed`` (after ``close()``), ``disabled``,
-        ``before_send`` / ``before_send_error``, ``reentrant`` (``track()`` nested more than
-        three deep on one thread) or ``internal_error``. Never raises, never blocks on the
-        network, never prints; logs give reasons and sizes, never the event's content.
-        """
-        depth = getattr(_nesting, "depth", 0)
-        if depth >= _MAX_NESTING:
-            # A logging handler or signal handler of the application calling track() from
-            # inside track(), again and again: refuse quietly (logging would recurse).
-            self._counters.drop("reentrant")
-            return None
-        _nesting.depth = depth + 1
-        try:
-            return self._track(event_type, fields)
-        finally:
-            _nesting.depth = depth
-
-    def _track(self, event_type: str, fields: dict) -> str | None:
-        try:
-            if not self.config.enabled:
-                self._counters.drop("disabled")
-                return None
-            if self._closed:
-                self._counters.drop("closed")
-                return None
-            if not self._started:  # first event, or a forked child (lifecycle resets it)
-                self._ensure_started()
-            config = self.config
-            event = _event.build(event_type, fields, triggered_by=config.triggered_by)
-            if config.before_send is not None:
-                event = self._before_send(event)
-                if event is None:
-                    return None
-            data = _event.encode(event)
-            if len(data) > config.max_event_bytes:
-                self._counters.drop("too_large")
-                log.warning("event refused: %d bytes is over max_event_bytes", len(data))
-                return None
-            event_id = event["pattern_data"][_event.EVENT_ID_KEY]  # build() put it there
-            taken: list = []
-
-            def to_memory(seq: int | None) -> None:  # under the journal's lock: see Journal.append
-                taken.append(self._dispatcher.submit(data, seq))
-
-            seq = self._journal_write(data, to_memory)
-            if seq is False:
-                return None
-            if seq == 0 and not self._drainer.covered.is_set():
-                # The first event is durable: the background thread makes sure a drainer
-                # runs (a SIGKILL from now on is covered); wait for it a few ms, once.
-                self._drainer.journaled()
-                if self.config.handoff:
-                    self._drainer.covered.wait(_COVER_WAIT_S)
-            if seq is None:  # no journal: memory only
-                to_memory(None)
-            self._counters.add("accepted")
-            if not taken[0]:
-                self._counters.drop("closed", accepted=True)
-                return None
-            if lifecycle.exiting() and not self._handed_off and seq is not None:
-                self._hand_off()  # tracked after the exit hook: a drainer delivers it
-            return event_id
-        except _event.InvalidEvent as exc:
-            self._counters.drop(exc.reason)
-            log.warning("event refused (%s): %s", exc.reason, exc.detail)
-        except Exception as exc:  # the promise: nothing escapes track()
-            self._counters.drop("internal_error")
-            log.error("event refused by an internal error: %s", type(exc).__name__, exc_info=True)
-        return None
-
-    def _journal_write(self, data: bytes, then: Any) -> "int | None | bool":
-        """The event's journal sequence number; None if the journal is unusable (memory
-        carries the event, counted); False if the cache's size cap refuses it."""
-        if not self._journal_ok:
-            return None
-        try:
-            return self._journal.append(data, then)
-        except JournalFull:
-            self._counters.drop("cache_full")
-            log.warning("event refused: the cache is at cache_max_size_mb")
-            return False
-        except (OSError, CacheError) as exc:  # unwritable, full disk, unsafe directory
-            self._journal_ok = False
-            self._counters.note("journal_unwritable")
-            log.warning("journal unwritable (%s); events are held in memory until delivered", type(exc).__name__)
-            # Nothing durable holds them: load the network parts now, not after linger_s,
-            # and let exit give them its budget (exit_timeout_s) to be delivered.
-            self._dispatcher.note_memory_only()
-            self._drainer.end_linger()
-            return None
-
-    def _before_send(self, event: dict) -> dict | None:
-        try:
-            result = self.config.before_send(event)  # type: ignore[misc]
-        except Exception as exc:
-            self._counters.drop("before_send_error")
-            log.warning("before_send raised %s; event dropped", type(exc).__name__)
-            return None
-        if result is None:
-            self._counters.drop("before_send")
-            return None
-        if not isinstance(result, dict):
-            self._counters.drop("before_send_error")
-            log.warning("before_send returned %s, not a dict; event dropped", type(result).__name__)
-            return None
-        # The hook may not remove the id or break the contract: check again.
-        event_id = _event.event_id_of(event)
-        fields = {k: v for k, v in result.items() if k != "event_type"}
-        checked = _event.build(result.get("event_type"), fields, triggered_by=self.config.triggered_by)
-        if event_id:
-            checked["pattern_data"][_event.EVENT_ID_KEY] = event_id
-        return checked
+    track = recording.track  # tracking/recording.py
+    track_pattern_creation = lineage.track_pattern_creation  # tracking/lineage.py
+    track_pattern_modification = lineage.track_pattern_modification
+    track_pattern_application = lineage.track_pattern_application
+    track_pattern_merge = lineage.track_pattern_merge
+    sync_offline_events = maintenance.sync_offline_events  # tracking/maintenance.py
+    cleanup_cache = maintenance.cleanup_cache
+    reset_circuit_breaker = maintenance.reset_circuit_breaker
+    check_health = maintenance.check_health
+    force_health_check = check_health  # the original library's name for check_health (an alias)
+    stats = report.stats  # tracking/report.py
+    get_tracker_stats = report.get_tracker_stats
 
     # -- delivery control -------------------------------------------------------------------
 
@@ -349,9 +222,11 @@ class Tracker(LineageCalls, Maintenance, Reports):
         ending.hand_off(self, after_pid=os.getpid())
 
     def __enter__(self) -> "Tracker":
+        """``with Tracker(...) as tracker:`` closes it at the end of the block."""
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
+        """``close()``, with its default timeout; an exception of the block goes on."""
         self.close()
 
 
@@ -360,7 +235,8 @@ _default_lock = threading.Lock()
 
 
 def get_tracker() -> Tracker:
-    """The process-wide tracker, configured from the environment on first use."""
+    """The process-wide tracker: ``Tracker.from_env()`` on the first call, the same one after.
+    Never raises for the environment's sake (see ``Tracker.from_env``)."""
     global _default
     if _default is None:
         with _default_lock:

@@ -1158,3 +1158,27 @@ def test_every_fault_mode_is_in_the_package_docstring():
 
     for mode in FAULT_MODES:
         assert re.search(rf"^- ``{mode}[`(]", package.__doc__, re.M), mode
+
+
+def test_rate_limit_help_says_what_is_enforced_and_what_health_reports(capsys):
+    """serve --help: no limit is enforced by default, while health reports the real
+    service's 1000; with --rate-limit N both are N."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("--rate-limit N answer 429 past N requests per --rate-window to the track routes and the lineage "
+            "query (not health or evolution), shared by all "
+            "clients; health reports N as max_requests_per_window (default: none enforced, while health "
+            "reports the real service's 1000)") in text
+    assert "--rate-window SECONDS the sliding window of --rate-limit, in seconds (default: 60, the service's)" in text
+
+    def budget(c):
+        return requests.get(c.url + API + "/health", timeout=5).json()["performance"]["rate_limiting"]
+
+    with Collector() as c:
+        assert budget(c)["max_requests_per_window"] == 1000 and budget(c)["window_seconds"] == 60.0
+        assert all(post(c, TRACK, created(f"p{i}")).status_code == 200 for i in range(3))
+        assert c.state()["rate_limit"]["limit"] is None
+    with Collector(rate_limit=2) as c:
+        assert budget(c)["max_requests_per_window"] == 2
+        assert [post(c, TRACK, created(f"p{i}")).status_code for i in range(3)] == [200, 200, 429]

@@ -81,3 +81,25 @@ def test_an_empty_file_counts_as_no_settings(tmp_path):
     installer.apply(installer.plan(str(path), command="/x/pattern-track hook"))
     assert '"command": "/x/pattern-track hook"' in path.read_text()
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_each_change_keeps_one_backup_of_the_file_before_it(tmp_path):
+    """Install, update, uninstall: after each, one backup of ours (the file as it was just
+    before), never one more; backups someone else made beside it stay."""
+    import glob
+    import json
+
+    path = tmp_path / "settings.json"
+    path.write_text('{"model": "opus"}')
+    (tmp_path / "settings.json.bak").write_text("mine")
+    (tmp_path / "settings.json.bak-old").write_text("mine too")
+    for command in ("/a/pattern-track hook", "/b/pattern-track hook", None):
+        before = path.read_text()
+        backup = installer.apply(installer.plan(str(path), command=command))
+        ours = glob.glob(f"{path}.bak-*T*-*")
+        assert ours == [backup] and open(backup).read() == before
+    assert json.loads(path.read_text()) == {"model": "opus"}
+    assert (tmp_path / "settings.json.bak").read_text() == "mine"
+    assert (tmp_path / "settings.json.bak-old").read_text() == "mine too"
+    assert installer.apply(installer.plan(str(path), command=None)) is None  # unchanged: no backup touched
+    assert glob.glob(f"{path}.bak-*T*-*") == [backup]

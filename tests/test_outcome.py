@@ -169,3 +169,24 @@ def test_answers_that_leave_events_in_doubt():
         assert whole is not None and whole.in_doubt and whole.kind == TRANSIENT and not whole.counts_against_service
     html = classify_batch(200, {"Content-Type": "text/html"}, b"<html>sign in</html>", 3).whole
     assert html is not None and not html.in_doubt and html.counts_against_service  # a proxy, not the service
+
+
+def test_one_line_reduces_an_html_refusal_to_status_phrase_and_text():
+    """A proxy's HTML 413, as a dead letter keeps it (its first 120 bytes), reads as one line:
+    status, reason phrase, and the page's first text line unless it only restates the status."""
+    import http
+
+    from pattern_track.collector.faults import _NGINX_413
+    from pattern_track.delivery.answers import LINE_CHARS, detail_text, one_line
+
+    phrase = http.HTTPStatus(413).phrase
+    said = one_line("too_large_for_service", detail_text(_NGINX_413))
+    assert said == f"too_large_for_service: HTTP 413 {phrase}" and "\n" not in said
+    page = "<html><body><h1>Please sign in &amp; retry</h1>\n<p>then again</p></body></html>"
+    assert one_line("http_403", page) == f"http_403: HTTP 403 {http.HTTPStatus(403).phrase}: Please sign in & retry"
+    assert one_line("parent_not_found", "Parent pattern p not found") == "parent_not_found: Parent pattern p not found"
+    assert one_line("rejected", "first\nsecond") == "rejected: first"
+    long = one_line("http_599", "x" * 500)
+    assert long.startswith("http_599: HTTP 599: ") and long.endswith("...")
+    assert len(long) == len("http_599: HTTP 599: ") + LINE_CHARS
+    assert one_line(None, None) == "unknown"

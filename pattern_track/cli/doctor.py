@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     import argparse
 
 from .common import CliError, _config, _emit, _iso, _open
-from .commands import _elsewhere_lines, _stats
+from .stats import _stats
+from .waiting import _elsewhere_lines
 
 __all__ = ["cmd_doctor"]
 
@@ -100,7 +101,7 @@ def _doctor_cache_and_service(config: Any, report: _Report) -> dict | None:
         report.problem(f"chmod 700 {path}")
     stats = _stats(core, drainer)
     from ..store.inventory import take
-    from .commands import _resume_drainer
+    from .waiting import _resume_drainer
 
     stats["drainer"] = _resume_drainer(config, take(config.service_dir, core.outbox))
     report.doc["drainer"] = stats["drainer"]

@@ -1,7 +1,7 @@
 """Put pattern_track's hook into a Claude Code ``settings.json``, or take it out (stdlib only).
 
 ``plan()`` computes the new text; ``apply()`` writes it only if it changed, atomically, after
-a backup. Other hooks, events and keys (and their order) are carried over as parsed. Our
+a backup (one: an older backup of ours is removed once the new file is in place). Other hooks, events and keys (and their order) are carried over as parsed. Our
 entry is known by its command (``.../pattern-track hook``, ``... -m pattern_track hook``), so
 installing from another virtualenv rewrites the old command in place; the first entry of
 ours keeps its place and any key a user set on it (a longer ``timeout``); copies are removed.
@@ -194,7 +194,8 @@ def plan(path: str, *, command: str | None) -> Change:
 
 
 def _backup(target: str, text: str, mode: int) -> str:
-    """``settings.json.bak-<time>-<random>`` beside the file, as private as the file."""
+    """``settings.json.bak-<time>-<random>`` beside the file, as private as the file
+    (``_prune_backups`` then removes the older ones)."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
     fd, name = tempfile.mkstemp(dir=os.path.dirname(target), prefix=f"{os.path.basename(target)}.bak-{stamp}-")
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
@@ -203,9 +204,23 @@ def _backup(target: str, text: str, mode: int) -> str:
     return name
 
 
+def _prune_backups(target: str, keep: str) -> None:
+    """Remove the backups of ``target`` that ``_backup`` made before ``keep``: each install
+    that changes the file keeps one backup, not one more. Other files are left alone."""
+    import re
+
+    ours = re.compile(re.escape(os.path.basename(target)) + r"\.bak-\d{8}T\d{6}-[A-Za-z0-9_]+")
+    directory = os.path.dirname(target)
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        if ours.fullmatch(name) and path != keep:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
 def apply(change: Change) -> str | None:
     """Write ``change.after`` if it differs, atomically, keeping the file's mode; return the
-    backup's path. A symlink stays a symlink (its target is rewritten). Raises ``SettingsError``
+    backup's path (the only backup of ours left beside it). A symlink stays a symlink (its target is rewritten). Raises ``SettingsError``
     (nothing written) if the file changed since ``plan()`` or cannot be written."""
     if not change.changed:
         return None
@@ -229,6 +244,8 @@ def apply(change: Change) -> str | None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+        if backup is not None:
+            _prune_backups(target, backup)
     except OSError as exc:
         raise SettingsError(f"cannot write {change.path}: {exc.strerror or exc}") from None
     return backup

@@ -14,7 +14,6 @@ imports happen inside each command, so the hook stays fast.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 TYPE_CHECKING = False  # typing costs ~2.5 ms; the hook runs through this module
@@ -48,102 +47,18 @@ def cmd_hook(args: "argparse.Namespace") -> int:
     return _hook([])  # main() takes `hook` before argparse; this keeps the parser honest
 
 
-def cmd_install(args: "argparse.Namespace") -> int:
-    import difflib
-
-    from . import installer
-
-    path = args.settings or (installer.project_settings() if args.project else installer.user_settings())
-    change = installer.plan(os.path.abspath(path), command=None if args.uninstall else installer.hook_command())
-    backup = None if args.dry_run else installer.apply(change)
-    doc = {"path": change.path, "action": change.action, "changed": change.changed, "dry_run": args.dry_run,
-           "command": change.command, "previous": list(change.previous), "backup": backup}
-    diff = "".join(difflib.unified_diff(
-        (change.before or "").splitlines(keepends=True), (change.after or "").splitlines(keepends=True),
-        fromfile=change.path if change.before is not None else "/dev/null", tofile=change.path))
-    old = ", ".join(f"`{c}`" for c in change.previous)
-    would = "would be " if args.dry_run else ""
-    said = {"installed": f"{would}installed in {change.path}: PostToolUse {installer.MATCHER} runs `{change.command}`",
-            "updated": f"{would}updated in {change.path}: {old} -> `{change.command}`",
-            "unchanged": f"already installed in {change.path}: `{change.command}`; nothing to change",
-            "removed": f"{would}removed from {change.path}: {old}",
-            "absent": f"not installed in {change.path}; nothing to remove"}[change.action]
-    lines = ([diff.rstrip("\n")] if args.dry_run and diff else []) + [said]
-    if backup:
-        lines.append(f"backup of the previous file: {backup}")
-    if args.dry_run:
-        doc["diff"] = diff
-        lines.append("dry run: nothing written")
-    _emit(args, doc, lines)
-    return 0
-
-
-def cmd_drain(args: "argparse.Namespace") -> int:
-    from ..process import detached
-
-    return detached.run(_config(args), after_pid=args.after_pid, idle_s=args.idle, max_s=args.max,
-                        detached=args.detached)
-
-
 EXIT = "exit status:\n  0    {ok}\n  1    {one}\n  2    usage error (argparse){two}"
-
-
-def _positive(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    return _number(text, minimum_excluded=True)
-
-
-def _non_negative(text: str) -> float:
-    """argparse type: a finite number >= 0."""
-    return _number(text, minimum_excluded=False)
-
-
-def _number(text: str, *, minimum_excluded: bool) -> float:
-    import argparse
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0 or (minimum_excluded and value == 0):
-        raise argparse.ArgumentTypeError(f"expected a number {'>' if minimum_excluded else '>='} 0, got {text!r}")
-    return value
-
-
-def _hops(text: str) -> int:
-    """argparse type: a whole number >= 0."""
-    import argparse
-
-    if not text.strip().isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return int(text)
-
-
-def _pattern_id(text: str) -> str:
-    """argparse type: a non-empty pattern id."""
-    import argparse
-
-    if not text:
-        raise argparse.ArgumentTypeError("expected a pattern id, got an empty string")
-    return text
-
-
-def _url(text: str) -> str:
-    import argparse
-
-    scheme, sep, rest = text.partition("://")
-    text = scheme.lower() + sep + rest  # schemes are case-insensitive
-    if not text.startswith(("http://", "https://")):
-        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL, got {text!r}")
-    return text
 
 
 def _parser() -> "argparse.ArgumentParser":
     import argparse  # not on the hook's path
 
+    from .argtypes import _hops, _non_negative, _pattern_id, _positive, _url
+    from .cleanup import cmd_cleanup, cmd_dead_letter
     from .doctor import cmd_doctor
-    from .commands import cmd_cleanup, cmd_dead_letter, cmd_stats, cmd_sync
+    from .install import cmd_install
+    from .stats import cmd_stats
+    from .sync import cmd_drain, cmd_sync
     from .lineage import DEFAULT_DEPTH, DEFAULT_TIMEOUT_S, DESCRIPTION as LINEAGE, cmd_lineage
 
     raw = argparse.RawDescriptionHelpFormatter
@@ -155,11 +70,15 @@ def _parser() -> "argparse.ArgumentParser":
                            two=", or a destructive action without --yes") + "\n  130  interrupted (Ctrl-C)\n\n"
                "destructive commands (cleanup, dead-letter retry/purge) take --dry-run; deleting undelivered\n"
                "events also takes --yes. `pattern-track COMMAND --help` for each command.")
+    from ..config import Config
+    from ..config.env import variables
+    from ..store.cachedir import DEFAULT_CACHE_DIR
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", type=_url, metavar="URL",
-                        help="service base URL (default: $INTELLIGENCE_SERVICE_URL, else http://localhost:8053)")
+                        help=f"service base URL (default: {variables('base_url')}, else {Config.base_url})")
     common.add_argument("--cache-dir", metavar="DIR",
-                        help="cache directory (default: $PATTERN_CACHE_DIR, else ~/.cache/pattern_track)")
+                        help=f"cache directory (default: {variables('cache_dir')}, else {DEFAULT_CACHE_DIR})")
     as_json = argparse.ArgumentParser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON instead of a summary (default: summary)")
     dry = argparse.ArgumentParser(add_help=False)
@@ -184,7 +103,8 @@ def _parser() -> "argparse.ArgumentParser":
                             "this installation's `pattern-track hook` (by absolute path) after Write, Edit,\n"
                             "MultiEdit and NotebookEdit. Other hooks and keys are kept; a second run changes\n"
                             "nothing; an entry from another installation is replaced. The previous file is\n"
-                            "kept as settings.json.bak-<time>-<random> whenever it changes.")
+                            "kept as settings.json.bak-<time>-<random> whenever it changes; older backups\n"
+                            "of ours are removed, so one is kept.")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="~/.claude/settings.json, every project (the default)")
     where.add_argument("--project", action="store_true", help=".claude/settings.json under the current directory")

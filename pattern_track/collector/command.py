@@ -8,7 +8,7 @@ import sqlite3
 import sys
 import threading
 
-from .contract import DEFAULT_PORT
+from .contract import DEFAULT_PORT, SERVICE_RATE_LIMIT
 from .faults import FAULT_HELP, FAULT_MODES, FAULTS
 from .server import CONTROL_ROUTES, Collector
 
@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None, *, prog: str = "pattern-track serve") ->
                         help="port to listen on, 0 for any free one (default: %(default)s, the service's)")
     parser.add_argument("--db", metavar="PATH", help="keep nodes and events in this SQLite file (default: memory)")
     parser.add_argument("--rate-limit", type=int, metavar="N",
-                        help="requests per 60 s, shared by all clients (default: no limit)")
+                        help="answer 429 past N requests per --rate-window to the track routes and the lineage "
+                             "query (not health or evolution), shared by all clients; health reports N as "
+                             "max_requests_per_window (default: none enforced, while health reports the real "
+                             f"service's {SERVICE_RATE_LIMIT})")
     parser.add_argument("--rate-window", type=float, metavar="SECONDS", default=60.0,
                         help="the sliding window of --rate-limit, in seconds (default: 60, the service's)")
     parser.add_argument("--fault", choices=FAULT_MODES, default="none", metavar="MODE",

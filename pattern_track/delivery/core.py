@@ -97,7 +97,7 @@ class Core:
     def start(self, *, network: bool = True) -> None:
         """Open the outbox, then the network parts. Never raises."""
         try:
-            from ..process import forksafe
+            from ..store import forksafe
 
             # Imports on a background thread: fork() waits for them (forksafe.py).
             with forksafe.guard:

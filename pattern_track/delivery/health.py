@@ -20,7 +20,7 @@ from typing import Any, Callable
 from ..clock import Clock
 from .outcome import health_verdict
 
-__all__ = ["Health"]
+__all__ = ["Health", "describe"]
 
 log = logging.getLogger(__name__)
 
@@ -110,17 +110,29 @@ class Health:
         return healthy
 
     def snapshot(self) -> dict:
-        import datetime
+        """The last recorded answer, as ``describe()`` shows it."""
+        return describe(self.cached(), self._clock.monotonic())
 
-        record = self.cached() or {}
-        wall = record.get("wall")
-        return {
-            "is_healthy": record.get("healthy", False),
-            "last_check": datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).isoformat() if wall else None,
-            "reason": record.get("reason"),
-            "consecutive_failures": record.get("consecutive_failures", 0),
-            "age_s": None if self.age_s() is None else round(self.age_s(), 3),
-        }
+
+def describe(record: dict | None, now_monotonic: float) -> dict:
+    """A recorded health answer as ``stats()["health"]`` and ``pattern-track stats`` both
+    show it: ``is_healthy`` (False when never checked), ``reason``, ``checked_at`` (epoch
+    seconds) and ``last_check`` (the same time in ISO 8601, UTC), ``age_s`` (seconds since,
+    by the monotonic clock every process shares), ``consecutive_failures``; None where
+    nothing was recorded."""
+    import datetime
+
+    record = record or {}
+    wall, checked = record.get("wall"), record.get("monotonic")
+    return {
+        "is_healthy": record.get("healthy", False),
+        "last_check": datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).isoformat(timespec="seconds")
+        if wall else None,
+        "checked_at": wall,
+        "reason": record.get("reason"),
+        "consecutive_failures": record.get("consecutive_failures", 0),
+        "age_s": None if checked is None else round(max(now_monotonic - checked, 0.0), 1),
+    }
 
 
 def _short(text: str, limit: int = 120) -> str:

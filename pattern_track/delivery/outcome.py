@@ -20,9 +20,11 @@ we cut ourselves (exit, a client-side error): those are ``Outcome(..., against_s
 from __future__ import annotations
 
 import dataclasses
-import json
-import time
 from typing import Any, Mapping
+
+# Reading a body and a header is answers.py's; what they mean is decided here.
+from .answers import RETRY_AFTER_MAX_S, parse_retry_after
+from .answers import detail_text as _detail, is_service_body as _service_body, parse_json as _json
 
 __all__ = ["BatchVerdict", "Outcome", "RETRY_AFTER_MAX_S", "classify", "classify_batch", "classify_error", "health_verdict", "parse_retry_after"]
 
@@ -44,8 +46,6 @@ TRANSIENT_ERROR_TYPES = frozenset({
 })
 #: Statuses that say the request (not the event) was misdirected: keep the events.
 _MISDIRECTED = {401, 403, 404, 405, 407, 408, 409, 421, 425}
-#: A ``Retry-After`` longer than this is treated as this (an absurd value must not park delivery).
-RETRY_AFTER_MAX_S = 600.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -97,13 +97,6 @@ def classify_error(exc: BaseException) -> Outcome:
                    in_doubt=bool(getattr(exc, "in_doubt", False)))
 
 
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
 def _from_error_type(error_type: Any, error: Any) -> Outcome:
     text = str(error or "")[:300]
     if error_type in PERMANENT_ERROR_TYPES:
@@ -121,15 +114,6 @@ def _from_error_type(error_type: Any, error: Any) -> Outcome:
 def _unreadable(detail: str) -> Outcome:
     """An answer we cannot read is the service's (or a proxy's) fault."""
     return Outcome(SUSPECT, "unreadable_answer", detail, against_service=True)
-
-
-def _service_body(headers: Mapping[str, str], body: bytes, complete: bool) -> bool:
-    """Is an unreadable 2xx still the service's own answer? Its body broke off, or it is
-    JSON that does not parse (cut short): yes. An HTML page (a proxy's sign-in): no."""
-    if not complete:
-        return True
-    ctype = str(headers.get("Content-Type") or "").lower()
-    return "json" in ctype or body.lstrip()[:1] in (b"{", b"[")
 
 
 #: A 2xx of the single-event route the service sent but we could not read: the service
@@ -218,41 +202,6 @@ def classify_batch(status: int, headers: Mapping[str, str], body: bytes, count: 
             results[index] = _from_error_type(meta.get("error_type"), item.get("error"))
     missing = Outcome(SUSPECT, "missing_from_batch_answer", "the batch answer did not mention this event")
     return BatchVerdict(per_event=tuple(r or missing for r in results))
-
-
-def _detail(body: bytes) -> str:
-    doc = _json(body)
-    if isinstance(doc, dict) and "detail" in doc:
-        return str(doc["detail"])[:300]
-    return body[:120].decode("utf-8", "replace")
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or HTTP date), clamped to
-    ``[0, RETRY_AFTER_MAX_S]``. HTTP dates are GMT (RFC 9110 5.6.7) whatever ``TZ`` says,
-    including the zone-less asctime form."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        import email.utils  # only for the rare HTTP-date form; costly at import
-
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when is None:
-            return None
-        if when.tzinfo is None:  # asctime form: GMT by definition, not local time
-            import datetime
-
-            when = when.replace(tzinfo=datetime.timezone.utc)
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    if seconds != seconds:
-        return None
-    return min(max(seconds, 0.0), RETRY_AFTER_MAX_S)
 
 
 def health_verdict(status: int, body: bytes) -> tuple[bool, str]:

@@ -1,27 +1,21 @@
 """HTTP to the service: the only module that imports requests (and urllib3).
 
-Two things requests does not do are done here:
-
-- a whole-request deadline. Its read timeout is per socket read, so a server trickling a
-  byte a second keeps a request alive for ever; a watchdog thread shuts the socket down
-  at the deadline instead;
-- abort. At interpreter exit CPython joins the sender threads before ``atexit`` runs, so
-  an in-flight request would hold the process for its whole timeout; ``abort()`` shuts
-  down every socket in use so the blocked reads return at once.
-
 Each thread gets its own ``Session`` (requests does not promise thread safety) with one
 connection, no retries (the outbox retries), no redirects and ``trust_env`` as configured.
+Two things requests does not do are done with deadlines.py: a whole-request deadline (its
+read timeout is per socket read), and ``abort()`` (at exit, a request in flight must not
+hold the process for its whole timeout): both shut the request's socket down. The routes
+and what a request comes back as (``Answer``, ``NoAnswer``) are in wire.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import socket
 import threading
 import time
 import weakref
-from typing import Iterator, Mapping, NamedTuple
+from typing import Iterator, Mapping
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -29,49 +23,10 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..config import Config
+from .deadlines import Deadlines
+from .wire import API, BATCH_PATH, HEALTH_PATH, NEVER_SENT, TRACK_PATH, Answer, NoAnswer  # noqa: F401
 
 __all__ = ["Answer", "NEVER_SENT", "NoAnswer", "Transport", "TRACK_PATH", "BATCH_PATH", "HEALTH_PATH"]
-
-log = logging.getLogger(__name__)
-
-API = "/api/pattern-traceability"
-TRACK_PATH = API + "/lineage/track"
-BATCH_PATH = API + "/lineage/track/batch"
-HEALTH_PATH = API + "/health"
-
-
-class Answer(NamedTuple):
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-    #: False when the status line and headers arrived but the body did not, whole (a reply
-    #: cut short by a proxy, a reset, our own deadline): ``body`` is then empty.
-    complete: bool = True
-
-
-#: Reasons of a request that never reached the service: nothing it sent can be stored.
-NEVER_SENT = frozenset({"refused", "dns", "tls"})
-
-
-class NoAnswer(Exception):
-    """The request got no HTTP answer.
-
-    ``reason`` tells why: ``refused``, ``timed_out``, ``tls``, ``dns``, ``reset``,
-    ``connection_error`` or ``cut`` (we aborted it ourselves: exit, ``close()``, a
-    caller's timeout); ``service_fault`` is False for ``cut``, so a request we cut is never
-    recorded against the service. ``in_doubt``: the body may have reached the service,
-    which commits what a client abandons (wire-contract.md), so what it carried may be
-    stored already; False only when it cannot have been (refused, DNS, TLS, or cut before
-    it was sent).
-    """
-
-    def __init__(self, message: str, reason: str = "connection_error", *, service_fault: bool = True,
-                 in_doubt: bool | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.service_fault = service_fault
-        self.in_doubt = reason not in NEVER_SENT if in_doubt is None else in_doubt
-
 
 def _reason(exc: BaseException, timeout_s: float) -> tuple[str, str]:
     """(reason, message) for an exception of requests/urllib3 or a raw socket error."""
@@ -189,15 +144,9 @@ class Transport:
 
     def __init__(self, config: Config, *, watchdog: bool = True) -> None:
         self._config = config
-        self._use_watchdog = watchdog
         self._base = config.base_url.rstrip("/")
         self._local = threading.local()
-        self._lock = threading.Condition()
-        self._channels: weakref.WeakSet[_Channel] = weakref.WeakSet()
-        self._deadlines: dict[int, tuple[float, _Channel]] = {}
-        self._expired: set[int] = set()
-        self._watchdog: threading.Thread | None = None
-        self._aborted = False
+        self._deadlines = Deadlines(watchdog=watchdog, deadline_s=config.request_deadline_s)
 
     # -- calls ---------------------------------------------------------------
 
@@ -224,7 +173,7 @@ class Transport:
             self._local.until = previous
 
     def _call(self, method, path, body, headers, timeout, deadline_s) -> Answer:  # type: ignore[no-untyped-def]
-        if self._aborted:
+        if self._deadlines.aborted:
             raise NoAnswer("transport closed", "cut", service_fault=False, in_doubt=False)
         until = getattr(self._local, "until", None)
         ours = until is not None and until - time.monotonic() < deadline_s
@@ -235,7 +184,7 @@ class Transport:
                                in_doubt=False)
             timeout = (min(timeout[0], deadline_s), min(timeout[1], deadline_s))
         channel = self._channel()
-        token = self._arm(channel, deadline_s)
+        token = self._deadlines.arm(channel, deadline_s)
         try:
             url = self._base + path
             if self._config.trust_env:  # proxies and .netrc: the full requests path
@@ -247,83 +196,42 @@ class Transport:
             return _read(response)
         except (requests.RequestException, OSError) as exc:  # OSError: a socket shut down under urllib3
             if ours and time.monotonic() >= until:  # type: ignore[operator]
-                self._discard_expiry(token)
+                self._deadlines.expired(token)  # forget it: this cut is the caller's
                 raise NoAnswer(f"cut at the caller's timeout ({type(exc).__name__})", "cut",
                                service_fault=False) from None
             raise self._no_answer(exc, token, timeout[1], deadline_s) from None
         finally:
-            self._disarm(token)
+            self._deadlines.disarm(token)
 
     def _no_answer(self, exc: BaseException, token: int, read_timeout_s: float, deadline_s: float) -> NoAnswer:
-        if self._aborted:
+        if self._deadlines.aborted:
             return NoAnswer(f"cut by our own exit ({type(exc).__name__})", "cut", service_fault=False)
-        with self._lock:
-            expired = token in self._expired
-            self._expired.discard(token)
-        if expired:
+        if self._deadlines.expired(token):
             return NoAnswer(f"no complete answer within the {deadline_s:g}s request deadline", "timed_out")
         reason, message = _reason(exc, read_timeout_s)
         return NoAnswer(message, reason)
-
-    def _discard_expiry(self, token: int) -> None:
-        with self._lock:
-            self._expired.discard(token)
 
     def _channel(self) -> _Channel:
         channel = getattr(self._local, "channel", None)
         if channel is None:
             channel = _Channel(self._config)
             self._local.channel = channel
-            with self._lock:
-                self._channels.add(channel)
+            self._deadlines.add(channel)
         return channel
 
-    # -- deadlines and abort ---------------------------------------------------
-
-    def _arm(self, channel: _Channel, deadline_s: float) -> int:
-        token = threading.get_ident()
-        with self._lock:
-            self._deadlines[token] = (time.monotonic() + deadline_s, channel)
-            if self._watchdog is None and self._use_watchdog:
-                self._watchdog = threading.Thread(target=self._watch, name="pattern_track-deadline", daemon=True)
-                self._watchdog.start()
-            self._lock.notify()
-        return token
-
-    def _disarm(self, token: int) -> None:
-        with self._lock:
-            self._deadlines.pop(token, None)
+    # -- abort -------------------------------------------------------------------
 
     @property
     def aborted(self) -> bool:
-        return self._aborted
-
-    def _watch(self) -> None:
-        with self._lock:
-            while not self._aborted:
-                now = time.monotonic()
-                expired = [t for t, (d, _) in self._deadlines.items() if d <= now]
-                for token in expired:
-                    _, channel = self._deadlines.pop(token)
-                    self._expired.add(token)
-                    log.warning("a request passed its deadline (request_deadline_s %.1f, or the caller's "
-                                "timeout); aborting it", self._config.request_deadline_s)
-                    channel.shutdown_sockets()
-                nearest = min((d for d, _ in self._deadlines.values()), default=None)
-                self._lock.wait(None if nearest is None else max(nearest - now, 0.01))
+        return self._deadlines.aborted
 
     def abort(self) -> None:
         """Fail every request in flight now and refuse new ones (used at exit)."""
-        with self._lock:
-            self._aborted = True
-            channels = list(self._channels)
-            self._lock.notify_all()
-        for channel in channels:
-            channel.shutdown_sockets()
+        self._deadlines.abort()
 
     def close(self) -> None:
         self.abort()
-        for channel in list(self._channels):
+        for channel in self._deadlines.channels():
             try:
                 channel.session.close()
             except Exception:  # closing is best effort

@@ -29,7 +29,7 @@ TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings
 if TYPE_CHECKING:
     from typing import Any
 
-from . import forksafe
+from ..store import forksafe
 from .. import logs
 
 __all__ = ["exiting", "hand_off", "register"]

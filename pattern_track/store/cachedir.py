@@ -13,7 +13,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Mapping
 
-__all__ = ["check_directory", "default_cache_dir", "prepare_directory", "temp_fallback", "usable_default"]
+__all__ = ["DEFAULT_CACHE_DIR", "check_directory", "default_cache_dir", "prepare_directory", "temp_fallback",
+           "usable_default"]
+
+#: ``default_cache_dir()`` in words, as every help text says it.
+DEFAULT_CACHE_DIR = "$XDG_CACHE_HOME/pattern_track, else ~/.cache/pattern_track"
 
 
 def _refuse_unsafe(path: str, info: os.stat_result) -> None:

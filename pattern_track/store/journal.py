@@ -1,12 +1,10 @@
 """The write-ahead journal: every accepted event is on disk before ``track()`` returns.
 
 Each process appends to its own files, ``<store>/journal/<writer>.<segment>.wal``, by
-copying each line into a shared memory map of a preallocated segment (standard library
-only, no lock shared with other processes, no system call per event). Once the copy is
-done the bytes are in the kernel's page cache, so SIGKILL, SIGTERM, ``os._exit`` and
-crashes of the process cannot lose them; only a power cut or kernel crash can, which
-``fsync=True`` covers at ~0.25 ms per event (pitfalls.md). The writer holds an exclusive ``flock`` on each of its segments for its
-whole life: the kernel drops it when the process dies, so "unlocked" means "orphaned".
+copying each line into a memory-mapped, preallocated segment (segment.py: no lock shared
+with other processes, no system call per event). The bytes are then in the kernel's page
+cache: SIGKILL, SIGTERM, ``os._exit`` and crashes cannot lose them; only a power cut or a
+kernel crash can, which ``fsync=True`` covers at ~0.25 ms per event (pitfalls.md).
 
 Lines are ``<seq> <event json>\\n`` (events are ASCII JSON: no newline inside),
 ``?<event id> ...\\n`` (events whose request was cut: the service may have them) and
@@ -20,10 +18,7 @@ ended writers.
 from __future__ import annotations
 
 import collections
-import errno
-import fcntl
 import itertools
-import mmap
 import os
 import threading
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
@@ -32,6 +27,8 @@ if TYPE_CHECKING:
 
 from .. import logs
 from .cachedir import prepare_directory
+# One journal file: its preallocation, memory map and lock (re-exported: tests patch it here).
+from .segment import FIRST_SEGMENT_BYTES, Segment as _Segment  # noqa: F401
 # Reading journal files and adopting ended writers' (re-exported: one import for both sides).
 from .orphans import (EXIT_SUFFIX, SUFFIX, _events, adopt_orphans, exiting_writers, orphan_count,  # noqa: F401
                       orphans_waiting, unsettled_count)
@@ -41,76 +38,12 @@ __all__ = ["Journal", "JournalFull", "adopt_orphans", "exiting_writers", "orphan
 
 log = logs.get(__name__)
 
-#: A writer's first segment: a one-event script reserves no more than this.
-FIRST_SEGMENT_BYTES = 256 * 1024
 #: Rotate a segment past this size; a fully settled segment is then deleted.
 SEGMENT_BYTES = 4 * 2**20
 
 
 class JournalFull(Exception):
     """The journal would pass its byte cap: the event is refused (and counted)."""
-
-
-class _Segment:
-    """One journal file of this writer: its lock, and where the next line goes.
-
-    Lines are copied into a shared memory map of the file (``mmap``): no system call, so
-    ``track()`` never releases the GIL to a busy sender thread (with ``os.write`` its p99
-    tripled). The file is preallocated (``posix_fallocate``): a full disk fails here, at
-    open, never as SIGBUS on a later copy. Where preallocation is not supported, lines go
-    through ``os.write`` (``O_APPEND``) instead. Either way the bytes are in the kernel's
-    page cache once the call returns: the process's death cannot lose them.
-    """
-
-    __slots__ = ("path", "fd", "last_seq", "pos", "size", "map")
-
-    def __init__(self, path: str, size: int) -> None:
-        self.path, self.last_seq, self.pos, self.size, self.map = path, -1, 0, size, None
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file of ours: never waits
-            try:
-                os.posix_fallocate(self.fd, 0, size)
-            except OSError as exc:
-                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-                    raise  # ENOSPC and the like: the journal is unusable, say so now
-            else:
-                self.map = mmap.mmap(self.fd, size)
-        except BaseException:
-            os.close(self.fd)
-            os.unlink(path)
-            raise
-
-    def room(self, n: int) -> bool:
-        return self.map is None or self.pos + n <= self.size
-
-    def put(self, line: bytes) -> int:
-        if self.map is not None:
-            self.map[self.pos:self.pos + len(line)] = line
-        else:
-            os.write(self.fd, line)
-        self.pos += len(line)
-        return len(line)
-
-    def unmap(self) -> None:
-        """Stop writing here (rotated, or an inherited copy in a child); keep the lock."""
-        if self.map is not None:
-            self.map.close()
-            self.map = None
-            self.size = self.pos
-
-    def close(self, *, unlink: bool) -> int:
-        self.unmap()
-        if unlink:
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
-        return self.pos
 
 
 class Journal:

@@ -1,15 +1,13 @@
-"""The durable outbox, dead letters and shared state: the only module that imports diskcache.
+"""The durable outbox: a queue of event chunks per service store, shared by processes.
 
 One SQLite-backed ``diskcache.Cache`` per service store (services.py: one directory per
-service inside the cache directory), shared by every process of the user on the machine:
-
-- ``q-<n>`` keys hold *chunks*: a list of serialised events with their attempt counts,
-  appended at the back and drained from the front, so replay keeps order (a parent's
-  creation before its modification). One write per chunk, not per event, keeps appends
-  and acknowledgements cheap.
-- ``d-<n>`` keys hold dead letters: an event the service refused, with its reason.
-- ``s:*`` keys hold state shared between processes: counters, the breaker, the last
-  health answer, leases.
+service inside the cache directory; diskstore.py opens it), shared by every process of the
+user on the machine. ``q-<n>`` keys hold *chunks*: a list of serialised events with their
+attempt counts, appended at the back and drained from the front, so replay keeps order (a
+parent's creation before its modification). One write per chunk, not per event, keeps
+appends and acknowledgements cheap. Beside the queue the same cache holds the parked
+events (parking.py), the dead letters (deadletters.py) and the state processes share
+(``s:*`` keys: counters, the breaker, the last health answer, leases; shared.py).
 
 Eviction is off (diskcache's default silently drops old entries); the caps here refuse
 new events instead and the caller counts every refusal. The directory is created 0700
@@ -21,31 +19,22 @@ under a drain lease that expires if its holder dies.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import sqlite3
 import time
-from typing import Any, Iterator, NamedTuple
+from typing import Iterator, NamedTuple
 
-import diskcache
-
-from ..process import forksafe
 from .cachedir import prepare_directory
-from ..errors import OutboxError
+from .diskstore import STORAGE_ERRORS, open_cache, storage_errors as _storage_errors
+from .deadletters import DEAD, DeadLetters
+from .shared import SharedState
 
-__all__ = ["Chunk", "Outbox"]
-
-log = logging.getLogger(__name__)
+__all__ = ["Chunk", "DEAD", "Outbox", "QUEUE", "STORAGE_ERRORS"]
 
 QUEUE = "q"
-DEAD = "d"
 _PENDING_EVENTS = "s:pending_events"
 _PENDING_BYTES = "s:pending_bytes"
-_DEAD_COUNT = "s:dead_count"
 _PARKED = "s:parked"
 _PARKED_COUNT = "s:parked_count"
-#: What diskcache and SQLite raise on a busy, full, corrupt or vanished database.
-STORAGE_ERRORS = (diskcache.Timeout, sqlite3.Error, OSError)
 
 
 class Chunk(NamedTuple):
@@ -56,34 +45,7 @@ class Chunk(NamedTuple):
     attempts: list  # list[int], one per event
 
 
-@contextlib.contextmanager
-def _storage_errors(what: str) -> Iterator[None]:
-    """Our errors for SQLite's; and fork() waits while we are inside SQLite (forksafe.py)."""
-    try:
-        with forksafe.guard:
-            yield
-    except STORAGE_ERRORS as exc:
-        raise OutboxError(f"{what}: {type(exc).__name__}: {exc}") from exc
-
-
-def _alive(owner: str) -> bool:
-    """False only when ``owner`` ("host:pid:...") is a process of this host that is gone."""
-    parts = owner.split(":")
-    if len(parts) < 2 or parts[0] != _HOST or not parts[1].isdigit():
-        return True
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
-_HOST = os.uname().nodename  # what socket.gethostname() returns, without importing socket
-
-
-class Outbox:
+class Outbox(DeadLetters, SharedState):
     """Durable FIFO of event chunks plus dead letters and shared state.
 
     Every method raises ``OutboxError`` (never a diskcache or sqlite3 error) so callers
@@ -94,26 +56,7 @@ class Outbox:
         self.directory = prepare_directory(directory)
         self.max_events = max_events
         self.max_bytes = max_bytes
-        with _storage_errors("open"):
-            self._cache = diskcache.Cache(
-                self.directory, timeout=timeout_s, eviction_policy="none",
-                size_limit=2**62, cull_limit=0, statistics=False,
-                # Chunks stay inside SQLite (one atomic write) rather than as side files,
-                # which cost a file, a remove and a rmdir per chunk.
-                disk_min_file_size=4 * 2**20,
-                # A queue read at its head and written at its tail needs few pages cached:
-                # diskcache's default (2**13 pages, 32 MiB) grew RSS by ~30 MB once the
-                # outbox neared its cap. 1024 pages is 4 MiB.
-                sqlite_cache_size=2**10,
-            )
-        self._make_private()
-
-    def _make_private(self) -> None:
-        for name in os.listdir(self.directory):
-            full = os.path.join(self.directory, name)
-            with contextlib.suppress(OSError):
-                if os.stat(full).st_mode & 0o077:
-                    os.chmod(full, 0o700 if os.path.isdir(full) else 0o600)
+        self._cache = open_cache(self.directory, timeout_s=timeout_s)
 
     def close(self) -> None:
         with contextlib.suppress(*STORAGE_ERRORS):
@@ -280,30 +223,6 @@ class Outbox:
                 cache.set(_PENDING_EVENTS, max(cache.get(_PENDING_EVENTS, 0) + delta, 0))
                 cache.set(_PENDING_BYTES, max(cache.get(_PENDING_BYTES, 0) + delta_bytes, 0))
 
-    # -- dead letters ----------------------------------------------------------------
-
-    def add_dead(self, event: bytes, reason: str, detail: str) -> None:
-        with _storage_errors("dead letter"), self._cache.transact():
-            self._cache.push({"t": time.time(), "event": event, "reason": reason, "detail": detail}, prefix=DEAD)
-            self._cache.set(_DEAD_COUNT, self._cache.get(_DEAD_COUNT, 0) + 1)
-
-    def dead_count(self) -> int:
-        with _storage_errors("count"):
-            return int(self._cache.get(_DEAD_COUNT, 0))
-
-    def dead_letters(self) -> list[tuple[str, dict]]:
-        with _storage_errors("scan"):
-            keys = [k for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(DEAD + "-")]
-            return [(k, v) for k in keys if (v := self._cache.get(k))]
-
-    def remove_dead(self, keys: list[str]) -> int:
-        removed = 0
-        with _storage_errors("purge"), self._cache.transact():
-            for key in keys:
-                removed += bool(self._cache.delete(key))
-            self._cache.set(_DEAD_COUNT, max(self._cache.get(_DEAD_COUNT, 0) - removed, 0))
-        return removed
-
     # -- cleanup -----------------------------------------------------------------------
 
     def cleanup(self, max_age_s: float, *, now: float | None = None) -> dict[str, int]:
@@ -315,61 +234,3 @@ class Outbox:
                 expired_events += len(chunk.events)
         old_dead = [k for k, v in self.dead_letters() if v.get("t", 0) < cutoff]
         return {"expired_events": expired_events, "expired_dead_letters": self.remove_dead(old_dead)}
-
-    # -- shared state ------------------------------------------------------------------
-
-    def get(self, key: str, default: Any = None) -> Any:
-        with _storage_errors("get"):
-            return self._cache.get("s:" + key, default)
-
-    def set(self, key: str, value: Any, expire_s: float | None = None) -> None:
-        with _storage_errors("set"):
-            self._cache.set("s:" + key, value, expire=expire_s)
-
-    def update(self, key: str, change: Any, default: Any = None) -> Any:
-        """Replace shared value ``key`` by ``change(value)`` in one transaction (every process
-        of the user sees one change after another); returns the new value."""
-        with _storage_errors("update"), self._cache.transact():
-            value = change(self._cache.get("s:" + key, default))
-            self._cache.set("s:" + key, value)
-        return value
-
-    def incr(self, key: str, delta: int = 1) -> int:
-        with _storage_errors("incr"):
-            return self._cache.incr("s:" + key, delta)
-
-    def acquire_lease(self, name: str, owner: str, ttl_s: float) -> bool:
-        """Take or renew the lease ``name`` for ``ttl_s``; False if someone else holds it.
-
-        Exclusive across processes whatever their TTLs: the time is read inside the write
-        transaction (a holder that renewed while we waited for the lock is seen as such),
-        and a holder is judged by its own TTL. Deadlines are in monotonic time (one clock
-        for all processes on Linux), so wall clock jumps change nothing; a deadline further
-        away than its holder's TTL can only come from before a reboot and counts as expired.
-        Takeover happens only for an expired lease or a holder of this host that is gone.
-        """
-        key = "s:lease:" + name
-        with _storage_errors("lease"), self._cache.transact():
-            now = time.monotonic()
-            held = self._cache.get(key)
-            if held is not None and held[0] != owner:
-                holder_ttl = held[2] if len(held) > 2 else ttl_s
-                if 0 < held[1] - now <= holder_ttl and _alive(held[0]):
-                    return False
-            self._cache.set(key, (owner, now + ttl_s, ttl_s))
-        return True
-
-    def release_lease(self, name: str, owner: str) -> None:
-        key = "s:lease:" + name
-        with _storage_errors("lease"), self._cache.transact():
-            held = self._cache.get(key)
-            if held is not None and held[0] == owner:
-                self._cache.delete(key)
-
-    def lease_holder(self, name: str) -> str | None:
-        """The live holder of lease ``name``, or None."""
-        with _storage_errors("lease"):
-            held = self._cache.get("s:lease:" + name)
-        if held is None or held[1] <= time.monotonic():
-            return None
-        return held[0]

@@ -564,3 +564,75 @@ def test_lineage_alarm_calls_abort_at_the_deadline():
     with _alarm(0.05, fired.set):
         assert fired.wait(10.0)
     assert signal.getsignal(signal.SIGALRM) is before and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_cache_dir_and_url_help_say_what_the_configuration_does(tmp_path):
+    """--cache-dir and --url name every variable that sets them (the winner first) and the
+    real default, $XDG_CACHE_HOME included: the same text in every command's help."""
+    import argparse
+
+    from pattern_track.cli.main import _parser
+    from pattern_track.config import Config, default_cache_dir
+
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {option: {a.help for p in sub.choices.values() for a in p._actions if option in a.option_strings}
+             for option in ("--cache-dir", "--url")}
+    assert helps == {
+        "--cache-dir": {"cache directory (default: $PATTERN_TRACK_CACHE_DIR or $PATTERN_CACHE_DIR, "
+                        "else $XDG_CACHE_HOME/pattern_track, else ~/.cache/pattern_track)"},
+        "--url": {"service base URL (default: $PATTERN_TRACK_BASE_URL or $INTELLIGENCE_SERVICE_URL, "
+                  "else http://localhost:8053)"}}
+    both = {"PATTERN_TRACK_CACHE_DIR": str(tmp_path / "a"), "PATTERN_CACHE_DIR": str(tmp_path / "b")}
+    assert Config.from_env(both).resolved_cache_dir == str(tmp_path / "a")
+    assert Config.from_env({"PATTERN_CACHE_DIR": str(tmp_path / "b")}).resolved_cache_dir == str(tmp_path / "b")
+    assert default_cache_dir({"XDG_CACHE_HOME": "/xdg", "HOME": "/home/u"}) == "/xdg/pattern_track"
+    assert default_cache_dir({"HOME": "/home/u"}) == "/home/u/.cache/pattern_track"
+    urls = {"PATTERN_TRACK_BASE_URL": "http://a:1", "INTELLIGENCE_SERVICE_URL": "http://b:2"}
+    assert Config.from_env(urls).base_url == "http://a:1" and Config.from_env({}).base_url == "http://localhost:8053"
+
+
+def test_stats_shows_the_health_answer_with_its_age_and_the_keys_python_shows(env, cache_dir, make_tracker):
+    """`stats` prints the stored health answer with how old it is; --json and Python's
+    stats() name its time alike: checked_at (epoch seconds), last_check (ISO), age_s."""
+    import re
+
+    from pattern_track.delivery.health import describe
+
+    seed(cache_dir, n=0, dead=0)
+    box = Outbox(store_dir(cache_dir), max_events=100, max_bytes=10**6)
+    record = {"healthy": True, "reason": "healthy", "answered": True, "monotonic": time.monotonic() - 90,
+              "wall": time.time() - 90, "consecutive_failures": 0}
+    box.set("health", record)
+    box.close()
+    table = cli("stats", env=env).stdout.decode()
+    assert re.search(r"^health\s+True \(healthy\), 9\d s ago$", table, re.M), table
+    health = json.loads(cli("stats", "--json", env=env).stdout)["health"]
+    assert health["checked_at"] == record["wall"] and 90 <= health["age_s"] < 100
+    assert health["last_check"] == datetime.datetime.fromtimestamp(record["wall"], datetime.timezone.utc).isoformat(
+        timespec="seconds")
+    keys = {"is_healthy", "reason", "checked_at", "last_check", "age_s", "consecutive_failures"}
+    assert set(health) == keys == set(describe(None, 0.0))
+    assert set(make_tracker(DEFAULT_URL).stats()["health"]) == keys
+    box = Outbox(store_dir(cache_dir), max_events=100, max_bytes=10**6)
+    box.set("health", None)
+    box.close()
+    assert re.search(r"^health\s+never checked$", cli("stats", env=env).stdout.decode(), re.M)
+
+
+def test_dead_letter_list_shows_a_proxys_html_413_as_one_readable_line(env, cache_dir, collector, make_tracker):
+    """An event a proxy refused with its HTML 413 page is listed with the status, its reason
+    phrase and no HTML; --json keeps the detail as stored and adds that line as summary."""
+    import http
+
+    collector.set_fault("body_limit", max_bytes=200)
+    tracker = make_tracker(collector.url, linger_s=0.0)
+    tracker.track("pattern_created", pattern_id="big", pattern_data={"code": "x" * 1000})
+    assert tracker.flush(10) and tracker.stats()["dead_letter"] == 1
+    tracker.close()
+    out = cli("dead-letter", "list", "--url", collector.url, env=env)
+    lines = out.stdout.decode().splitlines()
+    assert out.returncode == 0 and lines[-1] == "1 dead letters", out.stdout
+    assert lines[0].endswith(f"  pattern_created  big  too_large_for_service: HTTP 413 {http.HTTPStatus(413).phrase}")
+    assert "<" not in out.stdout.decode()
+    row, = json.loads(cli("dead-letter", "list", "--url", collector.url, "--json", env=env).stdout)
+    assert row["detail"].startswith("<html>") and row["summary"] == lines[0].split("  ")[-1]

@@ -233,3 +233,14 @@ def test_doctor_flags_a_hook_whose_program_is_gone(run, home):
     assert out.returncode == 1
     assert f"hook: installed in {user_file(home)}: `/gone/venv/bin/pattern-track hook` (its program is missing)" in lines
     assert lines[-1] == "next: run `pattern-track install` to point the hook at this installation"
+
+
+def test_each_install_keeps_one_backup_not_one_more(run, home):
+    """install, uninstall, install: one settings.json.bak-* beside the file, the one before the last change."""
+    path = user_file(home, OTHERS)
+    for args in (("install",), ("install", "--uninstall"), ("install",)):
+        before = path.read_bytes()
+        out = run(*args)
+        assert out.returncode == 0, out.stderr
+        assert [open(b, "rb").read() for b in backups(path)] == [before]
+        assert out.stdout.decode().splitlines()[-1] == f"backup of the previous file: {backups(path)[0]}"

@@ -3,7 +3,8 @@
 ``Config(**options)`` validates strictly and raises ``ConfigError`` naming the field: a
 mistake in code should fail at construction. ``Config.from_env()`` is for hooks and
 services configured from the environment: a bad value there logs a warning and falls
-back to the default, because a hook must never crash on a typo in someone's shell.
+back to the default, because a hook must never crash on a typo in someone's shell. What a valid value is,
+checks.py says; how the environment is read, env.py.
 """
 
 from __future__ import annotations
@@ -11,73 +12,17 @@ from __future__ import annotations
 import os
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Any, Callable, Mapping, TypedDict
+    from typing import Any, Callable, Mapping
 
-    class Options(TypedDict, total=False):
-        """``Tracker(**options)``: every option, for type checkers and IDE completion
-        (checked statically only; ``Config`` validates at run time)."""
+from .. import logs
+from ..store.cachedir import default_cache_dir, usable_default
+from ..errors import ConfigError
+from . import env
+from .checks import check as _check_value, lower_scheme as _lower_scheme, refuse_unknown
 
-        enabled: bool
-        cache_max_age_days: float
-        cache_max_size_mb: float
-        outbox_max_events: int
-        breaker_failure_threshold: int
-        breaker_reset_timeout_s: float
-        health_check_interval_s: float
-        health_check_timeout_s: float
-        connect_timeout_s: float
-        read_timeout_s: float
-        request_deadline_s: float
-        exit_timeout_s: float
-        durable: bool
-        handle_sigterm: bool
-        journal_fsync: bool
-        linger_s: float
-        handoff: bool
-        max_workers: int
-        batch_size: int
-        batch_max_bytes: int
-        max_buffer_events: int
-        max_event_bytes: int
-        drain_interval_s: float
-        backoff_base_s: float
-        backoff_max_s: float
-        max_attempts: int
-        lease_ttl_s: float
-        shared_state: bool
-        api_key: str | None
-        verify_tls: bool
-        trust_env: bool
-        before_send: Callable[[dict], Any] | None
-        triggered_by: str
+__all__ = ["Config", "config_from_options", "default_cache_dir", "fields"]
 
-from . import logs
-from .store.cachedir import default_cache_dir, usable_default
-from .errors import ConfigError
-
-__all__ = ["Config", "default_cache_dir"]
-
-log = logs.get(__name__)
-
-#: Prefix of every environment variable pattern_track added; the older names below
-#: are kept because the original library documented them.
-ENV_PREFIX = "PATTERN_TRACK_"
-
-#: Historic environment variable names and the field each one sets.
-LEGACY_ENV = {
-    "INTELLIGENCE_SERVICE_URL": "base_url",
-    "PATTERN_TRACKING_ENABLED": "enabled",
-    "PATTERN_CACHE_DIR": "cache_dir",
-    "PATTERN_CACHE_MAX_AGE_DAYS": "cache_max_age_days",
-    "PATTERN_CACHE_MAX_SIZE_MB": "cache_max_size_mb",
-    "CIRCUIT_BREAKER_FAILURE_THRESHOLD": "breaker_failure_threshold",
-    "CIRCUIT_BREAKER_TIMEOUT": "breaker_reset_timeout_s",
-    "HEALTH_CHECK_INTERVAL": "health_check_interval_s",
-    "HEALTH_CHECK_TIMEOUT": "health_check_timeout_s",
-}
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+log = logs.get("pattern_track.config")  # its name from before config became a package
 
 
 class Config:
@@ -213,7 +158,7 @@ class Config:
     def service_dir(self) -> str:
         """This service's own store inside the cache directory (services.py): its
         journals, spool, outbox, breaker and health; absolute, not created here."""
-        from .store.services import service_dir
+        from ..store.services import service_dir
 
         return service_dir(self.resolved_cache_dir, self.base_url)
 
@@ -229,28 +174,7 @@ class Config:
         """
         environ = os.environ if environ is None else environ
         _refuse_unknown(overrides)
-        values: dict[str, Any] = {}
-        origin: dict[str, str] = {}
-        warnings: list[str] = []
-        for var, name in _env_names():
-            raw = environ.get(var)
-            if raw is None or name in values:
-                continue
-            try:
-                value = _parse(name, raw)
-                if name == "base_url" and isinstance(value, str) and "://" not in value and value:
-                    value = "http://" + value
-                    warnings.append(f"{var}={raw!r} has no scheme; using {value!r}")
-                _check(name, value)
-                if name == "base_url":
-                    value = _lower_scheme(value)
-                if name == "base_url" and not value.startswith(("http://", "https://")):
-                    raise ConfigError(f"base_url must start with http:// or https://, got {raw!r}")
-            except ConfigError as exc:
-                warnings.append(f"ignoring {var}: {exc}; using the default")
-                continue
-            values[name] = value
-            origin[name] = var
+        values, origin, warnings = env.read(environ, _FROM_ENV)
         while True:
             try:
                 config = cls(**{**values, **overrides})
@@ -271,104 +195,25 @@ class Config:
 
 #: Field -> default, in declaration order.
 _DEFAULTS: dict = {name: getattr(Config, name) for name in Config.__annotations__}
-_FIELDS = _DEFAULTS
 _UNSHOWN = {"api_key", "warnings"}
+#: Fields checked against each other (lease must outlive a request).
+_PAIRED = ("lease_ttl_s", "request_deadline_s")
+#: Field -> default of the options the environment can set (a callable cannot be).
+_FROM_ENV = {name: default for name, default in _DEFAULTS.items() if name not in ("before_send", "warnings")}
 
 
 def fields() -> tuple:
     """The option names, in declaration order (``warnings`` is not an option)."""
     return tuple(name for name in _DEFAULTS if name != "warnings")
-_NOT_FROM_ENV = {"before_send", "warnings"}
-#: Fields checked against each other (lease must outlive a request).
-_PAIRED = ("lease_ttl_s", "request_deadline_s")
 
 
 def _refuse_unknown(options: Mapping[str, Any], *, allow_warnings: bool = False) -> None:
     """``ConfigError`` for option names that do not exist, with the closest valid name."""
-    valid = set(_DEFAULTS) - ({"warnings"} if not allow_warnings else set())
-    unknown = set(options) - valid
-    if not unknown:
-        return
-    import difflib
-
-    valid = sorted(valid - {"warnings"})
-    for name in sorted(unknown):
-        close = difflib.get_close_matches(name, valid, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; valid options: {', '.join(valid)}"
-        raise ConfigError(f"unknown option {name!r}{hint}")
-
-
-def _env_names():
-    """(variable, field) pairs; new-style names first so they win over the legacy ones."""
-    for name in _FIELDS:
-        if name not in _NOT_FROM_ENV:
-            yield ENV_PREFIX + name.upper(), name
-    yield from LEGACY_ENV.items()
-
-
-def _kind(name: str) -> type:
-    default = _DEFAULTS[name]
-    return type(default) if default is not None else str
-
-
-def _parse(name: str, raw: str) -> Any:
-    kind = _kind(name)
-    text = raw.strip()
-    if kind is bool:
-        if text.lower() in _TRUE:
-            return True
-        if text.lower() in _FALSE:
-            return False
-        raise ConfigError(f"{name}: expected true/false, got {raw!r}")
-    if kind is int:
-        try:
-            return int(text)
-        except ValueError:
-            raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
-    if kind is float:
-        try:
-            return float(text)
-        except ValueError:
-            raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
-    return text or None
-
-
-def _lower_scheme(url: Any) -> Any:
-    """``HTTP://Host/`` -> ``http://Host/``: schemes are case-insensitive (RFC 3986)."""
-    if not isinstance(url, str) or "://" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme.lower()}://{rest}"
+    refuse_unknown(options, fields(), also=("warnings",) if allow_warnings else ())
 
 
 def _check(name: str, value: Any) -> None:
-    if name == "before_send":
-        if value is not None and not callable(value):
-            raise ConfigError("before_send must be callable or None")
-        return
-    if name == "warnings":
-        return
-    kind = _kind(name)
-    if value is None:
-        if _DEFAULTS[name] is None:
-            return
-        raise ConfigError(f"{name} must not be None")
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"{name} must be {kind.__name__}, got {type(value).__name__}")
-    if kind in (int, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ConfigError(f"{name} must be a finite number, got {value!r}")
-        minimum = 1 if name in _AT_LEAST_ONE else 0
-        if value < minimum:
-            raise ConfigError(f"{name} must be >= {minimum}, got {value!r}")
-
-
-_AT_LEAST_ONE = {
-    "breaker_failure_threshold", "max_workers", "batch_size", "max_buffer_events",
-    "max_event_bytes", "max_attempts", "outbox_max_events", "batch_max_bytes",
-}
+    _check_value(name, value, _DEFAULTS[name])
 
 
 def config_from_options(base_url: str | None, cache_dir: str | None, options: Mapping[str, Any]) -> Config:
