@@ -1,46 +1,40 @@
-"""Fresh events: a bounded memory stage in front of the journal, and the executor that sends it.
+"""Fresh events: a bounded memory stage in front of the journal, and the pump that sends it.
 
 ``submit()`` (called by ``track()`` after the journal write) appends ``(seq, bytes)`` to a
 deque and, once the network parts are up (``kick()``), hands one pump to the daemon
-sender threads (senders.py: never joined at exit); it never touches the network. Memory is only a cache of the
-journal's tail: when it is full, later events stay in the journal alone (a *gap*) and
+sender threads (senders.py: never joined at exit); it never touches the network.
+Memory is only a cache of the journal's tail: when it is full, later events stay in the journal alone (a *gap*) and
 the pump reads them back in order when memory has room, so nothing newer is ever written
 ahead of something older. A pump sends ``batch_size`` events at a time (service allowed,
 and none of this process's stored events still queued, so order holds) or stores them
 (stash.py: the outbox and its cap, the spool, memory); each settled batch moves the
 journal's watermark.
 
-Exit (``exit()``, from the exit hook in lifecycle.py): no new request starts; a request
-in flight gets at most ``timeout_s``, then its socket is shut (a cut, never recorded
-against the service); what is not settled simply stays in the journal for a drainer.
-Events the journal could not take (unwritable cache) are still written to the outbox or
-spool, as before.
+Flush, exit and ``close()``: closing.py. Storing, dead letters and doubt: stash.py.
 """
 
 from __future__ import annotations
 
 import collections
 import threading
-import time
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Callable
 
 from .. import logs
 from ..event import event_id_from
+from .closing import Closing
 from .stash import Stash
 
 __all__ = ["Dispatcher"]
 
 log = logs.get(__name__)
 
-#: At exit, how long a sender whose request was just cut gets to record it in the journal.
-_CUT_SETTLE_S = 0.05
 #: When the pump cannot send, it writes up to this many batches in one transaction.
 _STORE_BATCHES = 20
 
 
-class Dispatcher(Stash):
+class Dispatcher(Stash, Closing):
     def __init__(self, core: Any, journal: Any = None, on_backlog: Callable[[], None] | None = None) -> None:
         self._core = core
         self._journal = journal
@@ -240,23 +234,6 @@ class Dispatcher(Stash):
             return kept
         return True
 
-    def _remember_doubt(self, ids: list) -> None:
-        """Events kept after a request that may have stored them: the drainer asks the read
-        route before resending (store/doubt.py); in the journal when the outbox cannot say."""
-        from ..store import doubt
-
-        try:
-            doubt.add(self._core.outbox, ids)
-        except Exception:  # no outbox, or it cannot be written: the journal remembers
-            self._doubt_in_journal(ids)
-
-    def _doubt_in_journal(self, ids: list) -> None:
-        if ids and self._journal is not None:
-            try:
-                self._journal.mark_in_doubt(ids)
-            except OSError as exc:
-                log.warning("cannot record events in doubt (%s); they may be resent twice", type(exc).__name__)
-
     def _ack(self) -> None:
         """Move the journal's watermark to the lowest event not yet settled."""
         journal = self._journal
@@ -281,128 +258,3 @@ class Dispatcher(Stash):
                     candidates.append(seq)
                     break
             return min(candidates, default=journal.next_seq)
-
-    # -- flush and exit --------------------------------------------------------------------
-
-    def counts(self) -> dict[str, int]:
-        with self._cond:
-            gap = 0 if self._gap is None else self._gap[1] - self._gap[0] + 1
-            return {"buffered": len(self._buffer), "in_flight": self._in_flight, "held": len(self._held),
-                    "pumps": self._pumps, "journal_only": gap}
-
-    def flush(self, timeout_s: float) -> bool:
-        """Wait until nothing is only in memory or the journal (sent, in the outbox or
-        dead-lettered). False at once while events wait for room in a full outbox: only
-        a drain (of any process) can free it."""
-        clock = self._core.clock
-        deadline = clock.monotonic() + timeout_s
-        with self._cond:
-            while self._buffer or self._in_flight or self._gap is not None:
-                if self._room_wait and not self._in_flight:
-                    return False
-                remaining = deadline - clock.monotonic()
-                if remaining <= 0:
-                    return False
-                self._cond.wait(min(remaining, 0.1))
-            return not self._held
-
-    def exit(self, timeout_s: float) -> None:
-        """No new request from now on; a request in flight gets ``timeout_s``, then it is cut.
-        What is not settled stays in the journal. Events only memory holds (the journal
-        could not be written) are first given the same budget to be delivered, since
-        nothing else will; what is still not safe then is counted as lost."""
-        core = self._core
-        clock = core.clock
-        deadline = clock.monotonic() + timeout_s
-        if self._memory_only:
-            self._deliver_memory_only(deadline)
-        with self._cond:
-            self._closed = True
-            self._network_closed = True
-            while self._running and clock.monotonic() < deadline:
-                self._cond.wait(min(deadline - clock.monotonic(), 0.05))
-            unjournaled = [data for seq, data in self._buffer if seq is None]
-            self._buffer = collections.deque((s, d) for s, d in self._buffer if s is not None)
-        if core.transport is not None and self._running:
-            core.transport.abort()
-            # The cut request returns at once: let its sender say in the journal which
-            # events the service may have stored (the drainer asks before resending).
-            with self._cond:
-                until = clock.monotonic() + _CUT_SETTLE_S
-                while self._running and clock.monotonic() < until:
-                    self._cond.wait(_CUT_SETTLE_S / 10)
-        if self._senders is not None:
-            self._senders.stop()  # daemon threads: nothing at exit waits for them
-        if unjournaled:
-            self._store(unjournaled)
-        self.retry_held()
-        with self._cond:
-            lost = len(self._held)
-            self._held.clear()
-        if lost:
-            core.counters.drop("outbox_unavailable", lost, accepted=True)
-            log.error("%d events lost at exit: the cache could not be written and the service did not take "
-                      "them in time (exit_timeout_s %.2f)", lost, timeout_s)
-        self._ack()
-
-    def note_memory_only(self) -> None:
-        """The journal cannot be written (read-only or full disk): events live in memory
-        alone from now on, so exit gives them its budget to be delivered."""
-        self._memory_only = True
-
-    def _deliver_memory_only(self, deadline: float) -> None:
-        """At exit, send what only memory holds until ``deadline``, on the sender thread or,
-        when none runs (CPython 3.12.0-3.12.2 start no thread at exit), on this one."""
-        core = self._core
-        clock = core.clock
-        with self._cond:
-            self._closed = True  # journaled events from now on stay in the journal alone
-            held = [(None, event) for event, _ in self._held]
-            self._held.clear()
-            self._buffer.extendleft(reversed(held))
-        while True:
-            with self._cond:
-                left = deadline - clock.monotonic()
-                if left <= 0 or not (self._buffer or self._in_flight):
-                    return
-                inline = not self._pumps and core.ready.is_set() and core.transport is not None
-                if inline:
-                    self._pumps += 1
-                else:
-                    self._cond.wait(min(left, 0.05))
-            if inline:
-                with core.transport.bounded(time.monotonic() + left):
-                    self._pump()
-
-    def spill_unsettled(self, wait_s: float = 1.0) -> None:
-        """For ``close()`` in a process that goes on: put every unsettled journal event in
-        the outbox (or spool), in order, so the journal can be removed now. A pump still
-        finishing a cut request gets ``wait_s``."""
-        journal = self._journal
-        with self._cond:
-            deadline = self._core.clock.monotonic() + wait_s
-            while self._running and self._core.clock.monotonic() < deadline:
-                self._cond.wait(min(max(deadline - self._core.clock.monotonic(), 0.0), 0.05))
-            self._buffer.clear()
-            self._gap = None
-            self._flying.clear()
-            self._left = None
-        if journal is None or journal.settled():
-            return
-        self._core.outbox_ready.wait(max(deadline - self._core.clock.monotonic(), 0.05))
-        try:
-            events = journal.read_since(journal.watermark, 1 << 62)
-        except OSError as exc:
-            log.warning("cannot read the journal back (%s); a drainer will adopt it", type(exc).__name__)
-            return
-        # Past the outbox's cap the rest waits in memory (and the journal, which then stays
-        # for a drainer): the watermark moves only past what the outbox took.
-        if events and self._store([data for _, data in events], seq_of={id(d): s for s, d in events}):
-            self._ack()
-            if journal.doubt_ids:
-                self._remember_doubt(sorted(journal.doubt_ids))
-
-    def unsettled(self) -> bool:
-        """Does the journal hold events that no one has settled yet?"""
-        journal = self._journal
-        return journal is not None and not journal.settled()

@@ -9,32 +9,28 @@ processes never send the same events at once, and deleting a chunk only after th
 acknowledged it. A drainer killed at any instant loses nothing: its lease expires and the
 unacknowledged chunk is sent again (at-least-once; events carry a stable id). Each step
 also moves spool files and the journals of dead processes into the outbox.
-Being a daemon, it never holds the interpreter at exit.
+Being a daemon, it never holds the interpreter at exit. ``drain()`` and ``ingest()``, the
+work of a step, are in draining.py.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import time
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any
 
 from .. import logs
-from .backoff import Backoff
-from ..errors import OutboxError
 from ..store import inventory
-from ..store.orphans import adopt_orphans, orphans_waiting
+from .backoff import Backoff
+from .draining import Draining
 
 __all__ = ["Drainer"]
 
 log = logs.get(__name__)
 
-LEASE = "drain"
-
-
-class Drainer:
+class Drainer(Draining):
     def __init__(self, core: Any, dispatcher: Any, *, ensure_detached: Any = None) -> None:
         self._core = core
         self._dispatcher = dispatcher
@@ -179,41 +175,6 @@ class Drainer:
             return 0.0
         return config.drain_interval_s if parked_wait is None else min(parked_wait, config.drain_interval_s * 10)
 
-    def ingest(self, timeout_s: float | None = 0.0) -> int:
-        """Move spool files and the journals of dead processes into the outbox, under the
-        drain lease (so each moves once, and after what is already there). If another
-        thread of this process is draining, wait at most ``timeout_s`` (then move
-        nothing: its next step does it)."""
-        core = self._core
-        cache_dir = core.config.service_dir
-        if core.outbox is None or not (self.spool.files() or orphans_waiting(cache_dir)):
-            return 0
-        if not self._take_turn(timeout_s):
-            return 0
-        try:
-            with self.moving:
-                if not core.outbox.acquire_lease(LEASE, core.owner, core.config.lease_ttl_s):
-                    return 0
-                try:
-                    size = core.config.batch_size
-
-                    def append(events: list) -> int:
-                        return core.outbox.append_chunks(events, chunk_size=size)
-
-                    def in_doubt(ids: list) -> None:  # the writer's request was cut: ask before resending
-                        from ..store import doubt
-
-                        doubt.add(core.outbox, ids)
-
-                    moved = adopt_orphans(cache_dir, append, in_doubt) + self.spool.ingest(append)
-                finally:
-                    core.outbox.release_lease(LEASE, core.owner)
-        finally:
-            self._end_turn()
-        if moved:
-            core.counters.add("adopted", moved)
-        return moved
-
     def waiting(self) -> Any:
         """What waits in this service's store, by place (store/inventory.py)."""
         return inventory.take(self._core.config.service_dir, self._core.outbox)
@@ -269,117 +230,3 @@ class Drainer:
     def retry_parked(self) -> float | None:
         """Retry the parked events that are due; returns seconds until the next is due."""
         return self.replay().retry_parked()
-
-    def drain(self, *, probe: bool = False, max_chunks: int | None = None, timeout_s: float | None = None) -> dict:
-        """Deliver the outbox from the front until it is empty, a delivery fails, or
-        ``timeout_s`` passes (a request in flight then is cut: ours, not the service's
-        failure; its events stay in the outbox).
-
-        ``probe`` lets an explicit sync try once even while the breaker is open.
-        Returns ``{state, synced, failed, skipped, retry_after_s}``; ``state`` is
-        ``done``, ``busy`` (another drain holds the lease), ``breaker_open``,
-        ``rate_limited`` (a shared Retry-After wait runs), ``retry_later``, ``timeout`` or
-        ``unavailable``.
-        """
-        core = self._core
-        config = core.config
-        outbox = core.outbox
-        result = {"state": "done", "synced": 0, "failed": 0, "skipped": 0, "retry_after_s": None}
-        if outbox is None or core.delivery is None:
-            result["state"] = "unavailable"
-            return result
-        wait = core.not_before_s()
-        if wait > 0:  # the service asked every process to wait (Retry-After): probes too
-            result.update(state="rate_limited", retry_after_s=wait, failed=outbox.pending())
-            return result
-        deadline = None if timeout_s is None else core.clock.monotonic() + timeout_s
-        if not self._take_turn(None if timeout_s is None else max(timeout_s, 0.0)):
-            result["state"] = "busy"  # another thread of this process is draining
-            return result
-        try:
-            if not outbox.acquire_lease(LEASE, core.owner, config.lease_ttl_s):
-                result["state"] = "busy"
-                return result
-            until = None if timeout_s is None else time.monotonic() + max(timeout_s, 0.0)
-            try:
-                with core.transport.bounded(until):  # a request in flight ends by the deadline too
-                    self._drain_leased(result, probe, max_chunks, deadline)
-            except OutboxError as exc:
-                log.warning("outbox unavailable while draining: %s", exc)
-                result["state"] = "unavailable"
-            finally:
-                try:
-                    outbox.release_lease(LEASE, core.owner)
-                except OutboxError:
-                    pass
-        finally:
-            self._end_turn()
-        return result
-
-    def _pace_gate(self) -> float:
-        """Seconds this machine must still wait before a rate-limited request (0: go).
-        Under pressure a fresh health answer (not limited) must show room in the window
-        first; after a window without room the request goes anyway (pacing.py)."""
-        core = self._core
-        pacer = core.pacer
-        if pacer is None:
-            return 0.0
-        wait = pacer.wait_s()
-        if wait > 0:
-            return wait
-        if not pacer.needs_room():
-            if pacer.under_pressure():
-                pacer.went()
-            return 0.0
-        ask_in = pacer.ask_in_s()
-        if ask_in > 0:
-            return ask_in  # another step (of any process of the machine) asked just now
-        core.health.check(teach_breaker=False)  # its rate window reaches the pacer
-        if not pacer.needs_room():
-            pacer.went()
-            return 0.0
-        return pacer.note_waiting()
-
-    def _drain_leased(self, result: dict, probe: bool, max_chunks: int | None, deadline: float | None) -> None:
-        """``drain()``'s loop, with the lease held; fills ``result``."""
-        core = self._core
-        config = core.config
-        outbox = core.outbox
-        chunks_done = 0
-        renewed = core.clock.monotonic()
-
-        def stop(state: str) -> None:
-            result["state"] = state
-            result["failed"] = outbox.pending()
-
-        while not self._stop.is_set() and (max_chunks is None or chunks_done < max_chunks):
-            if deadline is not None and core.clock.monotonic() >= deadline:
-                return stop("timeout")
-            chunks = outbox.front_chunks(config.batch_size)
-            if not chunks:
-                return None
-            if not (core.breaker.allow() or probe):
-                return stop("breaker_open")
-            pace = 0.0 if probe else self._pace_gate()  # an explicit sync tries once now
-            if pace > 0:
-                stop("rate_limited")
-                result["retry_after_s"] = pace
-                return None
-            probe = False
-            chunks_done += len(chunks)
-            now = core.clock.monotonic()
-            if now - renewed >= config.lease_ttl_s / 4:  # renew well before expiry, not per batch
-                outbox.acquire_lease(LEASE, core.owner, config.lease_ttl_s)
-                renewed = now
-            settled = self._deliver(chunks)
-            core.counters.add("replayed", settled.sent)
-            result["synced"] += settled.sent
-            result["skipped"] += len(settled.dead)
-            if deadline is not None and core.clock.monotonic() >= deadline:
-                return stop("timeout")
-            if settled.keep:
-                stop("retry_later")
-                result["retry_after_s"] = settled.retry_after_s
-                log.info("outbox delivery paused (%s); %d events wait", settled.reason, result["failed"])
-                return None
-        return None

@@ -31,7 +31,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["DEFAULT_LIMIT", "DEFAULT_WINDOW_S", "Pacer", "rate_limiting"]
+__all__ = ["DEFAULT_LIMIT", "DEFAULT_WINDOW_S", "Pacer", "gate", "rate_limiting"]
 
 DEFAULT_WINDOW_S = 60.0
 DEFAULT_LIMIT = 1000
@@ -212,3 +212,27 @@ class Pacer:
         return {"limit": limit, "window_s": window, "gap_s": round(float(record.get("gap_s") or 0.0), 3),
                 "wait_s": round(self.wait_s(), 3), "under_pressure": self.under_pressure(),
                 "refused": int(record.get("refused") or 0)}
+
+
+def gate(core: Any) -> float:
+    """Seconds this machine must still wait before a rate-limited request (0: go).
+    Under pressure a fresh health answer (not limited) must show room in the window
+    first; after a window without room the request goes anyway (pacing.py)."""
+    pacer = core.pacer
+    if pacer is None:
+        return 0.0
+    wait = pacer.wait_s()
+    if wait > 0:
+        return wait
+    if not pacer.needs_room():
+        if pacer.under_pressure():
+            pacer.went()
+        return 0.0
+    ask_in = pacer.ask_in_s()
+    if ask_in > 0:
+        return ask_in  # another step (of any process of the machine) asked just now
+    core.health.check(teach_breaker=False)  # its rate window reaches the pacer
+    if not pacer.needs_room():
+        pacer.went()
+        return 0.0
+    return pacer.note_waiting()
