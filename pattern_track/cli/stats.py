@@ -27,6 +27,10 @@ def _stats(core: Any, drainer: Any) -> dict:
     from ..delivery.health import describe
 
     health = describe(core.store.get("health"), time.monotonic())  # as stats() in Python says it
+    from ..clock import Clock
+    from ..delivery.pacing import Pacer
+
+    pace = Pacer(core.store, Clock()).snapshot() if core.store.get("pace") is not None else None
     others, legacy = _elsewhere(config)
     waiting = take(config.service_dir, core.outbox)
     return {
@@ -44,6 +48,7 @@ def _stats(core: Any, drainer: Any) -> dict:
         "quarantined": waiting.quarantined,
         "breaker": breaker.snapshot(),
         "health": health,
+        "rate_limit": pace,  # the machine's pace under the service's rate limit (delivery/pacing.py)
         "drain_lease_holder": core.outbox.lease_holder("drain"),
         "drainer_running": drainer_running(config.service_dir),
     }
@@ -69,11 +74,23 @@ def cmd_stats(args: "argparse.Namespace") -> int:
                          + (f", probe in {breaker['seconds_until_probe']:.0f} s)" if breaker["seconds_until_probe"]
                             else ")")),
              ("health", said),
+             ("rate limit", _pace_line(stats["rate_limit"])),
              ("drain lease", stats["drain_lease_holder"] or "-"),
              ("drainer", stats["drainer"])]
     _emit(args, stats, _table(rows) + _quarantine_lines(stats["quarantined"])
           + _elsewhere_lines(stats["other_services"], stats["legacy"]))
     return 0
+
+
+def _pace_line(pace: dict | None) -> str:
+    if pace is None:
+        return "no 429 or health answer seen yet"
+    line = f"{pace['limit']} requests per {pace['window_s']:g} s (from health)"
+    if pace["under_pressure"]:
+        line += ", window seen full lately: full batches, sent when health shows room"
+    if pace["wait_s"]:
+        line += f", next request in {pace['wait_s']:.0f} s"
+    return line + (f", {pace['refused']} x 429 seen" if pace["refused"] else "")
 
 
 def _ago(seconds: float) -> str:

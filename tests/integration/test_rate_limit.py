@@ -3,6 +3,8 @@ window, a real tracker, and another client keeping the limit full."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import threading
 import time
 
@@ -10,6 +12,7 @@ import pytest
 import requests
 
 from pattern_track.collector import Collector
+from tests.conftest import PYTHON
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.slow
@@ -28,7 +31,7 @@ def limited_counts(collector: Collector) -> tuple[int, int]:
     return stored, refused
 
 
-def test_a_saturated_limit_only_delays_fills_batches_and_never_opens_the_breaker(make_tracker):
+def test_a_saturated_limit_only_delays_fills_batches_and_never_opens_the_breaker(make_tracker, cache_dir, env):
     with Collector(rate_limit=2, window_s=2.0) as collector:
         tracker = make_tracker(collector.url, batch_size=10, linger_s=0.0)
         states = []
@@ -43,6 +46,12 @@ def test_a_saturated_limit_only_delays_fills_batches_and_never_opens_the_breaker
         assert stored <= 12, stored  # bigger, fewer requests under pressure (ideal: 6)
         assert refused <= stored, (refused, stored)
         assert len({e["event_id"] for e in collector.events()}) == 60
+        # Python's stats() and the CLI say what pace the machine keeps.
+        assert tracker.stats()["rate_limit"]["limit"] == 2 and tracker.stats()["rate_limit"]["window_s"] == 2.0
+        done = subprocess.run([PYTHON, "-m", "pattern_track", "stats", "--json", "--url", collector.url,
+                               "--cache-dir", cache_dir], env=env, capture_output=True, text=True, timeout=60)
+        shown = json.loads(done.stdout)["rate_limit"]
+        assert shown["limit"] == 2 and shown["refused"] == tracker.stats()["rate_limit"]["refused"] == refused
 
 
 def test_a_machine_sharing_a_full_limit_with_another_client_delivers_once_it_stops(make_tracker):
@@ -67,8 +76,8 @@ def test_a_machine_sharing_a_full_limit_with_another_client_delivers_once_it_sto
             for i in range(5):
                 tracker.track_pattern_creation(f"y = {i}", {"language": "python"})
             # The tracker met the full window at least twice before the other client stops.
+            # (It may win a freed slot now and then: the other client takes most, not all.)
             assert eventually(lambda: limited_counts(collector)[1] >= 2, timeout=30), collector.state()
-            assert collector.state()["events"] == 0
         finally:
             stop.set()
             thread.join(5)
