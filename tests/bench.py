@@ -28,7 +28,8 @@ Measurements (targets):
 - ``original``: the original design's costs as its README stated them, for comparison.
 - ``fleet``: N machines (own HOME and cache, real hook processes) against one global rate
   limit after an outage (bench_fleet.py): 30 x 3 hooks at 10/min all delivered within
-  240 s of recovery with at most 0.5 429s per stored request; at 100/min within 20 s, no 429.
+  240 s of recovery with at most 0.5 429s per stored request; at 100/min within 20 s, no 429;
+  one machine whose limit another client keeps full: within the window + 60 s of it stopping.
 - ``doubt``: answers that never came back (late, cut short, reset) after the service
   stored (bench_doubt.py): duplicates <= 1 % of events, none of node-creating events.
 """
