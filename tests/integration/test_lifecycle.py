@@ -20,8 +20,11 @@ PRELUDE = """
 import os, sys, json, time, threading, atexit, signal
 from pattern_track import Tracker
 URL, CACHE = sys.argv[1], sys.argv[2]
-def emit(ids):
-    print(json.dumps(ids), flush=True)
+_emitting = threading.Lock()
+def emit(ids):  # one line per call: print() from two threads can interleave text and newline
+    with _emitting:
+        sys.stdout.write(json.dumps(ids) + "\\n")
+        sys.stdout.flush()
 pause = threading.Event().wait  # scenario timing inside the child, never synchronisation
 """
 
