@@ -28,7 +28,11 @@ def stats(self) -> dict:
     ``seconds_until_probe``, ...), ``health`` (the last answer any process
     recorded: ``is_healthy``, ``reason``, ``checked_at`` epoch seconds, ``last_check`` the
     same as an ISO time, ``age_s`` seconds since, ``consecutive_failures``: the keys of
-    ``pattern-track stats --json``), ``last_failure`` (the last answer that held events
+    ``pattern-track stats --json``), ``rate_limit`` (the machine's pace under the service's
+    rate limit, shared by its processes: ``limit`` and ``window_s`` as health reports
+    them, ``gap_s`` between requests, ``wait_s`` until the next, ``under_pressure`` (the
+    window was seen full lately), ``refused`` 429s seen; None before the network parts
+    are up; delivery/pacing.py), ``last_failure`` (the last answer that held events
     back: ``reason`` such as ``refused``, ``timed_out``, ``tls``, ``dns``, ``http_503``,
     ``rate_limited``, ``database_unavailable``; ``detail``; ``at`` epoch seconds; or
     None), ``outcomes`` (``accepted`` = ``delivered`` + ``outboxed`` + ``dead_lettered``
