@@ -60,8 +60,7 @@ class Dispatcher(Stash, Closing):
         # The key of the newest outbox chunk holding events of ours: while it is queued,
         # later events go behind it (order within the process); else they may go direct.
         self._ours_until: str | None = None
-        # The outbox refused events for its cap: they wait in memory and the journal
-        # (not dropped) and storing stops until the drainer's next step (kick).
+        # Events refused for the outbox's cap wait in memory and the journal until a kick.
         self._room_wait = False
         self._memory_only = False  # the journal is unusable: see note_memory_only
         self._send_until: float | None = None  # see send_until
@@ -217,6 +216,7 @@ class Dispatcher(Stash, Closing):
             return self._store(batch, seq_of=seq_of)
         from .settle import settle  # the send path loads on first use, not at import
 
+        self._mark_sending(batch)  # write-ahead: a SIGKILL before the answer leaves them in doubt
         outcomes = core.delivery.send(batch)
         doubtful = [event_id_from(e) for e, o in zip(batch, outcomes) if o.in_doubt]
         if self._network_closed and any(o.reason == "cut" for o in outcomes):

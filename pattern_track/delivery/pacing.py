@@ -36,6 +36,8 @@ __all__ = ["DEFAULT_LIMIT", "DEFAULT_WINDOW_S", "Pacer", "gate", "rate_limiting"
 DEFAULT_WINDOW_S = 60.0
 DEFAULT_LIMIT = 1000
 KEY = "pace"
+#: How long a copy of the shared record serves before it is read again, in seconds.
+READ_EVERY_S = 0.25
 
 
 def rate_limiting(doc: Any) -> tuple[int, float, int] | None:
@@ -56,21 +58,32 @@ def rate_limiting(doc: Any) -> tuple[int, float, int] | None:
 class Pacer:
     """The machine's pace for one service; ``store`` is the shared state (get/set/update)."""
 
-    def __init__(self, store: Any, clock: Any, *, rng: Any = None) -> None:
+    def __init__(self, store: Any, clock: Any, *, rng: Any = None, fresh_s: float = READ_EVERY_S) -> None:
         self._store = store
         self._clock = clock
         self._rng = rng  # random.Random, made on first use
+        self._fresh_s = fresh_s
+        self._copy: dict = {}
+        self._read_at: float | None = None
 
     # -- what the service said -------------------------------------------------------------
 
     def _record(self) -> dict:
-        record = self._store.get(KEY)
-        return record if isinstance(record, dict) else {}
+        """The shared record, read at most every ``fresh_s`` (a read per request would cost
+        the drain its throughput; other processes' changes arrive within that)."""
+        now = self._clock.monotonic()
+        if self._read_at is None or not 0 <= now - self._read_at < self._fresh_s:
+            record = self._store.get(KEY)
+            self._copy = record if isinstance(record, dict) else {}
+            self._read_at = now
+        return self._copy
 
     def _update(self, change: Any) -> None:
-        record = self._record()
+        self._read_at = None  # read-modify-write from the shared value, not the copy
+        record = dict(self._record())
         change(record)
         self._store.set(KEY, record)
+        self._copy, self._read_at = record, self._clock.monotonic()
 
     def _uniform(self, low: float, high: float) -> float:
         if self._rng is None:

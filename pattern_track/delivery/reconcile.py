@@ -35,12 +35,13 @@ MAX_READ_S = 10.0
 MAX_UNCLEAR_IN_A_ROW = 3
 
 
-def reconcile(core: Any, events: Sequence[bytes]) -> list[bool]:
-    """One flag per event: True when it was in doubt and the service has it already.
-    Never raises (a failure means: resend). Counts ``conditions`` ``in_doubt``,
-    ``reconciled`` and ``possibly_duplicated`` in ``core.counters``."""
+def reconcile(core: Any, events: Sequence[bytes], ids: Sequence[str] | None = None) -> list[bool]:
+    """One flag per event: True when it was in doubt and the service has it already
+    (``ids``: the events' ids, when the caller has them). Never raises (a failure means:
+    resend). Counts ``conditions`` ``in_doubt``, ``reconciled`` and ``possibly_duplicated``
+    in ``core.counters``."""
     try:
-        ids = [event_id_from(e) for e in events]
+        ids = [event_id_from(e) for e in events] if ids is None else ids
         doubtful = doubt.among(core.outbox, ids)
     except Exception as exc:
         log.warning("cannot read which events are in doubt (%s); resending as they are", type(exc).__name__)

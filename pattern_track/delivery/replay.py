@@ -52,10 +52,12 @@ class Replay:
         waiting = parking.dependents(events, parking.blocked())
         # Events in doubt (their last request may have been stored) that the service has
         # already are settled as delivered, not sent again (reconcile.py).
+        ids = [event_id_from(e) for e in events]  # once: reconcile, doubt and settling use them
         candidates = [e for e, w in zip(events, waiting) if not w]
-        found = iter(reconcile(core, candidates))
+        found = iter(reconcile(core, candidates, [i for i, w in zip(ids, waiting) if not w]))
         stored = [False if w else next(found) for w in waiting]
         sending = [e for e, w, s in zip(events, waiting, stored) if not (w or s)]
+        self._intend([i for i, w, s in zip(ids, waiting, stored) if not (w or s)])
         answers = iter(core.delivery.send(sending) if sending else [])
         outcomes = [None if w else (RECONCILED if s else next(answers)) for w, s in zip(waiting, stored)]
         total, settlements, start = Settlement(), [], 0
@@ -82,14 +84,24 @@ class Replay:
         self._dead_letter(total.dead, replay=True)
         parking.park(*park[:2], waiting=park[2])  # before settling: a crash repeats, never loses
         core.outbox.settle_many(settlements)
-        self._remember_doubt(events, outcomes)
+        self._remember_doubt(ids, outcomes)
         return total
 
-    def _remember_doubt(self, events: list, outcomes: list) -> None:
+    def _intend(self, ids: list) -> None:
+        """Write-ahead: the events about to be sent (``ids``) are in doubt until their answer
+        settles them (``_remember_doubt``). A drainer or sync killed mid-request leaves them
+        so, and the next attempt asks the read route before resending (reconcile.py)."""
+        if ids:
+            try:
+                doubt.add(self._core.outbox, ids)
+            except Exception as exc:  # OutboxError: at worst a kill now resends them
+                log.warning("cannot record a request in doubt (%s)", type(exc).__name__)
+
+    def _remember_doubt(self, ids: list, outcomes: list) -> None:
         """Events now settled leave the in-doubt list; those whose request left them in doubt
         (again) join it, so the next attempt asks before resending."""
-        still = [event_id_from(e) for e, o in zip(events, outcomes) if o is not None and o.in_doubt]
-        done = [event_id_from(e) for e, o in zip(events, outcomes) if o is not None and not o.in_doubt]
+        still = [i for i, o in zip(ids, outcomes) if o is not None and o.in_doubt]
+        done = [i for i, o in zip(ids, outcomes) if o is not None and not o.in_doubt]
         try:
             doubt.settle(self._core.outbox, done, still)
         except Exception as exc:  # OutboxError: at worst an event is resent without asking

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from .. import logs
+from ..event import event_id_from
 from ..errors import CacheError, OutboxError
 
 __all__ = ["Stash"]
@@ -142,6 +143,16 @@ class Stash:
         finally:
             with self._cond:
                 self._in_flight -= len(held)
+
+    def _mark_sending(self, batch: list) -> None:
+        """Before a request goes: its events are in doubt in the journal until answered, so
+        a drainer adopting the journal of a process killed meanwhile asks the read route
+        before resending them (a kill cannot say so after the fact)."""
+        if self._journal is not None:
+            try:
+                self._journal.mark_in_doubt([event_id_from(e) for e in batch], sending=True)
+            except OSError as exc:
+                log.warning("cannot mark a request in the journal (%s); a kill may resend it", type(exc).__name__)
 
     def _remember_doubt(self, ids: list) -> None:
         """Events kept after a request that may have stored them: the drainer asks the read

@@ -189,17 +189,20 @@ class Journal:
             finally:
                 self._writing = False
 
-    def mark_in_doubt(self, ids: "list[str]") -> None:
+    def mark_in_doubt(self, ids: "list[str]", *, sending: bool = False) -> None:
         """Record that the service may have stored these events already (their request was
-        cut at exit): ``?<id> <id>...``; the drainer that adopts the journal asks the read
-        route before resending them (store/doubt.py). Raises OSError."""
+        cut at exit, or, with ``sending``, is about to go: if this process dies before the
+        answer, nobody else can tell): ``?<id> <id>...``; the drainer that adopts the
+        journal asks the read route before resending those it adopts (store/doubt.py).
+        Raises OSError."""
         ids = [i for i in ids if i and i != "?" and i.isalnum()]
         if not ids:
             return
         with self._lock:
             if self._pid != os.getpid() or self._writing:
                 return
-            self.doubt_ids.update(ids)
+            if not sending:  # a request about to go is settled by its answer: nothing to keep
+                self.doubt_ids.update(ids)
             self._writing = True
             try:
                 self._put(b"?" + " ".join(ids).encode("ascii") + b"\n")
