@@ -14,14 +14,6 @@ from __future__ import annotations
 
 import os
 import threading
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    from typing import Any, Mapping
-
-    from typing_extensions import Unpack  # type checkers only: never imported at run time
-
-    from .config import Options
-
 from .process import ending, lifecycle
 from .clock import Clock, as_seconds
 from .config import Config, config_from_options
@@ -32,8 +24,15 @@ from .delivery.drainer import Drainer
 from .store import services
 from .store.journal import Journal
 from .tracking import lineage, maintenance, recording, report
-
 from . import logs
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from typing import Any, Mapping
+
+    from typing_extensions import Unpack  # type checkers only: never imported at run time
+
+    from .config import Options
 
 __all__ = ["Tracker", "get_tracker"]
 

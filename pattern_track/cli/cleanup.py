@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import
+from .common import CliError, _config, _emit, _open
 
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import
 if TYPE_CHECKING:
     import argparse
-
-from .common import CliError, _config, _emit, _open
 
 __all__ = ["cmd_cleanup", "cmd_dead_letter"]
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import os
 import time
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import
-
-if TYPE_CHECKING:
-    from typing import Any
-    import argparse
-
 from .common import CliError, _config, _emit, _iso, _open
 from .stats import _stats
 from .waiting import _elsewhere_lines
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import
+if TYPE_CHECKING:
+    from typing import Any
+    import argparse
 
 __all__ = ["cmd_doctor"]
 

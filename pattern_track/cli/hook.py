@@ -14,16 +14,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    from typing import Any, BinaryIO, Iterator, Mapping
-
 from .. import logs
 from .. import event as _event
 from ..store import services
 from ..config import Config
 from ..store.spool import Spool
 from .payload import FileState, events_for
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Iterator, Mapping
 
 __all__ = ["FileState", "events_for", "run"]
 

@@ -14,13 +14,12 @@ import contextlib
 import datetime
 import signal
 import threading
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import
+from .common import CliError, _config, _emit
 
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import
 if TYPE_CHECKING:
     from typing import Any, Callable, Iterator
     import argparse
-
-from .common import CliError, _config, _emit
 
 __all__ = ["DEFAULT_DEPTH", "DEFAULT_TIMEOUT_S", "cmd_lineage", "tree_lines"]
 

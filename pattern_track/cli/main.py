@@ -16,15 +16,15 @@ from __future__ import annotations
 import json
 import sys
 import time
-TYPE_CHECKING = False  # typing costs ~2.5 ms; the hook runs through this module
 
+from .common import CliError
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms; the hook runs through this module
 if TYPE_CHECKING:
     from typing import Any, Sequence
     import argparse
 
 __all__ = ["main"]
-
-from .common import CliError, _config, _emit, _open  # noqa: F401  (shared by the commands)
 
 HOOK_HELP = """\
 usage: pattern-track hook [-h]

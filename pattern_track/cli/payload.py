@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from .. import logs
+from .. import event as _event
+
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any
-
-from .. import logs
-from .. import event as _event
 
 __all__ = ["FileState", "MAX_CODE_CHARS", "events_for"]
 

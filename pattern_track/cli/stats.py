@@ -4,14 +4,13 @@ answer with its age (the conventions are main.py's)."""
 from __future__ import annotations
 
 import time
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import
+from .common import _config, _emit, _open, _table
+from .waiting import _elsewhere, _elsewhere_lines, _quarantine_lines, _resume_drainer
 
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import
 if TYPE_CHECKING:
     from typing import Any
     import argparse
-
-from .common import _config, _emit, _open, _table
-from .waiting import _elsewhere, _elsewhere_lines, _quarantine_lines, _resume_drainer
 
 __all__ = ["cmd_stats"]
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import sys
 import time
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import
+from .common import _config, _emit, _iso, _open
+from .waiting import _elsewhere, _elsewhere_lines, _quarantine_lines, _resume_drainer
 
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import
 if TYPE_CHECKING:
     from typing import Any, Sequence
     import argparse
-
-from .common import _config, _emit, _iso, _open
-from .waiting import _elsewhere, _elsewhere_lines, _quarantine_lines, _resume_drainer
 
 __all__ = ["cmd_drain", "cmd_sync"]
 

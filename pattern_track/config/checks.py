@@ -6,11 +6,11 @@ and env.py on each environment variable before it is used.
 
 from __future__ import annotations
 
+from ..errors import ConfigError
+
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Iterable, Mapping
-
-from ..errors import ConfigError
 
 __all__ = ["check", "kind_of", "lower_scheme", "refuse_unknown"]
 

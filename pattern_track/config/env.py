@@ -7,12 +7,12 @@ A bad value is never fatal here: it becomes a warning and the option keeps its d
 
 from __future__ import annotations
 
+from ..errors import ConfigError
+from .checks import check, kind_of, lower_scheme
+
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any, Iterator, Mapping
-
-from ..errors import ConfigError
-from .checks import check, kind_of, lower_scheme
 
 __all__ = ["ENV_PREFIX", "LEGACY_ENV", "names", "parse", "read", "variables"]
 

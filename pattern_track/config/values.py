@@ -10,15 +10,15 @@ checks.py says; how the environment is read, env.py.
 from __future__ import annotations
 
 import os
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    from typing import Any, Callable, Mapping
-
 from .. import logs
 from ..store.cachedir import default_cache_dir, usable_default
 from ..errors import ConfigError
 from . import env
 from .checks import check as _check_value, lower_scheme as _lower_scheme, refuse_unknown
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from typing import Any, Callable, Mapping
 
 __all__ = ["Config", "config_from_options", "default_cache_dir", "fields"]
 

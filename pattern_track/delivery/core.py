@@ -13,16 +13,16 @@ import itertools
 import os
 import threading
 import time
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    from typing import Any
-
 from .. import logs
 from ..clock import Clock
 from ..config import Config
 from ..errors import OutboxError
 from ..store.spool import Spool
 from ..store.state import MemoryState
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Core", "Counters"]
 

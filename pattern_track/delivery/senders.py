@@ -24,11 +24,11 @@ try:
 except ImportError:  # pragma: no cover - CPython always has _queue
     from queue import SimpleQueue  # type: ignore[assignment]
 
+from .. import logs
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable
-
-from .. import logs
 
 __all__ = ["Senders"]
 

@@ -25,12 +25,12 @@ from __future__ import annotations
 import os
 import threading
 
+from ..store import forksafe
+from .. import logs
+
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any
-
-from ..store import forksafe
-from .. import logs
 
 __all__ = ["exiting", "hand_off", "register"]
 

@@ -21,10 +21,6 @@ import collections
 import itertools
 import os
 import threading
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    from typing import Callable
-
 from .. import logs
 from .cachedir import prepare_directory
 # One journal file: its preallocation, memory map and lock (re-exported: tests patch it here).
@@ -32,6 +28,10 @@ from .segment import FIRST_SEGMENT_BYTES, Segment as _Segment  # noqa: F401
 # Reading journal files and adopting ended writers' (re-exported: one import for both sides).
 from .orphans import (EXIT_SUFFIX, SUFFIX, _events, adopt_orphans, exiting_writers, orphan_count,  # noqa: F401
                       orphans_waiting, unsettled_count)
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from typing import Callable
 
 __all__ = ["Journal", "JournalFull", "adopt_orphans", "exiting_writers", "orphan_count", "orphans_waiting",
            "unsettled_count"]

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 import time
+from .. import logs
+
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Callable, Iterable
-
-from .. import logs
 
 __all__ = ["Spool"]
 

@@ -10,15 +10,15 @@ waits on the network or prints.
 from __future__ import annotations
 
 import threading
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    from typing import Any
-
 from .. import event as _event
 from .. import logs
 from ..errors import CacheError
 from ..process import lifecycle
 from ..store.journal import JournalFull
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["track"]
 
