@@ -25,6 +25,7 @@ from .errors import CacheError, ConfigError, PatternTrackError
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any
+
     from .config import Config
     from .event import pattern_id_for
     from .tracker import Tracker, get_tracker

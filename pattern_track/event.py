@@ -11,9 +11,9 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Mapping
+
 # JSON and SHA-256 without importing json or hashlib (re-exported: the hook and services.py use them).
-from .codec import sha256, to_json  # noqa: F401
-from .codec import to_json as _dumps, to_json_unicode as _dumps_utf8
+from .codec import sha256, to_json, to_json as _dumps, to_json_unicode as _dumps_utf8
 
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:

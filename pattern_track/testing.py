@@ -49,7 +49,7 @@ class FakeClock(Clock):
         return event.is_set()
 
 
-def tracker_with_clock(base_url: str | None = None, *, clock: Clock, **options: object) -> "Tracker":
+def tracker_with_clock(base_url: str | None = None, *, clock: Clock, **options: object) -> Tracker:
     """A ``Tracker`` whose timers all read ``clock`` (a ``FakeClock`` in tests): the testing
     seam, kept out of ``Tracker``'s public signature."""
     from .config import config_from_options

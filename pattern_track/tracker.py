@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import os
 import threading
-from .process import ending, lifecycle
+
+from . import logs
 from .clock import Clock, as_seconds
 from .config import Config, config_from_options
 from .delivery.core import Core, Counters
-from .store.cachedir import check_directory
 from .delivery.dispatcher import Dispatcher
 from .delivery.drainer import Drainer
+from .process import ending, lifecycle
 from .store import services
+from .store.cachedir import check_directory
 from .store.journal import Journal
 from .tracking import lineage, maintenance, recording, report
-from . import logs
 
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Any, Mapping
+    from collections.abc import Mapping
+    from typing import Any
 
     from typing_extensions import Unpack  # type checkers only: never imported at run time
 
@@ -117,7 +119,7 @@ class Tracker:
             lifecycle.register(self)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> "Tracker":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Tracker:
         """A tracker configured from environment variables (bad values warn and fall back).
 
         ``environ`` defaults to ``os.environ``; ``options`` win over it (see ``__init__``).
@@ -220,7 +222,7 @@ class Tracker:
         self._handed_off = True
         ending.hand_off(self, after_pid=os.getpid())
 
-    def __enter__(self) -> "Tracker":
+    def __enter__(self) -> Tracker:
         """``with Tracker(...) as tracker:`` closes it at the end of the block."""
         return self
 

@@ -45,7 +45,6 @@ import platform
 import resource
 import select
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -53,11 +52,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from tests.bench_kill import bench_contention, bench_kill, report_contention, report_kill
 from tests.bench_doubt import bench_doubt, report_doubt
 from tests.bench_fleet import bench_fleet, report_fleet
+from tests.bench_kill import bench_contention, bench_kill, report_contention, report_kill
 from tests.bench_recovery import bench_recovery, report_recovery
 from tests.helpers import drainer_pids, eventually, kill_drainers, store_dir
 
@@ -245,7 +245,7 @@ class CollectorProcess:
         self.url = ""
         self._http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    def start(self, attempts: int = 3) -> "CollectorProcess":
+    def start(self, attempts: int = 3) -> CollectorProcess:
         for _ in range(attempts):
             port = free_port()
             proc = subprocess.Popen([PYTHON, "-m", "pattern_track.collector", "--port", str(port), *self.args],

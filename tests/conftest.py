@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from pattern_track import Tracker
-from tests.helpers import drainer_pids, kill_drainers
 from pattern_track.collector import Collector
+from tests.helpers import drainer_pids, kill_drainers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Hook payload samples (one Claude Code session, copied from the project's shared/ folder).

@@ -3,9 +3,9 @@ counted drop, never an exception, and one bad event never breaks a batch for the
 
 import io
 import json
+
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pattern_track import Tracker
 from pattern_track.cli import hook

@@ -5,8 +5,8 @@ import stat
 
 import pytest
 
-from pattern_track.store.cachedir import prepare_directory
 from pattern_track.errors import CacheError
+from pattern_track.store.cachedir import prepare_directory
 from pattern_track.store.outbox import Outbox
 
 

@@ -122,7 +122,7 @@ def _module_of(name):
 def test_library_never_prints():
     """Only the CLI and the collector subpackage may write to the terminal."""
     for module in MODULES:
-        if module.startswith("cli/") and module != "cli/hook" or module == "__main__" or module in COLLECTOR:
+        if (module.startswith("cli/") and module != "cli/hook") or module == "__main__" or module in COLLECTOR:
             continue
         with open(os.path.join(PKG, module + ".py"), encoding="utf-8") as f:
             text = f.read()

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 import time
+
 from .common import CliError, _config, _emit, _iso, _open
 from .stats import _stats
 from .waiting import _elsewhere_lines
 
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import
 if TYPE_CHECKING:
-    from typing import Any
     import argparse
+    from typing import Any
 
 __all__ = ["cmd_doctor"]
 
@@ -62,7 +63,7 @@ class _Report:
         self.steps.append(step)
 
 
-def _doctor_config(args: "argparse.Namespace", report: _Report) -> Any:
+def _doctor_config(args: argparse.Namespace, report: _Report) -> Any:
     from ..config import fields
 
     warnings: list[str] = []
@@ -144,7 +145,7 @@ def _doctor_hook(report: _Report) -> None:
         report.steps.append("run `pattern-track install` so Claude Code's edits are tracked")  # a choice, not a fault
 
 
-def cmd_doctor(args: "argparse.Namespace") -> int:
+def cmd_doctor(args: argparse.Namespace) -> int:
     report = _Report()
     config = _doctor_config(args, report)
     if report.doc["warnings"]:

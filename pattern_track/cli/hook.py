@@ -14,16 +14,17 @@ from __future__ import annotations
 import json
 import os
 import sys
-from .. import logs
-from .. import event as _event
-from ..store import services
+
+from .. import event as _event, logs
 from ..config import Config
+from ..store import services
 from ..store.spool import Spool
 from .payload import FileState, events_for
 
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO, Iterator, Mapping
+    from collections.abc import Iterator, Mapping
+    from typing import Any, BinaryIO
 
 __all__ = ["FileState", "events_for", "run"]
 

@@ -4,6 +4,7 @@ and say what changed (installer.py edits the file; the conventions are main.py's
 from __future__ import annotations
 
 import os
+
 from .common import _emit
 
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 __all__ = ["cmd_install"]
 
 
-def cmd_install(args: "argparse.Namespace") -> int:
+def cmd_install(args: argparse.Namespace) -> int:
     import difflib
 
     from . import installer

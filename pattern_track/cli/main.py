@@ -13,16 +13,15 @@ imports happen inside each command, so the hook stays fast.
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 
 from .common import CliError
 
 TYPE_CHECKING = False  # typing costs ~2.5 ms; the hook runs through this module
 if TYPE_CHECKING:
-    from typing import Any, Sequence
     import argparse
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = ["main"]
 
@@ -43,23 +42,23 @@ exit status:
 """
 
 
-def cmd_hook(args: "argparse.Namespace") -> int:
+def cmd_hook(args: argparse.Namespace) -> int:
     return _hook([])  # main() takes `hook` before argparse; this keeps the parser honest
 
 
 EXIT = "exit status:\n  0    {ok}\n  1    {one}\n  2    usage error (argparse){two}"
 
 
-def _parser() -> "argparse.ArgumentParser":
+def _parser() -> argparse.ArgumentParser:
     import argparse  # not on the hook's path
 
     from .argtypes import _hops, _non_negative, _pattern_id, _positive, _url
     from .cleanup import cmd_cleanup, cmd_dead_letter
     from .doctor import cmd_doctor
     from .install import cmd_install
+    from .lineage import DEFAULT_DEPTH, DEFAULT_TIMEOUT_S, DESCRIPTION as LINEAGE, cmd_lineage
     from .stats import cmd_stats
     from .sync import cmd_drain, cmd_sync
-    from .lineage import DEFAULT_DEPTH, DEFAULT_TIMEOUT_S, DESCRIPTION as LINEAGE, cmd_lineage
 
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from .. import logs
-from .. import event as _event
+
+from .. import event as _event, logs
 
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ log = logs.get("pattern_track.cli.hook")  # its name from before this module was
 #: pattern_data keeps at most this much code; the id is computed from all of it.
 MAX_CODE_CHARS = 64 * 1024
 _TOOLS = {"Write", "Edit", "MultiEdit", "NotebookEdit"}
-_TRUE = {True, "true", "True", "1", 1}
+_TRUE = {True, "true", "True", "1"}
 
 
 def _apply_edit(text: str, old: Any, new: Any, replace_all: Any) -> str | None:

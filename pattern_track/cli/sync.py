@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import sys
 import time
+
 from .common import _config, _emit, _iso, _open
 from .waiting import _elsewhere, _elsewhere_lines, _quarantine_lines, _resume_drainer
 
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import
 if TYPE_CHECKING:
-    from typing import Any, Sequence
     import argparse
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = ["cmd_drain", "cmd_sync"]
 
@@ -81,7 +83,7 @@ def _ended_journals(config: Any) -> int:
     return ended + ending
 
 
-def cmd_sync(args: "argparse.Namespace") -> int:
+def cmd_sync(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout  # --timeout covers start-up and the health check too
     config = _config(args)
     core, _, drainer = _open(config, network=True)
@@ -160,7 +162,7 @@ def cmd_sync(args: "argparse.Namespace") -> int:
     return 0 if left == 0 and skipped == 0 and not busy else 1
 
 
-def cmd_drain(args: "argparse.Namespace") -> int:
+def cmd_drain(args: argparse.Namespace) -> int:
     from ..process import detached
 
     return detached.run(_config(args), after_pid=args.after_pid, idle_s=args.idle, max_s=args.max,

@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .contract import DETAILS, PHRASES, EventFailed, Reply, json_reply
 from .modes import FAULT_HELP, FAULT_MODES, FAULTS, checked_params
@@ -103,7 +104,7 @@ class Faults:
                 return Reply(413, _NGINX_413, "text/html", close=True)
         return None
 
-    def before(self, route: str) -> Reply | None | bool:
+    def before(self, route: str) -> Reply | bool | None:
         """The answer the mode imposes on this route, False for none, None to hang up.
 
         ``hang``, ``slow`` and ``html`` act on every route (the process or a proxy in

@@ -18,12 +18,24 @@ import re
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from . import reads
-from .contract import (API, SERVICE_RATE_LIMIT, Answer, EventFailed, Reply, contract_error, json_reply, new_id,
-                       parse_body, validate_batch, validate_event)
+from .contract import (
+    API,
+    SERVICE_RATE_LIMIT,
+    Answer,
+    EventFailed,
+    Reply,
+    contract_error,
+    json_reply,
+    new_id,
+    parse_body,
+    validate_batch,
+    validate_event,
+)
 from .faults import Faults
 from .store import Store
 

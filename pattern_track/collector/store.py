@@ -19,8 +19,17 @@ import threading
 import time
 from typing import Any
 
-from .contract import (CREATIONS, MAX_LENGTHS, NODE_FIELDS, NUL_IN_JSON, NUL_IN_TEXT, Answer, EventFailed, has_nul,
-                       new_id)
+from .contract import (
+    CREATIONS,
+    MAX_LENGTHS,
+    NODE_FIELDS,
+    NUL_IN_JSON,
+    NUL_IN_TEXT,
+    Answer,
+    EventFailed,
+    has_nul,
+    new_id,
+)
 
 __all__ = ["Store"]
 

@@ -10,7 +10,8 @@ from ..errors import ConfigError
 
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Any, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 __all__ = ["check", "kind_of", "lower_scheme", "refuse_unknown"]
 

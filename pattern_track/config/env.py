@@ -12,7 +12,8 @@ from .checks import check, kind_of, lower_scheme
 
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Any, Iterator, Mapping
+    from collections.abc import Iterator, Mapping
+    from typing import Any
 
 __all__ = ["ENV_PREFIX", "LEGACY_ENV", "names", "parse", "read", "variables"]
 

@@ -6,7 +6,8 @@ validates the same options at run time.
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypedDict
+from collections.abc import Callable
+from typing import Any, TypedDict
 
 __all__ = ["Options"]
 

@@ -10,15 +10,17 @@ checks.py says; how the environment is read, env.py.
 from __future__ import annotations
 
 import os
+
 from .. import logs
-from ..store.cachedir import default_cache_dir, usable_default
 from ..errors import ConfigError
+from ..store.cachedir import default_cache_dir, usable_default
 from . import env
 from .checks import check as _check_value, lower_scheme as _lower_scheme, refuse_unknown
 
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Any, Callable, Mapping
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 __all__ = ["Config", "config_from_options", "default_cache_dir", "fields"]
 
@@ -120,7 +122,7 @@ class Config:
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url must start with http:// or https://, got {self.base_url!r}")
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         """Return a copy with ``changes`` applied (validated like the constructor)."""
         return Config(**{**self.values(), **changes})
 
@@ -163,7 +165,7 @@ class Config:
         return service_dir(self.resolved_cache_dir, self.base_url)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
         """Build from environment variables; ``overrides`` win and are validated strictly.
 
         Each variable is checked on its own: a bad one is logged as a warning, kept in

@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..event import event_id_from
 from .outcome import OK, TRANSIENT, Outcome, classify, classify_batch, classify_error

@@ -12,7 +12,7 @@ import collections
 import itertools
 import os
 import threading
-import time
+
 from .. import logs
 from ..clock import Clock
 from ..config import Config
@@ -36,7 +36,7 @@ def _import_everything_the_threads_use() -> None:
     import datetime  # noqa: F401  health snapshots, HTTP dates
     import email.utils  # noqa: F401  Retry-After as an HTTP date
 
-    from . import breaker, batches, health, parking, probe, readback, replay, senders, settle, transport  # noqa: F401
+    from . import batches, breaker, health, parking, probe, readback, replay, senders, settle, transport  # noqa: F401
 
     "localhost".encode("idna")  # socket encodes host names with it: imports encodings.idna
 
@@ -172,8 +172,8 @@ class Core:
                       max_bytes=int(c.cache_max_size_mb * 1024 * 1024))
 
     def _build_network(self) -> None:
-        from .breaker import Breaker
         from .batches import Delivery
+        from .breaker import Breaker
         from .health import Health
         from .pacing import Pacer
         from .transport import BATCH_PATH, HEALTH_PATH, TRACK_PATH, Transport

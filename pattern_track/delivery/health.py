@@ -15,7 +15,8 @@ on our side (``RuntimeError`` at interpreter shutdown) records nothing.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..clock import Clock
 from .outcome import health_verdict

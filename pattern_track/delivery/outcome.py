@@ -20,11 +20,17 @@ we cut ourselves (exit, a client-side error): those are ``Outcome(..., against_s
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 # Reading a body and a header is answers.py's; what they mean is decided here.
-from .answers import RETRY_AFTER_MAX_S, parse_retry_after
-from .answers import detail_text as _detail, is_service_body as _service_body, parse_json as _json
+from .answers import (
+    RETRY_AFTER_MAX_S,
+    detail_text as _detail,
+    is_service_body as _service_body,
+    parse_json as _json,
+    parse_retry_after,
+)
 
 __all__ = ["BatchVerdict", "Outcome", "RETRY_AFTER_MAX_S", "classify", "classify_batch", "classify_error", "health_verdict", "parse_retry_after"]
 

@@ -22,7 +22,8 @@ from .batches import event_id_from
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Sequence
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = ["reconcile"]
 
@@ -47,9 +48,9 @@ def reconcile(core: Any, events: Sequence[bytes]) -> list[bool]:
         return [False] * len(events)
     if not doubtful:
         return [False] * len(events)
-    from .readback import NODE_EVENTS, ReadUnknown, evolution, is_stored
-
     import time
+
+    from .readback import NODE_EVENTS, ReadUnknown, evolution, is_stored
 
     docs: dict = {}
     found, unsure, unclear = [], 0, 0

@@ -18,7 +18,8 @@ from .settle import Settlement, settle
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
 __all__ = ["Replay"]
 

@@ -28,7 +28,7 @@ from .. import logs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
+    from collections.abc import Callable
 
 __all__ = ["Senders"]
 

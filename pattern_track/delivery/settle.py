@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from .batches import event_id_from
 from .outcome import OK, PERMANENT, SUSPECT, Outcome
@@ -26,7 +26,7 @@ class Settlement:
     retry_after_s: float | None = None
     reason: str | None = None
 
-    def add(self, other: "Settlement") -> None:
+    def add(self, other: Settlement) -> None:
         """Fold another settlement (of a later part of the same batch) into this one."""
         self.sent += other.sent
         self.dead += other.dead

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import weakref
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -45,7 +45,7 @@ def _reason(exc: BaseException, timeout_s: float) -> tuple[str, str]:
     return "connection_error", text
 
 
-def _read(response: "requests.Response") -> Answer:
+def _read(response: requests.Response) -> Answer:
     """The answer, read whole; a 2xx whose body breaks off is kept as an incomplete answer
     (the service said it stored; batches.py and outcome.py decide what that means)."""
     try:
@@ -56,7 +56,7 @@ def _read(response: "requests.Response") -> Answer:
         raise
 
 
-def _pool_classes(sockets: "weakref.WeakSet[socket.socket]") -> dict:
+def _pool_classes(sockets: weakref.WeakSet[socket.socket]) -> dict:
     """urllib3 pool classes whose connections record their socket in ``sockets``."""
 
     class Conn(HTTPConnection):
@@ -79,7 +79,7 @@ def _pool_classes(sockets: "weakref.WeakSet[socket.socket]") -> dict:
 
 
 class _Adapter(HTTPAdapter):
-    def __init__(self, sockets: "weakref.WeakSet[socket.socket]") -> None:
+    def __init__(self, sockets: weakref.WeakSet[socket.socket]) -> None:
         self._sockets = sockets
         super().__init__(pool_connections=1, pool_maxsize=1, max_retries=0)
 
@@ -108,7 +108,7 @@ class _Channel:
             session.headers["Authorization"] = f"Bearer {config.api_key}"
         self.session = session
 
-    def prepared(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str] | None) -> "requests.PreparedRequest":
+    def prepared(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str] | None) -> requests.PreparedRequest:
         """A copy of this (method, url)'s prepared request with ``body`` and ``headers``.
 
         Preparing a request (URL parsing, merging session settings) costs more than the

@@ -25,8 +25,8 @@ from __future__ import annotations
 import os
 import threading
 
-from ..store import forksafe
 from .. import logs
+from ..store import forksafe
 
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ log = logs.get(__name__)
 
 #: Strong references: a tracker made inside a function (a pool task) and dropped must
 #: still hand off at exit what its journal holds. ``close()`` releases it.
-_live: "set[Any]" = set()
+_live: set[Any] = set()
 _state = {"hook": False, "exiting": False}
 _lock = threading.Lock()
 

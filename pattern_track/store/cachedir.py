@@ -11,7 +11,7 @@ from ..errors import CacheError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Mapping
+    from collections.abc import Mapping
 
 __all__ = ["DEFAULT_CACHE_DIR", "check_directory", "default_cache_dir", "prepare_directory", "temp_fallback",
            "usable_default"]

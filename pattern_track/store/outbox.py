@@ -21,11 +21,12 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Iterator, NamedTuple
+from collections.abc import Iterator
+from typing import NamedTuple
 
 from .cachedir import prepare_directory
-from .diskstore import STORAGE_ERRORS, open_cache, storage_errors as _storage_errors
 from .deadletters import DEAD, DeadLetters
+from .diskstore import STORAGE_ERRORS, open_cache, storage_errors as _storage_errors
 from .shared import SharedState
 
 __all__ = ["Chunk", "DEAD", "Outbox", "QUEUE", "STORAGE_ERRORS"]

@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping as _Mapping
 
-from .. import event as _event
-from .. import logs
+from .. import event as _event, logs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 __all__ = ["track_pattern_application", "track_pattern_creation", "track_pattern_merge",
            "track_pattern_modification"]

@@ -10,8 +10,8 @@ waits on the network or prints.
 from __future__ import annotations
 
 import threading
-from .. import event as _event
-from .. import logs
+
+from .. import event as _event, logs
 from ..errors import CacheError
 from ..process import lifecycle
 from ..store.journal import JournalFull
@@ -124,7 +124,7 @@ def _track(self, event_type: str, fields: dict) -> str | None:
     return None
 
 
-def _journal_write(self, data: bytes, then: Any) -> "int | None | bool":
+def _journal_write(self, data: bytes, then: Any) -> int | bool | None:
     """The event's journal sequence number; None if the journal is unusable (memory
     carries the event, counted); False if the cache's size cap refuses it."""
     if not self._journal_ok:

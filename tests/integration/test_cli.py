@@ -10,9 +10,9 @@ from unittest import mock
 
 import pytest
 
-from tests.conftest import PYTHON
 from pattern_track.collector import Collector
 from pattern_track.store.outbox import Outbox
+from tests.conftest import PYTHON
 from tests.helpers import store_dir
 
 #: The service the commands use when neither --url nor the environment names one.
@@ -352,7 +352,7 @@ def test_every_help_documents_exit_status(env, command):
     out = cli(*([command] if command else []), "--help", env=env)
     text = out.stdout.decode()
     assert out.returncode == 0 and "exit status:\n  0    " in text and "\n  2    " in text
-    assert command in ("hook",) or "\n  1    " in text and "usage error" in text
+    assert command in ("hook",) or ("\n  1    " in text and "usage error" in text)
 
 
 def test_every_option_says_its_unit_or_default():

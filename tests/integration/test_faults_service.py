@@ -1,7 +1,6 @@
 """Service faults: for each, the caller is never blocked or raised at, nothing is lost, and
 delivery recovers once the service does."""
 
-import threading
 import time
 
 import pytest

@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from tests.conftest import FIXTURES, PYTHON
-from pattern_track.collector import Collector
 from pattern_track.cli.hook import FileState, events_for
+from pattern_track.collector import Collector
+from tests.conftest import FIXTURES, PYTHON
 from tests.helpers import kill_drainers
 
 SAMPLES = sorted(f for f in os.listdir(FIXTURES) if f.endswith(".json"))

@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from tests.conftest import PYTHON
-from pattern_track.collector import Collector
 from pattern_track.cli.installer import MATCHER, hook_command
+from pattern_track.collector import Collector
+from tests.conftest import PYTHON
 
 #: What this interpreter's installation writes (tests run the CLI with the same interpreter).
 COMMAND = hook_command()

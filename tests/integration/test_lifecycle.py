@@ -3,10 +3,8 @@ hook, fork at any moment, many processes killed at once, and short scripts that 
 nothing. Real subprocesses against a loopback collector; every wait is bounded."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import textwrap
 
 import pytest

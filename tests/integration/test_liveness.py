@@ -9,14 +9,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 
 import pytest
 
 from pattern_track.collector import Collector
 from tests.conftest import PYTHON, remount_read_only
-from tests.helpers import eventually
 
 pytestmark = pytest.mark.slow
 

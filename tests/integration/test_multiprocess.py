@@ -1,14 +1,13 @@
 """Many processes on one outbox: concurrent hooks, rival syncs, a sync killed with SIGKILL."""
 
 import json
-import os
 import signal
 import subprocess
 from collections import Counter
 
-from tests.conftest import PYTHON
 from pattern_track.collector import Collector
 from pattern_track.store.outbox import Outbox
+from tests.conftest import PYTHON
 from tests.helpers import store_dir
 
 

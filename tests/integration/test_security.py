@@ -58,7 +58,6 @@ def test_an_unsafe_store_is_refused_by_the_spool_too(tmp_path):
     refuse it as well (it holds users' code): nothing is written through the symlink."""
     import os
 
-    from pattern_track import Tracker
 
     cache = tmp_path / "cache"
     cache.mkdir(mode=0o700)

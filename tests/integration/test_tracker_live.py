@@ -8,8 +8,8 @@ import pytest
 
 from pattern_track import Tracker
 from pattern_track.collector import Collector
-from tests.helpers import eventually, store_dir
 from pattern_track.store.outbox import Outbox
+from tests.helpers import eventually, store_dir
 
 
 def counts_add_up(stats):
