@@ -156,7 +156,7 @@ class Stats:
         self.values = sorted(values)
 
     def pct(self, q: float) -> float:
-        index = min(len(self.values) - 1, max(0, int(round(q / 100.0 * len(self.values) + 0.5)) - 1))
+        index = min(len(self.values) - 1, max(0, round(q / 100.0 * len(self.values) + 0.5) - 1))
         return self.values[index]
 
     @property
@@ -195,7 +195,7 @@ def timed_run(cmd: list[str], *, env: dict, stdin: bytes | None = None, timeout:
     """Wall seconds until the process exited and its pipes closed (as a hook host waits)."""
     start = time.perf_counter()
     result = subprocess.run(cmd, input=stdin if stdin is not None else b"", env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, cwd=ROOT)
+                            capture_output=True, timeout=timeout, cwd=ROOT)
     return time.perf_counter() - start, result
 
 
@@ -583,7 +583,7 @@ def _delivery_after_exit(b: Bench, runs: int) -> dict:
             exited = time.monotonic()
             if done.returncode != 0:
                 raise RuntimeError(f"library script failed: {done.stderr.decode()[-500:]}")
-            if not eventually(lambda: b.collector.state()["events"] > before, timeout=10, interval=0.01):
+            if not eventually(lambda before=before: b.collector.state()["events"] > before, timeout=10, interval=0.01):
                 raise RuntimeError("the event was not delivered within 10 s of the script's exit")
             latencies.append(time.monotonic() - exited)
         kill_drainers(b.root)
@@ -929,7 +929,7 @@ def report(meta: dict, results: dict, checks: list[dict], errors: dict) -> str:
         lines += _table("7. the original design's stated costs (~6 ms per event tracked, ~50 ms per synced event)",
                         ["", "track us/event", "sync events/s"], rows)
     if "kill" in r:
-        lines += report_kill(r["kill"]) + [""]
+        lines += [*report_kill(r["kill"]), ""]
     if "recovery" in r:
         lines += report_recovery(r["recovery"])
     if "contention" in r:

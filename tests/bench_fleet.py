@@ -185,4 +185,4 @@ def report_fleet(results: dict) -> list[str]:
     lines = ["10. a fleet against one global rate limit: own HOME and cache per machine, real hook processes, "
              "service down during the hooks, then the collector with the limit"]
     lines += ["   " + describe(r) for r in results.values()]
-    return lines + [""]
+    return [*lines, ""]

@@ -45,7 +45,7 @@ def _imports(module, *, typing_too):
     ``typing_too``, those imported for type checkers only as well)."""
     with open(os.path.join(PKG, module + ".py"), encoding="utf-8") as f:
         tree = ast.parse(f.read())
-    package = ["pattern_track"] + module.split("/")[:-1]
+    package = ["pattern_track", *module.split("/")[:-1]]
     names = set()
     for node in _nodes(tree, typing_too):
         if isinstance(node, ast.Import):
@@ -104,7 +104,7 @@ def _cycle():
 
     def visit(module):
         if module in path:
-            return path[path.index(module):] + [module]
+            return [*path[path.index(module):], module]
         if module in done:
             return None
         path.append(module)

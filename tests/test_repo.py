@@ -62,7 +62,7 @@ def test_each_third_party_library_has_one_owner_module():
 
 def qualified_imports(module):
     """The full names a module imports, relative imports resolved ("collector/store" -> ...)."""
-    package = ["pattern_track"] + module.split("/")[:-1]
+    package = ["pattern_track", *module.split("/")[:-1]]
     found = set()
     for node in ast.walk(parse(module)):
         if isinstance(node, ast.Import):
@@ -229,7 +229,7 @@ def test_help_of_tracker_shows_the_public_api_only():
     assert {"track", "flush", "close", "stats", "check_health", "force_health_check"} <= set(public)
     assert Tracker.force_health_check is Tracker.check_health
     assert "force_health_check()" in Tracker.check_health.__doc__
-    for name in public + ["__init__", "__enter__", "__exit__"]:
+    for name in [*public, "__init__", "__enter__", "__exit__"]:
         doc = getattr(Tracker, name).__doc__ or ""
         assert len(doc.split()) >= 8, f"Tracker.{name} needs a docstring (shapes, units, errors)"
     text = pydoc.render_doc(Tracker, renderer=pydoc.plaintext)

@@ -166,5 +166,5 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                                 "events to the service they were for")
     report.doc["problems"] = report.problems
     report.doc["next"] = report.steps[0] if report.steps else "nothing: all is well"
-    _emit(args, report.doc, report.lines + [f"next: {report.doc['next']}"])
+    _emit(args, report.doc, [*report.lines, f"next: {report.doc['next']}"])
     return 0 if report.problems == 0 else 1

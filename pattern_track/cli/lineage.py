@@ -116,7 +116,7 @@ def tree_lines(doc: dict) -> list[str]:
         lines += _branch(doc, upward) or ["  (none recorded)"]
     notes = [f"  {pid}: could not be read ({why})" for pid, why in sorted(doc["unreachable"].items())]
     notes += [f"  {pid}: not walked ({why})" for pid, why in sorted(doc["truncated"].items())]
-    return lines + (["incomplete:"] + notes if notes else [])
+    return lines + (["incomplete:", *notes] if notes else [])
 
 
 def _branch(doc: dict, upward: bool) -> list[str]:

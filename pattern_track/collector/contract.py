@@ -138,15 +138,15 @@ def validate_event(raw: Any, loc: list, issues: list) -> dict | None:
     for name, (kind, nullable, default) in _FIELDS.items():
         value = raw.get(name, default)
         if value is _REQUIRED:
-            issues.append(_issue("missing", loc + [name], "Field required", raw))
+            issues.append(_issue("missing", [*loc, name], "Field required", raw))
         elif value is None and nullable:
             event[name] = None
         elif not isinstance(value, kind):
             code, msg = _TYPE_ERRORS[kind]
-            issues.append(_issue(code, loc + [name], msg, value))
+            issues.append(_issue(code, [*loc, name], msg, value))
         elif kind is list and not all(isinstance(item, str) for item in value):
             at = next(i for i, item in enumerate(value) if not isinstance(item, str))
-            issues.append(_issue("string_type", loc + [name, at], _TYPE_ERRORS[str][1], value[at]))
+            issues.append(_issue("string_type", [*loc, name, at], _TYPE_ERRORS[str][1], value[at]))
         else:
             # Never share the default {} or [] (strings and numbers need no copy).
             event[name] = value.copy() if type(value) in (dict, list) else value

@@ -95,7 +95,7 @@ def reconcile(core: Any, events: Sequence[bytes]) -> list[bool]:
     # creates no node (no read shows it) counts as stored when a later node-creating event
     # of its request is; else it is resent.
     stored_up_to: dict = {}
-    for index, (event_id, is_found) in enumerate(zip(ids, found)):
+    for event_id, is_found in zip(ids, found):
         if is_found:
             request, position = doubtful[event_id]
             stored_up_to[request] = max(stored_up_to.get(request, -1), position)

@@ -124,7 +124,7 @@ def _adopt_locked(root: str, outbox: Any, chunk_size: int) -> dict:
                 legacy.set_parked(parked[taken:], moved_out=[e["event"] for e in parked[:taken]])
                 full = taken < len(parked)
             letters = legacy.dead_letters()
-            for key, value in letters:
+            for _, value in letters:
                 outbox.add_dead(value["event"], value.get("reason", "legacy"), value.get("detail", ""))
             dead = legacy.remove_dead([key for key, _ in letters])
         finally:

@@ -346,7 +346,7 @@ def test_hook_path_does_not_import_argparse(env):
     assert "pattern_track.cli.hook" in imported and "argparse" not in imported
 
 
-@pytest.mark.parametrize("command", [None] + COMMANDS)
+@pytest.mark.parametrize("command", [None, *COMMANDS])
 def test_every_help_documents_exit_status(env, command):
     """pattern-track --help and each command's --help list the exit codes."""
     out = cli(*([command] if command else []), "--help", env=env)

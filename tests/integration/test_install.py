@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import pathlib
 import stat
 import subprocess
 
@@ -73,7 +74,7 @@ def test_install_keeps_other_hooks_and_keys(run, home):
     assert {k: v for k, v in doc["hooks"].items() if k != "PostToolUse"} == \
         {k: v for k, v in OTHERS["hooks"].items() if k != "PostToolUse"}
     assert os.path.isabs(COMMAND.split()[0].strip("'")) and COMMAND.endswith(" hook")
-    assert [open(b, "rb").read() for b in backups(path)] == [original]
+    assert [pathlib.Path(b).read_bytes() for b in backups(path)] == [original]
     assert out.stdout.decode().startswith(f"installed in {path}: PostToolUse {MATCHER} runs `{COMMAND}`")
 
 
@@ -242,5 +243,5 @@ def test_each_install_keeps_one_backup_not_one_more(run, home):
         before = path.read_bytes()
         out = run(*args)
         assert out.returncode == 0, out.stderr
-        assert [open(b, "rb").read() for b in backups(path)] == [before]
+        assert [pathlib.Path(b).read_bytes() for b in backups(path)] == [before]
         assert out.stdout.decode().splitlines()[-1] == f"backup of the previous file: {backups(path)[0]}"

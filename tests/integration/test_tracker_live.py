@@ -472,7 +472,7 @@ def test_lineage_is_sent_as_the_service_stores_it(collector, make_tracker):
     merged = [e for e in collector.events() if e["event_type"] == "pattern_merged"]
     assert len(merged) == 1 and merged[0]["parent_pattern_ids"] == [a, b]
     assert sent[a]["language"] == "python"  # the wire field may carry the inferred language
-    applied = [e for e in collector.events() if e["event_type"] == "pattern_applied"][0]
+    applied = next(e for e in collector.events() if e["event_type"] == "pattern_applied")
     assert (applied["pattern_data"]["file_path"], applied["pattern_data"]["tool_name"]) == ("/src/use.py", "Edit")
 
 
