@@ -127,7 +127,8 @@ def build(event_type: Any, fields: Mapping[str, Any], *, triggered_by: str) -> d
     path: one pass over the given fields, no JSON, no hashing.
     """
     if type(event_type) is not str or event_type not in EVENT_TYPES:
-        raise InvalidEvent("invalid_event_type", f"event_type is not one of the service's values ({_shape(event_type)})")
+        raise InvalidEvent("invalid_event_type",
+                           f"event_type is not one of the service's values ({_shape(event_type)})")
     event: dict[str, Any] = {"event_type": event_type}
     for name, value in fields.items():
         if value is None:

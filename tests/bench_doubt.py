@@ -50,8 +50,8 @@ def bench_doubt(b: Any) -> None:
                 if heal:
                     collector.set_fault("none")
                 eventually(lambda collector=collector: len(_arrivals(collector)[0]) >= n, 120, interval=0.1)
-                eventually(lambda cache=cache, collector=collector: not drainer_running(store_dir(cache, collector.url)),
-                           60, interval=0.1)
+                store = store_dir(cache, collector.url)
+                eventually(lambda store=store: not drainer_running(store), 60, interval=0.1)
                 kill_drainers(cache)
                 counts, kinds = _arrivals(collector)
                 totals.update(events=n, arrived=len(counts),

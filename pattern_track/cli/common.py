@@ -23,7 +23,9 @@ class CliError(Exception):
 def _iso(wall: float | None) -> str | None:
     import datetime
 
-    return None if wall is None else datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).isoformat(timespec="seconds")
+    if wall is None:
+        return None
+    return datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def _config(args: argparse.Namespace, warnings: list | None = None) -> Any:

@@ -157,7 +157,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         report.steps.append(f"run `pattern-track sync` to deliver the {waiting} waiting events now "
                             f"(a drainer delivers them by itself once the service answers: {stats['drainer']})")
     if stats and stats["dead_letter"]:
-        report.steps.append(f"look at `pattern-track dead-letter list` ({stats['dead_letter']} events the service refused)")
+        report.steps.append(f"look at `pattern-track dead-letter list` "
+                            f"({stats['dead_letter']} events the service refused)")
     if stats:
         report.doc["other_services"], report.doc["legacy"] = stats["other_services"], stats["legacy"]
         report.lines += _elsewhere_lines(stats["other_services"], stats["legacy"])

@@ -111,7 +111,8 @@ def events_for(payload: Any, files: FileState | None, *, triggered_by: str = "cl
     if content is None:
         return []
     language = _event.language_for_path(file_path)
-    context = {k: payload.get(k) for k in ("session_id", "tool_use_id", "cwd", "agent_id") if isinstance(payload.get(k), str)}
+    context = {k: payload.get(k) for k in ("session_id", "tool_use_id", "cwd", "agent_id")
+               if isinstance(payload.get(k), str)}
     common = dict(pattern_type="code", language=language, file_path=file_path, tool_name=tool,
                   pattern_name=os.path.basename(file_path)[:255])
     new_id = _event.pattern_id_for(content, language, None)
@@ -119,9 +120,9 @@ def events_for(payload: Any, files: FileState | None, *, triggered_by: str = "cl
     out: list[dict] = []
     if parent is None and original is not None and original != content and original.strip():
         parent = _event.pattern_id_for(original, language, None)
+        data = dict(_code_data(original), **context, source="original_file")
         out.append(_event.build("pattern_created", dict(common, pattern_id=parent, pattern_version="1.0.0",
-                                                        pattern_data=dict(_code_data(original), **context, source="original_file")),
-                                triggered_by=triggered_by))
+                                                        pattern_data=data), triggered_by=triggered_by))
     if parent == new_id:
         return out  # the tool left the content as it was
     if parent is None:

@@ -94,7 +94,8 @@ class Delivery:
                 log.info("the service refused a %d-byte batch as too large; halving it", sum(map(len, part)))
                 first = self._send_part(part[:middle])
                 if any(o.kind == TRANSIENT for o in first):
-                    held = Outcome(TRANSIENT, "not_sent", "an earlier event of this batch failed", against_service=False)
+                    held = Outcome(TRANSIENT, "not_sent", "an earlier event of this batch failed",
+                                   against_service=False)
                     return first + [held] * (len(part) - middle)
                 return first + self._send_part(part[middle:])
             if outcomes is not None:
@@ -103,7 +104,8 @@ class Delivery:
 
     def _send_batch(self, events: Sequence[bytes]) -> Any:
         batch_id = os.urandom(8).hex()
-        body = b'{"events":[' + b",".join(events) + b'],"processing_mode":"sequential","batch_id":"' + batch_id.encode() + b'"}'
+        body = (b'{"events":[' + b",".join(events) + b'],"processing_mode":"sequential","batch_id":"'
+                + batch_id.encode() + b'"}')
         self._went()
         try:
             started = time.monotonic()

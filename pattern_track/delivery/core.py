@@ -138,7 +138,8 @@ class Core:
             except OutboxError as exc:
                 import sqlite3
 
-                if not isinstance(exc.__cause__, sqlite3.DatabaseError) or isinstance(exc.__cause__, sqlite3.OperationalError):
+                cause = exc.__cause__
+                if not isinstance(cause, sqlite3.DatabaseError) or isinstance(cause, sqlite3.OperationalError):
                     raise
                 from ..store.quarantine import quarantine
 

@@ -32,7 +32,8 @@ from .answers import (
     parse_retry_after,
 )
 
-__all__ = ["BatchVerdict", "Outcome", "RETRY_AFTER_MAX_S", "classify", "classify_batch", "classify_error", "health_verdict", "parse_retry_after"]
+__all__ = ["BatchVerdict", "Outcome", "RETRY_AFTER_MAX_S", "classify", "classify_batch", "classify_error",
+           "health_verdict", "parse_retry_after"]
 
 OK = "ok"
 PERMANENT = "permanent"
@@ -146,7 +147,8 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, *, now: float
         return Outcome(TRANSIENT, "rate_limited", "", parse_retry_after(headers.get("Retry-After"), now=now),
                        against_service=False)
     if status >= 500:
-        return Outcome(TRANSIENT, f"http_{status}", _detail(body), parse_retry_after(headers.get("Retry-After"), now=now))
+        return Outcome(TRANSIENT, f"http_{status}", _detail(body),
+                       parse_retry_after(headers.get("Retry-After"), now=now))
     if status == 400:
         doc = _json(body)
         if isinstance(doc, dict) and "detail" in doc:

@@ -38,7 +38,8 @@ class Settlement:
             self.retry_after_s = max(self.retry_after_s or 0.0, other.retry_after_s)
 
 
-def settle(events: Sequence[bytes], attempts: Sequence[int], outcomes: Sequence[Outcome], *, max_attempts: int) -> Settlement:
+def settle(events: Sequence[bytes], attempts: Sequence[int], outcomes: Sequence[Outcome], *,
+           max_attempts: int) -> Settlement:
     """Split events into sent, dead letters and those to keep for a later attempt.
 
     A *suspect* outcome spends one of ``max_attempts`` tries; a transient one does not

@@ -108,7 +108,8 @@ class _Channel:
             session.headers["Authorization"] = f"Bearer {config.api_key}"
         self.session = session
 
-    def prepared(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str] | None) -> requests.PreparedRequest:
+    def prepared(self, method: str, url: str, body: bytes | None,
+                 headers: Mapping[str, str] | None) -> requests.PreparedRequest:
         """A copy of this (method, url)'s prepared request with ``body`` and ``headers``.
 
         Preparing a request (URL parsing, merging session settings) costs more than the
@@ -155,10 +156,12 @@ class Transport:
         send_headers = {"Content-Type": "application/json"}
         if headers:
             send_headers.update(headers)
-        return self._call("POST", path, body, send_headers, (c.connect_timeout_s, c.read_timeout_s), c.request_deadline_s)
+        return self._call("POST", path, body, send_headers, (c.connect_timeout_s, c.read_timeout_s),
+                          c.request_deadline_s)
 
     def get(self, path: str, timeout_s: float) -> Answer:
-        return self._call("GET", path, None, None, (min(timeout_s, self._config.connect_timeout_s), timeout_s), timeout_s)
+        connect_s = min(timeout_s, self._config.connect_timeout_s)
+        return self._call("GET", path, None, None, (connect_s, timeout_s), timeout_s)
 
     @contextlib.contextmanager
     def bounded(self, until: float | None) -> Iterator[None]:

@@ -4,9 +4,9 @@ Every accepted event is already in this process's journal, so the end of a proce
 nothing to save; it only decides who delivers what is left:
 
 - **Exit.** One hook, registered with ``threading._register_atexit`` (it runs before
-  CPython joins non-daemon threads, ``concurrent.futures`` workers among them, and before ``atexit`` handlers), tells each live
-  tracker to stop starting requests and to give a request in flight at most
-  ``exit_timeout_s``. If the journal still holds unsettled events, a detached drainer is
+  CPython joins non-daemon threads, ``concurrent.futures`` workers among them, and before
+  ``atexit`` handlers), tells each live tracker to stop starting requests and to give a
+  request in flight at most ``exit_timeout_s``. If the journal still holds unsettled events, a detached drainer is
   started (``pattern-track drain --after-pid``; unless ``handoff=False``) that waits for
   this process to die, then adopts its journal. ``track()`` after the hook (non-daemon
   threads, the application's executors, ``atexit`` handlers) only writes the journal and

@@ -87,7 +87,8 @@ def usable_default(preferred: str) -> str:
     if chosen is None:
         chosen = preferred if _could_make(preferred) else temp_fallback()
         if chosen != preferred:
-            logs.get(__name__).warning("default cache directory %s cannot be made or written; using %s", preferred, chosen)
+            logs.get(__name__).warning("default cache directory %s cannot be made or written; using %s",
+                                       preferred, chosen)
         _USABLE[preferred] = chosen
     return chosen
 

@@ -154,7 +154,8 @@ class Outbox(DeadLetters, SharedState):
                 value = self._cache.get(f"{prefix}-{key_number:015d}")
             if not value or total + len(value["events"]) > max_events:
                 break
-            chunks.append(Chunk(f"{prefix}-{key_number:015d}", value["id"], value["t"], value["events"], value["attempts"]))
+            chunks.append(Chunk(f"{prefix}-{key_number:015d}", value["id"], value["t"], value["events"],
+                                value["attempts"]))
             total += len(value["events"])
         return chunks
 

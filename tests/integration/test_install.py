@@ -150,7 +150,8 @@ def test_dry_run_writes_nothing(run, home, args):
     text = out.stdout.decode()
     assert out.returncode == 0 and path.read_bytes() == before and sorted(os.listdir(path.parent)) == listing
     assert f"--- {path}\n+++ {path}\n" in text and text.endswith("dry run: nothing written\n")
-    assert (f'-            "command": "{COMMAND}",' if "--uninstall" in args else f'+            "command": "{COMMAND}",') in text
+    sign = "-" if "--uninstall" in args else "+"
+    assert f'{sign}            "command": "{COMMAND}",' in text
     doc = json.loads(run(*args, "--json").stdout)
     assert doc["dry_run"] is True and doc["changed"] is True and doc["backup"] is None and doc["diff"].startswith("---")
 
@@ -232,7 +233,8 @@ def test_doctor_flags_a_hook_whose_program_is_gone(run, home):
         out = run("doctor", "--url", collector.url)
     lines = out.stdout.decode().splitlines()
     assert out.returncode == 1
-    assert f"hook: installed in {user_file(home)}: `/gone/venv/bin/pattern-track hook` (its program is missing)" in lines
+    assert (f"hook: installed in {user_file(home)}: `/gone/venv/bin/pattern-track hook` "
+            "(its program is missing)") in lines
     assert lines[-1] == "next: run `pattern-track install` to point the hook at this installation"
 
 

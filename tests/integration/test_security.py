@@ -18,7 +18,8 @@ def test_logs_carry_ids_and_reasons_never_code_or_keys(collector, make_tracker, 
     tracker.track_pattern_creation(SECRET_CODE, {"language": "python"})
     tracker.flush(5)
     collector.set_fault("none")
-    tracker.track("pattern_modified", pattern_id="x", parent_pattern_ids=["missing"], pattern_data={"code": SECRET_CODE})
+    tracker.track("pattern_modified", pattern_id="x", parent_pattern_ids=["missing"],
+                  pattern_data={"code": SECRET_CODE})
     tracker.track("pattern_created", pattern_id="y", pattern_data={"code": SECRET_CODE, "bad": float("nan")})
     tracker.sync_offline_events()
     tracker.flush(5)

@@ -238,10 +238,14 @@ def test_legacy_stats_shape(collector, make_tracker):
     s = tracker.get_tracker_stats()
     assert set(s["tracker"]) == {"enabled", "base_url", "cached_patterns"}
     assert set(s["resilience"]) == {"executor", "health", "circuit_breaker", "cache"}
-    assert set(s["resilience"]["executor"]) == {"total_tasks", "active_tasks", "success_count", "error_count", "success_rate"}
-    assert set(s["resilience"]["health"]) >= {"is_healthy", "last_check", "consecutive_failures", "consecutive_successes", "last_health_data", "base_url"}
-    assert set(s["resilience"]["circuit_breaker"]) >= {"state", "failure_count", "consecutive_successes", "last_failure_time", "last_success_time", "is_available"}
-    assert set(s["resilience"]["cache"]) == {"pending_events", "total_cached", "total_synced", "cache_dir", "max_age_days"}
+    assert set(s["resilience"]["executor"]) == {"total_tasks", "active_tasks", "success_count", "error_count",
+                                                "success_rate"}
+    assert set(s["resilience"]["health"]) >= {"is_healthy", "last_check", "consecutive_failures",
+                                              "consecutive_successes", "last_health_data", "base_url"}
+    assert set(s["resilience"]["circuit_breaker"]) >= {"state", "failure_count", "consecutive_successes",
+                                                       "last_failure_time", "last_success_time", "is_available"}
+    assert set(s["resilience"]["cache"]) == {"pending_events", "total_cached", "total_synced", "cache_dir",
+                                             "max_age_days"}
     json.dumps(s)
 
 
