@@ -41,7 +41,7 @@ __all__ = ["Tracker", "get_tracker"]
 log = logs.get(__name__)
 
 #: Kept alive in a forked child: closing a parent's SQLite handle there is unsafe.
-_inherited: list = []
+_inherited: list[Core] = []
 
 
 class Tracker:
@@ -55,7 +55,7 @@ class Tracker:
     defaults; ``Tracker.from_env()`` and ``get_tracker()`` read the environment.
     """
 
-    def __init__(self, base_url: str | None = None, *, cache_dir: str | os.PathLike | None = None,
+    def __init__(self, base_url: str | None = None, *, cache_dir: str | os.PathLike[str] | None = None,
                  **options: Unpack[Options]) -> None:
         """Make a tracker; nothing starts until the first event.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from .. import event as _event, logs
+from .. import codec, event as _event, logs
 
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def _code_data(code: str) -> dict:
     data: dict[str, Any] = {"code": code[:MAX_CODE_CHARS]}
     if len(code) > MAX_CODE_CHARS:
         data.update(code_truncated=True, code_chars=len(code),
-                    code_sha256=_event.sha256(code.encode("utf-8", "surrogatepass")).hexdigest())
+                    code_sha256=codec.sha256(code.encode("utf-8", "surrogatepass")).hexdigest())
     return data
 
 
@@ -75,7 +75,7 @@ class FileState:
         self.directory = os.path.join(cache_dir, "files")
 
     def _path(self, file_path: str) -> str:
-        digest = _event.sha256(file_path.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        digest = codec.sha256(file_path.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         return os.path.join(self.directory, digest)
 
     def get(self, file_path: str) -> str | None:

@@ -67,7 +67,7 @@ def check(name: str, value: Any, default: Any) -> None:
         value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{name} must be {kind.__name__}, got {type(value).__name__}")
-    if kind in (int, float):
+    if kind in (int, float) and isinstance(value, (int, float)):  # the second is implied: it narrows the type
         if value != value or value in (float("inf"), float("-inf")):
             raise ConfigError(f"{name} must be a finite number, got {value!r}")
         minimum = 1 if name in AT_LEAST_ONE else 0

@@ -75,7 +75,7 @@ def parse(name: str, raw: str, kind: type) -> Any:
     return text or None
 
 
-def read(environ: Mapping[str, str], defaults: Mapping[str, Any]) -> tuple[dict, dict, list]:
+def read(environ: Mapping[str, str], defaults: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """The options ``environ`` sets, among ``defaults`` (option -> default), each checked on
     its own: ``(values, origin, warnings)``, ``origin`` naming the variable each value came
     from and ``warnings`` saying what was corrected or ignored (one line each)."""

@@ -47,6 +47,6 @@ class Options(TypedDict, total=False):
     api_key: str | None
     verify_tls: bool
     trust_env: bool
-    before_send: Callable[[dict], Any] | None
+    before_send: Callable[[dict[str, Any]], Any] | None
     triggered_by: str
 

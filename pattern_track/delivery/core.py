@@ -24,6 +24,8 @@ TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings
 if TYPE_CHECKING:
     from typing import Any
 
+    from ..store.outbox import Outbox
+
 __all__ = ["Core", "Counters"]
 
 log = logs.get(__name__)
@@ -80,7 +82,7 @@ class Core:
         self.clock = clock
         self.counters = counters
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
-        self.outbox: Any = None
+        self.outbox: Outbox | None = None  # opened once, by open_outbox()
         # The outbox's stdlib front door, checked as safe as the outbox before each write.
         self.spool = Spool(config.service_dir, prepare=self._prepare_store)
         self.store: Any = MemoryState()
@@ -163,7 +165,7 @@ class Core:
 
         return prepare(self.config.service_dir, self.config.base_url)
 
-    def _outbox(self) -> Any:
+    def _outbox(self) -> Outbox:
         from ..store.outbox import Outbox  # imports diskcache
 
         c = self.config
