@@ -153,7 +153,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     stats = _doctor_cache_and_service(config, report)
     _doctor_hook(report)
     waiting = stats["waiting"]["undelivered"] if stats else 0
-    if waiting:
+    if stats and waiting:
         report.steps.append(f"run `pattern-track sync` to deliver the {waiting} waiting events now "
                             f"(a drainer delivers them by itself once the service answers: {stats['drainer']})")
     if stats and stats["dead_letter"]:

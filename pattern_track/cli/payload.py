@@ -101,7 +101,9 @@ def events_for(payload: Any, files: FileState | None, *, triggered_by: str = "cl
         return []
     tool = payload.get("tool_name")
     tool_input = payload.get("tool_input")
-    response = payload.get("tool_response") if isinstance(payload.get("tool_response"), Mapping) else {}
+    response = payload.get("tool_response")
+    if not isinstance(response, Mapping):
+        response = {}
     if tool not in _TOOLS or not isinstance(tool_input, Mapping):
         return []
     file_path = tool_input.get("file_path") or tool_input.get("notebook_path") or response.get("filePath")

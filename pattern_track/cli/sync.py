@@ -43,10 +43,10 @@ def _why(core: Any, state: str | None, healthy: bool, watch: _Watch | None, time
     now = time.time()
     wait = core.breaker.seconds_until_probe() if core.breaker else 0.0
     probe_at = _iso(now + wait) if wait > 0 else None
-    last = watch.last if watch else None
+    last, kept = (watch.last, watch.kept) if watch else (None, 0)
     answer = f"{last.reason}{': ' + last.detail if last.detail else ''}" if last else None
     why = {"reason": "unknown", "detail": f"delivery stopped ({state})", "next_attempt_at": probe_at,
-           "retrying": watch.kept if last else 0}
+           "retrying": kept if last else 0}
     if not healthy:
         reason = core.health.snapshot()["reason"] if core.health else "no network parts"
         why.update(reason="service_unhealthy", detail=f"service unhealthy at {core.config.base_url} ({reason})")
@@ -65,7 +65,7 @@ def _why(core: Any, state: str | None, healthy: bool, watch: _Watch | None, time
         why.update(reason="timeout", detail="--timeout reached while a request was in flight (cut; its events "
                    "stay and are sent again; the service may have stored them already)")
     elif last is not None:
-        why.update(reason="retrying", detail=f"{watch.kept} events will be retried; last answer {answer}")
+        why.update(reason="retrying", detail=f"{kept} events will be retried; last answer {answer}")
     elif state == "busy":
         why.update(reason="busy", detail=f"another process is delivering ({core.outbox.lease_holder('drain')})")
     elif state == "unavailable":

@@ -85,7 +85,8 @@ class Collector:
             server.shutdown()
             server.server_close()
             server.drop_connections()
-            self._thread.join(5.0)
+            if self._thread is not None:  # started with the server
+                self._thread.join(5.0)
         self._store.close()
 
     def __enter__(self) -> Collector:

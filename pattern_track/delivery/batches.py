@@ -99,7 +99,7 @@ class Delivery:
                     return first + [held] * (len(part) - middle)
                 return first + self._send_part(part[middle:])
             if outcomes is not None:
-                return outcomes  # type: ignore[return-value]
+                return outcomes
         return self._send_each(part)
 
     def _send_batch(self, events: Sequence[bytes]) -> Any:

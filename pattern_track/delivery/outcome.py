@@ -118,6 +118,11 @@ def _from_error_type(error_type: Any, error: Any) -> Outcome:
     return Outcome(SUSPECT, "unknown_error_type", f"{name}: {text}")
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
 def _unreadable(detail: str) -> Outcome:
     """An answer we cannot read is the service's (or a proxy's) fault."""
     return Outcome(SUSPECT, "unreadable_answer", detail, against_service=True)
@@ -154,7 +159,7 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, *, now: float
         if isinstance(doc, dict) and "detail" in doc:
             return Outcome(PERMANENT, "rejected", _detail(body))
         if isinstance(doc, dict) and doc.get("success") is False:
-            meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+            meta = _object(doc.get("metadata"))
             return _from_error_type(meta.get("error_type"), doc.get("error"))
         return _unreadable("HTTP 400 with an unknown body")
     if status == 413:
@@ -206,7 +211,7 @@ def classify_batch(status: int, headers: Mapping[str, str], body: bytes, count: 
     for item in doc.get("failed_results") or ():
         index = item.get("event_index") if isinstance(item, dict) else None
         if isinstance(index, int) and 0 <= index < count:
-            meta = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+            meta = _object(item.get("metadata"))
             results[index] = _from_error_type(meta.get("error_type"), item.get("error"))
     missing = Outcome(SUSPECT, "missing_from_batch_answer", "the batch answer did not mention this event")
     return BatchVerdict(per_event=tuple(r or missing for r in results))
@@ -225,13 +230,13 @@ def health_verdict(status: int, body: bytes) -> tuple[bool, str]:
     if not isinstance(doc, dict):
         return False, "health answer is not JSON"
     if doc.get("status") != "healthy":
-        components = doc.get("components") if isinstance(doc.get("components"), dict) else {}
+        components = _object(doc.get("components"))
         return False, f"{str(doc.get('status'))[:40]} ({str(components.get('lineage_tracker'))[:40]})"
-    components = doc.get("components") if isinstance(doc.get("components"), dict) else {}
+    components = _object(doc.get("components"))
     if components.get("lineage_tracker") != "operational":
         return False, f"lineage_tracker {str(components.get('lineage_tracker'))[:40]}"
-    perf = doc.get("performance") if isinstance(doc.get("performance"), dict) else {}
-    pool = perf.get("database_pool") if isinstance(perf.get("database_pool"), dict) else {}
+    perf = _object(doc.get("performance"))
+    pool = _object(perf.get("database_pool"))
     if pool.get("pool_size") == 0:
         return True, "healthy (database pool idle)"
     return True, "healthy"

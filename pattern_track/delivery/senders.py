@@ -22,7 +22,7 @@ import threading
 try:
     from _queue import SimpleQueue  # the C queue itself: ``queue`` imports heapq and more
 except ImportError:  # pragma: no cover - CPython always has _queue
-    from queue import SimpleQueue  # type: ignore[assignment]
+    from queue import SimpleQueue
 
 from .. import logs
 

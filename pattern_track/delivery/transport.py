@@ -24,7 +24,11 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..config import Config
 from .deadlines import Deadlines
-from .wire import API, BATCH_PATH, HEALTH_PATH, NEVER_SENT, TRACK_PATH, Answer, NoAnswer  # noqa: F401
+from .wire import BATCH_PATH, HEALTH_PATH, NEVER_SENT, TRACK_PATH, Answer, NoAnswer
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Answer", "NEVER_SENT", "NoAnswer", "Transport", "TRACK_PATH", "BATCH_PATH", "HEALTH_PATH"]
 
@@ -83,7 +87,7 @@ class _Adapter(HTTPAdapter):
         self._sockets = sockets
         super().__init__(pool_connections=1, pool_maxsize=1, max_retries=0)
 
-    def init_poolmanager(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = _pool_classes(self._sockets)
 
@@ -175,13 +179,15 @@ class Transport:
         finally:
             self._local.until = previous
 
-    def _call(self, method, path, body, headers, timeout, deadline_s) -> Answer:  # type: ignore[no-untyped-def]
+    def _call(self, method: str, path: str, body: bytes | None, headers: Mapping[str, str] | None,
+              timeout: tuple[float, float], deadline_s: float) -> Answer:
         if self._deadlines.aborted:
             raise NoAnswer("transport closed", "cut", service_fault=False, in_doubt=False)
         until = getattr(self._local, "until", None)
-        ours = until is not None and until - time.monotonic() < deadline_s
-        if ours:  # the caller's bound comes first: cut at it, and it is our cut
-            deadline_s = until - time.monotonic()
+        # The caller's bound, when it comes first: cut at it, and it is our cut.
+        ours: float | None = until if until is not None and until - time.monotonic() < deadline_s else None
+        if ours is not None:
+            deadline_s = ours - time.monotonic()
             if deadline_s <= 0:
                 raise NoAnswer("the caller's timeout passed before the request", "cut", service_fault=False,
                                in_doubt=False)
@@ -198,7 +204,7 @@ class Transport:
                                                 verify=self._config.verify_tls, proxies={})
             return _read(response)
         except (requests.RequestException, OSError) as exc:  # OSError: a socket shut down under urllib3
-            if ours and time.monotonic() >= until:  # type: ignore[operator]
+            if ours is not None and time.monotonic() >= ours:
                 self._deadlines.expired(token)  # forget it: this cut is the caller's
                 raise NoAnswer(f"cut at the caller's timeout ({type(exc).__name__})", "cut",
                                service_fault=False) from None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from .cachedir import prepare_directory
@@ -212,7 +212,7 @@ class Outbox(DeadLetters, SharedState):
         with _storage_errors("parked"):
             return list(self._cache.get(_PARKED, []))
 
-    def set_parked(self, entries: list, *, moved_in: list = (), moved_out: list = ()) -> None:
+    def set_parked(self, entries: list, *, moved_in: Sequence[bytes] = (), moved_out: Sequence[bytes] = ()) -> None:
         """Replace the parked list; ``moved_in`` events came from a chunk (settled as gone),
         ``moved_out`` events left for good (delivered or dead-lettered): pending counts follow."""
         delta = len(moved_in) - len(moved_out)

@@ -49,11 +49,11 @@ def waiting(directory: str) -> dict[str, int]:
     return counts
 
 
-def elsewhere(cache_dir: str, own_dir: str) -> dict[str, dict]:
+def elsewhere(cache_dir: str, own_dir: str) -> dict[str, dict[str, Any]]:
     """``{base URL: waiting(...)}`` for every other service under ``cache_dir`` that has
     something waiting or dead-lettered; a store that cannot be read says
     ``{"error": ...}`` instead of breaking the caller."""
-    found = {}
+    found: dict[str, dict[str, Any]] = {}
     own = os.path.abspath(own_dir)
     for url, directory in known(cache_dir).items():
         if os.path.abspath(directory) == own:
@@ -68,14 +68,14 @@ def elsewhere(cache_dir: str, own_dir: str) -> dict[str, dict]:
     return found
 
 
-def legacy_waiting(cache_dir: str) -> dict[str, int] | None:
+def legacy_waiting(cache_dir: str) -> dict[str, Any] | None:
     """``waiting()`` of a legacy store in ``cache_dir``; None when there is none."""
     if not legacy_paths(cache_dir):
         return None
     try:
         return waiting(os.path.abspath(os.path.expanduser(cache_dir)))
     except Exception as exc:
-        return {"error": type(exc).__name__}  # type: ignore[dict-item]
+        return {"error": type(exc).__name__}
 
 
 def adopt_legacy(cache_dir: str, outbox: Any, *, chunk_size: int) -> dict[str, int]:
