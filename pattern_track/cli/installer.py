@@ -20,7 +20,7 @@ import stat
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import PatternTrackError
 
@@ -34,6 +34,7 @@ MATCHER = "Write|Edit|MultiEdit|NotebookEdit"
 TIMEOUT_S = 10
 #: A new settings file is private: it may later hold an ``env`` with an API key.
 NEW_FILE_MODE = 0o600
+_Shape = TypeVar("_Shape", dict, list)  # what a level of the settings document must be
 
 
 class SettingsError(PatternTrackError):
@@ -109,13 +110,16 @@ def _load(path: str, text: str | None) -> tuple[dict, list]:
         doc = json.loads(text) if text and text.strip() else {}  # an empty file: no settings yet
     except ValueError as exc:
         raise SettingsError(f"{path} is not valid JSON ({exc}); left untouched") from None
-    hooks = doc.get("hooks", {}) if isinstance(doc, dict) else None
-    groups = hooks.get(EVENT, []) if isinstance(hooks, dict) else None
-    for where, value, kind in (("the top level", doc, dict), ('"hooks"', hooks, dict),
-                               (f'"hooks.{EVENT}"', groups, list)):
-        if not isinstance(value, kind):
-            raise SettingsError(f"{path}: {where} is not {'an object' if kind is dict else 'a list'}; left untouched")
-    return doc, groups  # type: ignore[return-value]
+    doc = _shaped(path, "the top level", doc, dict)
+    hooks = _shaped(path, '"hooks"', doc.get("hooks", {}), dict)
+    return doc, _shaped(path, f'"hooks.{EVENT}"', hooks.get(EVENT, []), list)
+
+
+def _shaped(path: str, where: str, value: Any, kind: type[_Shape]) -> _Shape:
+    """``value``, if it is a ``kind`` (dict or list); else the refusal that names ``where``."""
+    if not isinstance(value, kind):
+        raise SettingsError(f"{path}: {where} is not {'an object' if kind is dict else 'a list'}; left untouched")
+    return value
 
 
 def _entries(groups: list) -> list[tuple[Any, list]]:

@@ -57,7 +57,7 @@ def register(tracker: Any) -> None:
         if _state["hook"]:
             return
         try:
-            threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
+            threading._register_atexit(_at_exit)  # type: ignore[attr-defined]  # CPython's, private: not in typeshed
         except RuntimeError:
             # Exit already began (a tracker first made in an atexit handler): no hook can
             # run any more, so behave as after it: journal, start no thread, hand off.
