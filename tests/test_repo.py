@@ -53,6 +53,39 @@ def test_readme_test_command_is_the_one_ci_runs():
     assert len(ci) == 1 and ci[0] in readme
 
 
+#: The public surface, which mypy checks with its strict flags.
+STRICT_MODULES = {"pattern_track", "pattern_track.codec", "pattern_track.config.*", "pattern_track.errors",
+                  "pattern_track.event", "pattern_track.testing", "pattern_track.tracker", "pattern_track.tracking.*"}
+
+
+def test_ci_runs_ruff_and_mypy_as_pyproject_configures_them():
+    """pyproject.toml configures mypy (strict on the public surface) and ruff; .ci/run runs
+    both with pinned versions, each command on its own line (set -e ignores a failure
+    inside an && list)."""
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
+        text = f.read()
+    assert all(f"\n{table}\n" in text for table in ("[tool.mypy]", "[tool.ruff]", "[tool.ruff.lint]"))
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the tables' presence is what can be read without a parser
+        pass
+    else:
+        tool = tomllib.loads(text)["tool"]
+        assert tool["mypy"]["files"] == ["pattern_track"] and tool["ruff"]["lint"]["select"]
+        overrides = tool["mypy"]["overrides"]
+        # mypy's `strict` is global-only: in an override it would turn on for every module.
+        assert not any("strict" in o for o in overrides)
+        strict = [o for o in overrides if o.get("disallow_untyped_defs") and o.get("warn_return_any")]
+        assert strict and set(strict[0]["module"]) >= STRICT_MODULES, strict
+    with open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8") as f:
+        commands = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+    assert ".venv/bin/ruff check pattern_track tests" in commands and ".venv/bin/mypy" in commands
+    install = next(c for c in commands if "pip install" in c and "mypy" in c)
+    assert all(re.search(rf"(^| ){name}==\S+", install) for name in ("mypy", "ruff", "types-requests")), install
+    readme = next(i for i, c in enumerate(commands) if c.startswith("python3 -m venv"))
+    assert readme < commands.index(install) < commands.index(".venv/bin/mypy")
+
+
 def test_each_third_party_library_has_one_owner_module():
     """requests, pybreaker and diskcache are each wrapped at one module's edge."""
     for lib, owners in OWNERS.items():
