@@ -20,12 +20,12 @@ Claude Code hook path imports none of them.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-
 from .errors import CacheError, ConfigError, PatternTrackError
 
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any
+
     from .config import Config
     from .event import pattern_id_for
     from .tracker import Tracker, get_tracker

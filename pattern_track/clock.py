@@ -31,7 +31,7 @@ def as_seconds(value: object, default: float) -> float:
     if value is None:
         return default
     try:
-        seconds = float(value)  # type: ignore[arg-type]
+        seconds = float(value)  # type: ignore[arg-type]  # anything goes: TypeError is caught below
     except (TypeError, ValueError):
         seconds = float("nan")
     if seconds == seconds and seconds >= 0:

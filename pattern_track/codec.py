@@ -10,12 +10,14 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from hashlib import _Hash
     from typing import Any
 
 __all__ = ["sha256", "to_json", "to_json_unicode"]
 
 
-def _compact_dumps(ascii_only: bool):  # type: ignore[no-untyped-def]
+def _compact_dumps(ascii_only: bool) -> Callable[[Any], str]:
     """``json.dumps(o, ensure_ascii=..., allow_nan=False, separators=(",", ":"))`` through
     json's own C encoder (``_json``), without importing ``json``: the package loads its
     decoder and ``re`` too, ~9 ms for a short process here. Same output, same errors
@@ -49,16 +51,17 @@ to_json = _compact_dumps(True)
 to_json_unicode = _compact_dumps(False)
 
 
-def _sha256_constructor():  # type: ignore[no-untyped-def]
+def _sha256_constructor() -> Callable[[bytes], _Hash]:
     """The builtin sha256 (the same digest): hashlib's loads OpenSSL, ~2.5 ms per process."""
     try:
-        from _sha2 import sha256  # CPython 3.12+
+        from _sha2 import sha256  # type: ignore[import-not-found]  # CPython 3.12+ (no stub: a private module)
     except ImportError:
         try:
-            from _sha256 import sha256  # CPython 3.10, 3.11
+            from _sha256 import sha256  # type: ignore[import-not-found]  # CPython 3.10, 3.11 (no stub)
         except ImportError:
             from hashlib import sha256
-    return sha256
+    constructor: Callable[[bytes], _Hash] = sha256  # the builtins have hashlib's interface
+    return constructor
 
 
 sha256 = _sha256_constructor()

@@ -11,13 +11,13 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Mapping
+
+# JSON and SHA-256 without importing json or hashlib (to_json re-exported: services.py uses it).
+from .codec import sha256, to_json, to_json_unicode as _dumps_utf8
+
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any
-
-# JSON and SHA-256 without importing json or hashlib (re-exported: the hook and services.py use them).
-from .codec import sha256, to_json  # noqa: F401
-from .codec import to_json as _dumps, to_json_unicode as _dumps_utf8
 
 __all__ = [
     "EDGE_TYPES", "EVENT_TYPES", "FIELDS", "InvalidEvent", "TRANSFORMATION_TYPES",
@@ -120,14 +120,15 @@ new_event_id = _ids.next
 reset_event_ids = _ids.reset
 
 
-def build(event_type: Any, fields: Mapping[str, Any], *, triggered_by: str) -> dict:
+def build(event_type: Any, fields: Mapping[str, Any], *, triggered_by: str) -> dict[str, Any]:
     """Check one event and return its wire dict, with a fresh id in ``pattern_data``.
 
     Raises ``InvalidEvent`` for anything the service would refuse. On ``track()``'s hot
     path: one pass over the given fields, no JSON, no hashing.
     """
     if type(event_type) is not str or event_type not in EVENT_TYPES:
-        raise InvalidEvent("invalid_event_type", f"event_type is not one of the service's values ({_shape(event_type)})")
+        raise InvalidEvent("invalid_event_type",
+                           f"event_type is not one of the service's values ({_shape(event_type)})")
     event: dict[str, Any] = {"event_type": event_type}
     for name, value in fields.items():
         if value is None:
@@ -211,7 +212,7 @@ def encode(event: Mapping[str, Any]) -> bytes:
     escaped surrogates is checked once more the strict way; that is rare (emoji).
     """
     try:
-        text = _dumps(event)
+        text = to_json(event)
         if "\\u0000" in text:  # PostgreSQL cannot store NUL: the service refuses it for good
             raise InvalidEvent("nul_character", "text contains a NUL character, which the service cannot store")
         if "\\ud" in text:

@@ -59,6 +59,6 @@ def attach_null_handler() -> None:
         package.addHandler(logging.NullHandler())
 
 
-def get(name: str) -> "_Lazy":
+def get(name: str) -> _Lazy:
     """A logger for ``name`` that costs nothing until something is logged."""
     return _Lazy(name)

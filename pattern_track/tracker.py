@@ -14,33 +14,34 @@ from __future__ import annotations
 
 import os
 import threading
+
+from . import logs
+from .clock import Clock, as_seconds
+from .config import Config, config_from_options
+from .delivery.core import Core, Counters
+from .delivery.dispatcher import Dispatcher
+from .delivery.drainer import Drainer
+from .process import ending, lifecycle
+from .store import services
+from .store.cachedir import check_directory
+from .store.journal import Journal
+from .tracking import lineage, maintenance, recording, report
+
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Any, Mapping
+    from collections.abc import Mapping
+    from typing import Any
 
     from typing_extensions import Unpack  # type checkers only: never imported at run time
 
     from .config import Options
-
-from .process import ending, lifecycle
-from .clock import Clock, as_seconds
-from .config import Config, config_from_options
-from .delivery.core import Core, Counters
-from .store.cachedir import check_directory
-from .delivery.dispatcher import Dispatcher
-from .delivery.drainer import Drainer
-from .store import services
-from .store.journal import Journal
-from .tracking import lineage, maintenance, recording, report
-
-from . import logs
 
 __all__ = ["Tracker", "get_tracker"]
 
 log = logs.get(__name__)
 
 #: Kept alive in a forked child: closing a parent's SQLite handle there is unsafe.
-_inherited: list = []
+_inherited: list[Core] = []
 
 
 class Tracker:
@@ -54,7 +55,7 @@ class Tracker:
     defaults; ``Tracker.from_env()`` and ``get_tracker()`` read the environment.
     """
 
-    def __init__(self, base_url: str | None = None, *, cache_dir: str | os.PathLike | None = None,
+    def __init__(self, base_url: str | None = None, *, cache_dir: str | os.PathLike[str] | None = None,
                  **options: Unpack[Options]) -> None:
         """Make a tracker; nothing starts until the first event.
 
@@ -118,7 +119,7 @@ class Tracker:
             lifecycle.register(self)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> "Tracker":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> Tracker:
         """A tracker configured from environment variables (bad values warn and fall back).
 
         ``environ`` defaults to ``os.environ``; ``options`` win over it (see ``__init__``).
@@ -221,7 +222,7 @@ class Tracker:
         self._handed_off = True
         ending.hand_off(self, after_pid=os.getpid())
 
-    def __enter__(self) -> "Tracker":
+    def __enter__(self) -> Tracker:
         """``with Tracker(...) as tracker:`` closes it at the end of the block."""
         return self
 

@@ -46,7 +46,6 @@ import platform
 import resource
 import select
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -54,11 +53,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from tests.bench_kill import bench_contention, bench_kill, report_contention, report_kill
 from tests.bench_doubt import bench_doubt, report_doubt
 from tests.bench_fleet import bench_fleet, report_fleet
+from tests.bench_kill import bench_contention, bench_kill, report_contention, report_kill
 from tests.bench_recovery import bench_recovery, report_recovery
 from tests.helpers import drainer_pids, eventually, kill_drainers, store_dir
 
@@ -66,7 +66,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Hook payload samples (one Claude Code session, copied from the project's shared/ folder).
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "hook-payloads")
 PYTHON = sys.executable
-MEASUREMENTS = ("track", "hook", "exit", "import", "drain", "memory", "original", "kill", "recovery", "contention", "fleet", "doubt")
+MEASUREMENTS = ("track", "hook", "exit", "import", "drain", "memory", "original", "kill", "recovery", "contention",
+                "fleet", "doubt")
 STATES = ("up", "down", "hung")
 
 #: Run sizes: (full, quick).
@@ -157,7 +158,7 @@ class Stats:
         self.values = sorted(values)
 
     def pct(self, q: float) -> float:
-        index = min(len(self.values) - 1, max(0, int(round(q / 100.0 * len(self.values) + 0.5)) - 1))
+        index = min(len(self.values) - 1, max(0, round(q / 100.0 * len(self.values) + 0.5) - 1))
         return self.values[index]
 
     @property
@@ -192,11 +193,12 @@ def child_env(url: str | None = None, cache_dir: str | None = None, **extra: str
     return env
 
 
-def timed_run(cmd: list[str], *, env: dict, stdin: bytes | None = None, timeout: float = 60.0) -> tuple[float, subprocess.CompletedProcess]:
+def timed_run(cmd: list[str], *, env: dict, stdin: bytes | None = None,
+              timeout: float = 60.0) -> tuple[float, subprocess.CompletedProcess]:
     """Wall seconds until the process exited and its pipes closed (as a hook host waits)."""
     start = time.perf_counter()
     result = subprocess.run(cmd, input=stdin if stdin is not None else b"", env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, cwd=ROOT)
+                            capture_output=True, timeout=timeout, cwd=ROOT)
     return time.perf_counter() - start, result
 
 
@@ -246,7 +248,7 @@ class CollectorProcess:
         self.url = ""
         self._http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    def start(self, attempts: int = 3) -> "CollectorProcess":
+    def start(self, attempts: int = 3) -> CollectorProcess:
         for _ in range(attempts):
             port = free_port()
             proc = subprocess.Popen([PYTHON, "-m", "pattern_track.collector", "--port", str(port), *self.args],
@@ -453,7 +455,8 @@ def bench_track(b: Bench) -> None:
                     tracker.close(timeout=0.25 if b.quick else 1.0)
                 s = tracker.stats()  # counts include the warm-up calls
                 results.setdefault(state, {})[api] = {
-                    "n": n, "warmup": warmup, "p50_us": ns.median / 1e3, "p99_us": ns.pct(99) / 1e3, "max_us": ns.max / 1e3,
+                    "n": n, "warmup": warmup,
+                    "p50_us": ns.median / 1e3, "p99_us": ns.pct(99) / 1e3, "max_us": ns.max / 1e3,
                     "calls_over_1ms": sum(1 for v in ns.values if v > 1_000_000),
                     "accepted": s["accepted"], "delivered": s["outcomes"]["delivered"],
                     "outboxed": s["outcomes"]["outboxed"], "dropped": sum(s["dropped"].values()), **_drops(s),
@@ -519,7 +522,8 @@ def bench_hook(b: Bench) -> None:
                     # As a new user's first run: its own HOME, so its default cache does not exist yet.
                     _quiet_drainers(b.root, 2.0 if state == "up" else 0.0)
                     home = b.fresh_dir(f"home-{state}")
-                    seconds, done = timed_run([PYTHON, "-c", LIB_SCRIPT_DEFAULT_CACHE, url], env=child_env(url, HOME=home))
+                    seconds, done = timed_run([PYTHON, "-c", LIB_SCRIPT_DEFAULT_CACHE, url],
+                                              env=child_env(url, HOME=home))
                     if done.returncode != 0:
                         raise RuntimeError(f"library script failed: {done.stderr.decode()[-500:]}")
                     own.append(seconds)
@@ -584,7 +588,7 @@ def _delivery_after_exit(b: Bench, runs: int) -> dict:
             exited = time.monotonic()
             if done.returncode != 0:
                 raise RuntimeError(f"library script failed: {done.stderr.decode()[-500:]}")
-            if not eventually(lambda: b.collector.state()["events"] > before, timeout=10, interval=0.01):
+            if not eventually(lambda before=before: b.collector.state()["events"] > before, timeout=10, interval=0.01):
                 raise RuntimeError("the event was not delivered within 10 s of the script's exit")
             latencies.append(time.monotonic() - exited)
         kill_drainers(b.root)
@@ -722,15 +726,17 @@ def bench_drain(b: Bench) -> None:
                                       env=child_env(collector.url, cache), timeout=900)
             client_cpu, server_cpu = children_cpu_s() - client_cpu, proc_cpu_s(collector.proc.pid) - server_cpu
             if done.returncode != 0:
-                raise RuntimeError(f"sync ({route}) exited {done.returncode}: {done.stdout[-300:]!r} {done.stderr[-500:]!r}")
+                raise RuntimeError(f"sync ({route}) exited {done.returncode}: "
+                                   f"{done.stdout[-300:]!r} {done.stderr[-500:]!r}")
             report = json.loads(done.stdout)
             state = collector.state()
             received = state["events"]
+            by_status = state["requests"].get("batch" if route == "batch" else "track", {})
             results[route] = {"events": count, "backlog_build_s": build_s, "sync_wall_s": seconds,
                               "synced": report["synced"], "left": report["left"], "received": received,
                               "events_per_s": received / seconds, "client_cpu_s": client_cpu,
                               "collector_cpu_s": server_cpu,
-                              "requests": sum(state["requests"].get("batch" if route == "batch" else "track", {}).values())}
+                              "requests": sum(by_status.values())}
             b.check(f"drain {route} route, events/s", received / seconds, ">", target, "ev/s")
     finally:
         single.stop()
@@ -787,7 +793,8 @@ def bench_memory(b: Bench) -> None:
         }
         b.check(f"RSS growth, {n} events, {label}", after - before, "<", 50, "MB")
         b.check(f"events dropped other than by the cap (sanity), {label}",
-                sum(s["dropped"].values()) - s["dropped"].get("outbox_full", 0) - s["dropped"].get("cache_full", 0), "<=", 0, "ev")
+                sum(s["dropped"].values()) - s["dropped"].get("outbox_full", 0) - s["dropped"].get("cache_full", 0),
+                "<=", 0, "ev")
         b.check(f"outbox bytes within cap, {label}", pending_bytes / 2**20, "<=", cap / 2**20, "MB")
     b.results["memory"] = results
 
@@ -854,7 +861,8 @@ def report(meta: dict, results: dict, checks: list[dict], errors: dict) -> str:
         rows = [[f"{api}, service {state}", f"{v['p50_us']:.1f}", f"{v['p99_us']:.1f}", f"{v['max_us']:.0f}",
                  v["calls_over_1ms"], f"{v['delivered']}/{v['outboxed']}/{v['dropped']}"]
                 for state, apis in timed.items() for api, v in apis.items()]
-        lines += _table(f"1. caller cost in this process ({next(iter(next(iter(timed.values())).values()))['n']} calls each "
+        calls = next(iter(next(iter(timed.values())).values()))["n"]
+        lines += _table(f"1. caller cost in this process ({calls} calls each "
                         f"after 1000 warm-up calls and a flush, outbox cap {TRACK_CAP_MB} MB; target p50 < 15 us, "
                         "p99 < 100 us; counts include the warm-up)",
                         ["call", "p50 us", "p99 us", "max us", ">1ms", "sent/outbox/drop"], rows)
@@ -869,9 +877,10 @@ def report(meta: dict, results: dict, checks: list[dict], errors: dict) -> str:
                          f"{cold['calls_s']:.2f} s; outbox open after {cold['outbox_open_after_s']:.2f} s; "
                          f"dropped: {reasons}")
     if "hook" in r:
-        rows = [[f"service {s}", f"{v['bare_median_ms']:.1f}", f"{v['hook_median_ms']:.1f}", f"{v['hook_overhead_ms']:+.1f}",
-                 f"{v['hook_max_ms']:.0f}", f"{v['lib_median_ms']:.1f}", f"{v['lib_overhead_ms']:+.1f}",
-                 f"{v.get('own_home_median_ms', float('nan')):.1f}", f"{v.get('own_home_overhead_ms', float('nan')):+.1f}"]
+        rows = [[f"service {s}", f"{v['bare_median_ms']:.1f}", f"{v['hook_median_ms']:.1f}",
+                 f"{v['hook_overhead_ms']:+.1f}", f"{v['hook_max_ms']:.0f}", f"{v['lib_median_ms']:.1f}",
+                 f"{v['lib_overhead_ms']:+.1f}", f"{v.get('own_home_median_ms', float('nan')):.1f}",
+                 f"{v.get('own_home_overhead_ms', float('nan')):+.1f}"]
                 for s, v in r["hook"].items() if s in STATES]
         lines += _table(f"2. short-lived process, medians of {r['hook']['up']['runs']} interleaved runs "
                         "(targets: hook +ms <= 20, one-event script in its own HOME +ms <= 15)",
@@ -880,7 +889,8 @@ def report(meta: dict, results: dict, checks: list[dict], errors: dict) -> str:
         close = r["hook"].get("close")
         if close:
             lines.append(f"   one-event script with close(), service up, own HOME: {close['close_median_ms']:.1f} ms; "
-                         f"bare {close['bare_median_ms']:.1f} ms, `import requests` {close['requests_median_ms']:.1f} ms "
+                         f"bare {close['bare_median_ms']:.1f} ms, "
+                         f"`import requests` {close['requests_median_ms']:.1f} ms "
                          f"(+{close['close_median_ms'] - close['requests_median_ms']:.1f} over it; target <= 60); "
                          f"event not yet at the collector when close() returned: {close['not_there_at_return']} "
                          f"of {close['runs']} runs")
@@ -892,14 +902,17 @@ def report(meta: dict, results: dict, checks: list[dict], errors: dict) -> str:
     if "exit" in r:
         rows = [[f"service {s}", f"{v['added_median_s'] * 1e3:.0f}", f"{v['added_max_s'] * 1e3:.0f}",
                  v["delivered_min"], v["kept_on_disk_min"], v["unaccounted_max"]] for s, v in r["exit"].items()]
-        lines += _table(f"3. exit time added by 20 tracked events, no close(), {next(iter(r['exit'].values()))['runs']} runs "
+        runs = next(iter(r["exit"].values()))["runs"]
+        lines += _table(f"3. exit time added by 20 tracked events, no close(), {runs} runs "
                         "(target max < 1000 ms)",
-                        ["state", "median ms", "max ms", "collector got (min)", "kept on disk (min)", "unaccounted (max)"], rows)
+                        ["state", "median ms", "max ms", "collector got (min)", "kept on disk (min)",
+                         "unaccounted (max)"], rows)
     if "import" in r:
         v = r["import"]
         rows = [[stmt, f"{v[k]['wall_median_ms']:.1f}", f"{v[k]['overhead_ms']:+.1f}",
                  f"{v[k]['importtime_package_us'] / 1e3:.1f}", f"{v[k]['importtime_all_pattern_track_us'] / 1e3:.1f}"]
-                for k, stmt in (("import", "import pattern_track"), ("from_import_tracker", "from pattern_track import Tracker"))]
+                for k, stmt in (("import", "import pattern_track"),
+                                ("from_import_tracker", "from pattern_track import Tracker"))]
         rows.insert(0, ["python -c pass", f"{v['bare_median_ms']:.1f}", "", "", ""])
         lines += _table(f"4. import, medians of {v['runs']} runs (target < 60 ms over bare python)",
                         ["statement", "wall ms", "+ms", "importtime pkg ms", "importtime all ms"], rows)
@@ -914,23 +927,26 @@ def report(meta: dict, results: dict, checks: list[dict], errors: dict) -> str:
     if "memory" in r:
         rows = []
         for label, v in r["memory"].items():
-            drops = ", ".join(f"{k[8:]}={v[k]}" for k in v if k.startswith("dropped_") and k != "dropped_after_accept") or "none"
+            drops = ", ".join(f"{k[8:]}={v[k]}" for k in v
+                              if k.startswith("dropped_") and k != "dropped_after_accept") or "none"
             rows.append([label, v["events"], f"{v['rss_delta_mb']:+.1f}", f"{v['track_s']:.1f}", f"{v['flush_s']:.1f}",
                          v["outbox_pending"], f"{v['outbox_pending_bytes'] / 2**20:.1f}/{v['cap_bytes'] / 2**20:.0f}",
                          f"{v['disk_bytes'] / 2**20:.1f}", drops])
         lines += _table("6. memory and disk, service down (target RSS growth < 50 MB; pending bytes <= cap)",
-                        ["run", "events", "RSS +MB", "track s", "flush s", "pending", "pending/cap MB", "disk MB", "dropped"], rows)
+                        ["run", "events", "RSS +MB", "track s", "flush s", "pending", "pending/cap MB", "disk MB",
+                         "dropped"], rows)
     if "original" in r:
         v = r["original"]
         ours_track = r.get("track", {}).get("up", {}).get("track", {}).get("p50_us")
         ours_sync = r.get("drain", {}).get("batch", {}).get("events_per_s")
-        rows = [["original design (RESILIENCE_README)", f"{v['track_us_per_event']:.0f}", f"{v['sync_events_per_s']:.0f}"],
+        rows = [["original design (RESILIENCE_README)", f"{v['track_us_per_event']:.0f}",
+                 f"{v['sync_events_per_s']:.0f}"],
                 ["this run (track p50, service up; batch drain)", "-" if ours_track is None else f"{ours_track:.1f}",
                  "-" if ours_sync is None else f"{ours_sync:,.0f}"]]
         lines += _table("7. the original design's stated costs (~6 ms per event tracked, ~50 ms per synced event)",
                         ["", "track us/event", "sync events/s"], rows)
     if "kill" in r:
-        lines += report_kill(r["kill"]) + [""]
+        lines += [*report_kill(r["kill"]), ""]
     if "recovery" in r:
         lines += report_recovery(r["recovery"])
     if "contention" in r:

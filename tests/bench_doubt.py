@@ -49,11 +49,12 @@ def bench_doubt(b: Any) -> None:
                                capture_output=True, timeout=120)
                 if heal:
                     collector.set_fault("none")
-                arrived = eventually(lambda: len(_arrivals(collector)[0]) >= n, 120, interval=0.1)
-                eventually(lambda: not drainer_running(store_dir(cache, collector.url)), 60, interval=0.1)
+                eventually(lambda collector=collector: len(_arrivals(collector)[0]) >= n, 120, interval=0.1)
+                store = store_dir(cache, collector.url)
+                eventually(lambda store=store: not drainer_running(store), 60, interval=0.1)
                 kill_drainers(cache)
                 counts, kinds = _arrivals(collector)
-                totals.update(events=n, arrived=len(counts) if arrived else len(counts),
+                totals.update(events=n, arrived=len(counts),
                               duplicates=sum(v - 1 for v in counts.values()),
                               node_events=sum(1 for k in counts if kinds[k] != "pattern_applied"),
                               node_duplicates=sum(v - 1 for k, v in counts.items() if kinds[k] != "pattern_applied"),
@@ -78,4 +79,4 @@ def report_doubt(r: dict) -> list[str]:
                      f"{v['duplicates']} stored twice ({v['duplicate_pct']:.2f} %), node-creating "
                      f"{v['node_duplicates']} of {v['node_events']} ({v['node_duplicate_pct']:.2f} %), "
                      f"{v['reads']} reads of the evolution route")
-    return lines + [""]
+    return [*lines, ""]

@@ -250,4 +250,4 @@ def report_fleet(results: dict) -> list[str]:
                      f"({r['limit']}/{r['window_s']:g} s) full for {r['hold_s']:g} s: {r['delivered']}/{r['events']} "
                      f"delivered {r['after_other_stopped_s']:.1f} s after it stopped (target <= window + 60 s), "
                      f"{r['stored_requests']} stored requests, {r['rate_limited']} x 429")
-    return lines + [""]
+    return [*lines, ""]

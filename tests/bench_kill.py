@@ -93,7 +93,8 @@ def _sync_killed(url: str, cache: str, env: dict, after_s: float) -> set:
         import sys, json
         from pattern_track import Tracker
         t = Tracker(sys.argv[1], cache_dir=sys.argv[2], handoff=False)
-        print(json.dumps([t.track("pattern_created", pattern_id=f"s{i}", pattern_data={"code": "x"}) for i in range(300)]))
+        print(json.dumps([t.track("pattern_created", pattern_id=f"s{i}", pattern_data={"code": "x"})
+                          for i in range(300)]))
         t.close(timeout=0)
     """)
     down = "http://127.0.0.1:9"
@@ -140,8 +141,10 @@ def _settle_and_count(b: Any, cache: str, env: dict, tracked: set) -> Counter:
 def bench_kill(b: Any) -> None:
     runs = b.size["kill_runs"]
     scenarios = [
-        ("SIGTERM while tracking (service slow)", lambda u, c, e: _killed(u, c, e, "sigterm", random.uniform(0.2, 0.8))),
-        ("SIGKILL while tracking (service slow)", lambda u, c, e: _killed(u, c, e, "sigkill", random.uniform(0.2, 0.8))),
+        ("SIGTERM while tracking (service slow)",
+         lambda u, c, e: _killed(u, c, e, "sigterm", random.uniform(0.2, 0.8))),
+        ("SIGKILL while tracking (service slow)",
+         lambda u, c, e: _killed(u, c, e, "sigkill", random.uniform(0.2, 0.8))),
         ("os._exit while tracking (service slow)", lambda u, c, e: _killed(u, c, e, "exit", 0.0)),
         ("8 processes SIGTERMed at once (service slow)",
          lambda u, c, e: _killed(u, c, e, "sigterm", random.uniform(0.3, 0.8), processes=8)),
@@ -181,10 +184,14 @@ def report_kill(r: dict) -> list[str]:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     lines = ["8. kill matrix: killed at random points, then one `pattern-track sync` "
              "(target: 0 lost, duplicates <= 1 %)"]
-    lines.append("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(header, widths))))
+
+    def line(cells: list) -> str:
+        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    lines.append(line(header))
     lines.append("  ".join("-" * w for w in widths))
     for row in rows:
-        lines.append("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        lines.append(line(row))
     return lines
 
 

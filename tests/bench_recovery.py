@@ -71,4 +71,4 @@ def report_recovery(r: dict) -> list[str]:
     lines = ["9. recovery with no manual action: service back (503 -> 200) until the last pending event is delivered"]
     for label, v in r.items():
         lines.append(f"   {label.replace('_', ' ')}: {v['events']} events, {v['recovery_s']:.1f} s")
-    return lines + [""]
+    return [*lines, ""]

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from pattern_track import Tracker
-from tests.helpers import drainer_pids, kill_drainers
 from pattern_track.collector import Collector
+from tests.helpers import drainer_pids, kill_drainers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Hook payload samples (one Claude Code session, copied from the project's shared/ folder).
@@ -64,7 +64,8 @@ def reap_drainers(cache_dir):
 @pytest.fixture
 def env(cache_dir, reap_drainers):
     """Environment for subprocesses: this checkout importable, a private cache."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PATTERN_", "INTELLIGENCE_", "CIRCUIT_", "HEALTH_"))}
+    ours = ("PATTERN_", "INTELLIGENCE_", "CIRCUIT_", "HEALTH_")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     environ["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, environ.get("PYTHONPATH")) if p)
     environ["PATTERN_CACHE_DIR"] = cache_dir
     return environ

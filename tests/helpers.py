@@ -65,9 +65,8 @@ def kept_event_ids(cache_dir: str) -> set:
     from pattern_track.delivery.batches import event_id_from
     from pattern_track.store.orphans import _events, _watermark, _writers
     from pattern_track.store.outbox import Outbox
-    from pattern_track.store.spool import Spool
-
     from pattern_track.store.services import known
+    from pattern_track.store.spool import Spool
 
     ids = set()
     # Every service's store, and a legacy store in the cache directory itself.

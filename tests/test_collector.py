@@ -400,7 +400,8 @@ def test_evolution_is_one_hop_in_the_service_shape(collector):
 
 
 def test_evolution_generations_count_from_creations(collector):
-    """Generation is 0 for a creation, one more than the parent for a derivation, than the deepest parent for a merge."""
+    """Generation is 0 for a creation, one more than the parent for a derivation, than the
+    deepest parent for a merge."""
     chain(collector)
     post(collector, TRACK, derived("e", "1.0.0", "d", "a", event_type="pattern_merged"))
     generations = {pid: evolution(collector, pid).json()["data"]["evolution_nodes"][0]["generation"] for pid in "abcde"}

@@ -78,7 +78,8 @@ def test_from_env_builds_a_tracker_with_overrides(tmp_path):
     """Tracker.from_env reads the environment; explicit options win."""
     tracker = Tracker.from_env({"INTELLIGENCE_SERVICE_URL": "http://svc:1", "PATTERN_CACHE_DIR": str(tmp_path)},
                                batch_size=7)
-    assert (tracker.config.base_url, tracker.config.cache_dir, tracker.config.batch_size) == ("http://svc:1", str(tmp_path), 7)
+    config = tracker.config
+    assert (config.base_url, config.cache_dir, config.batch_size) == ("http://svc:1", str(tmp_path), 7)
     tracker.close()
 
 

@@ -4,9 +4,9 @@ import json
 
 from pattern_track.delivery.backoff import Backoff
 from pattern_track.delivery.health import Health
+from pattern_track.delivery.transport import Answer, NoAnswer
 from pattern_track.store.state import MemoryState
 from pattern_track.testing import FakeClock
-from pattern_track.delivery.transport import Answer, NoAnswer
 
 
 class FakeService:

@@ -3,9 +3,9 @@ counted drop, never an exception, and one bad event never breaks a batch for the
 
 import io
 import json
+
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pattern_track import Tracker
 from pattern_track.cli import hook
@@ -41,7 +41,8 @@ def test_track_counts_every_outcome(tracker, event_type, fields):
     after = tracker.stats()
     dropped = sum(after["dropped"].values()) - sum(before["dropped"].values())
     accepted = after["accepted"] - before["accepted"]
-    assert (result is None and dropped == 1 and accepted == 0) or (isinstance(result, str) and accepted == 1 and dropped == 0)
+    assert ((result is None and dropped == 1 and accepted == 0)
+            or (isinstance(result, str) and accepted == 1 and dropped == 0))
 
 
 def test_recursive_and_huge_values_are_counted_drops(tracker):
@@ -56,10 +57,11 @@ def test_recursive_and_huge_values_are_counted_drops(tracker):
 
 @settings(max_examples=200, deadline=None)
 @given(payload=st.one_of(st.binary(max_size=300), values.map(lambda v: json.dumps(v, default=repr).encode()),
-                         st.fixed_dictionaries({"hook_event_name": st.just("PostToolUse"),
-                                                "tool_name": st.sampled_from(["Write", "Edit", "MultiEdit", "NotebookEdit"]),
-                                                "tool_input": values, "tool_response": values}).map(
-                                                    lambda v: json.dumps(v, default=repr).encode())))
+                         st.fixed_dictionaries({
+                             "hook_event_name": st.just("PostToolUse"),
+                             "tool_name": st.sampled_from(["Write", "Edit", "MultiEdit", "NotebookEdit"]),
+                             "tool_input": values, "tool_response": values,
+                         }).map(lambda v: json.dumps(v, default=repr).encode())))
 def test_hook_always_exits_zero(payload, tmp_path_factory):
     """The hook returns 0 for any bytes on stdin and never raises."""
     cache = str(tmp_path_factory.mktemp("hook"))

@@ -1,6 +1,7 @@
 """The installer's small decisions: which command to write, and which entries are ours."""
 
 import os
+import pathlib
 import stat
 
 import pytest
@@ -97,7 +98,7 @@ def test_each_change_keeps_one_backup_of_the_file_before_it(tmp_path):
         before = path.read_text()
         backup = installer.apply(installer.plan(str(path), command=command))
         ours = glob.glob(f"{path}.bak-*T*-*")
-        assert ours == [backup] and open(backup).read() == before
+        assert ours == [backup] and pathlib.Path(backup).read_text() == before
     assert json.loads(path.read_text()) == {"model": "opus"}
     assert (tmp_path / "settings.json.bak").read_text() == "mine"
     assert (tmp_path / "settings.json.bak-old").read_text() == "mine too"

@@ -10,7 +10,7 @@ from pattern_track.store.journal import Journal, adopt_orphans, orphans_waiting
 def test_rotation_never_reuses_a_live_segment(tmp_path):
     """Settled segments go and new ones get fresh names: appending never waits on itself."""
     journal = Journal(str(tmp_path), max_bytes=10**9, segment_bytes=8192)
-    for i in range(50):
+    for _ in range(50):
         seq = journal.append(b'{"n":"%s"}' % (b"x" * 3000))
         journal.ack(seq)  # settled at once: old segments are deleted as we go
     names = os.listdir(tmp_path / "journal")

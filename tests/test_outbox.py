@@ -5,8 +5,8 @@ import stat
 
 import pytest
 
-from pattern_track.store.cachedir import prepare_directory
 from pattern_track.errors import CacheError
+from pattern_track.store.cachedir import prepare_directory
 from pattern_track.store.outbox import Outbox
 
 
@@ -30,7 +30,7 @@ def test_chunks_come_back_in_order(tmp_path):
 def test_nothing_is_evicted_silently(tmp_path):
     """diskcache's default eviction is off: 3000 events all stay until settled."""
     box = open_box(tmp_path / "c", max_events=10_000, max_bytes=10**9)
-    for i in range(30):
+    for _ in range(30):
         box.append([b"x" * 1000] * 100)
     assert box.pending() == 3000
     assert sum(len(c.events) for c in box.chunks()) == 3000

@@ -4,8 +4,18 @@ import json
 
 import pytest
 
-from pattern_track.delivery.outcome import (OK, PERMANENT, RETRY_AFTER_MAX_S, SUSPECT, TRANSIENT, classify, classify_batch,
-                                   classify_error, health_verdict, parse_retry_after)
+from pattern_track.delivery.outcome import (
+    OK,
+    PERMANENT,
+    RETRY_AFTER_MAX_S,
+    SUSPECT,
+    TRANSIENT,
+    classify,
+    classify_batch,
+    classify_error,
+    health_verdict,
+    parse_retry_after,
+)
 
 
 def body(doc):

@@ -192,7 +192,8 @@ def test_is_stored_refuses_events_that_create_no_node(collector, get, kind):
 
 
 def test_is_stored_needs_the_version_and_the_edges(collector, get):
-    """The node alone does not make a derivation stored: it needs its version and an edge from each parent that counts."""
+    """The node alone does not make a derivation stored: it needs its version and an edge
+    from each parent that counts."""
     setup_parents(collector)
     post(collector, created("n"))
     doc = evolution(get, "n", timeout_s=5.0)

@@ -18,9 +18,9 @@ COLLECTOR = [m for m in MODULES if m.startswith("collector/")]
 OWNERS = {"requests": {"delivery/transport"}, "urllib3": {"delivery/transport"}, "pybreaker": {"delivery/breaker"},
           "diskcache": {"store/diskstore"}}
 #: Modules that may import nothing of ours but errors (stdlib edges used by the hook path).
-HOOK_PATH = {"cli/hook", "cli/payload", "store/__init__", "store/spool", "store/cachedir", "store/services", "process/__init__",
-             "process/launcher", "config/__init__", "config/values", "config/checks", "config/env", "config/options",
-             "event", "codec", "errors", "logs"}
+HOOK_PATH = {"cli/hook", "cli/payload", "store/__init__", "store/spool", "store/cachedir", "store/services",
+             "process/__init__", "process/launcher", "config/__init__", "config/values", "config/checks", "config/env",
+             "config/options", "event", "codec", "errors", "logs"}
 
 
 def parse(module):
@@ -53,6 +53,39 @@ def test_readme_test_command_is_the_one_ci_runs():
     assert len(ci) == 1 and ci[0] in readme
 
 
+#: The public surface, which mypy checks with its strict flags.
+STRICT_MODULES = {"pattern_track", "pattern_track.codec", "pattern_track.config.*", "pattern_track.errors",
+                  "pattern_track.event", "pattern_track.testing", "pattern_track.tracker", "pattern_track.tracking.*"}
+
+
+def test_ci_runs_ruff_and_mypy_as_pyproject_configures_them():
+    """pyproject.toml configures mypy (strict on the public surface) and ruff; .ci/run runs
+    both with pinned versions, each command on its own line (set -e ignores a failure
+    inside an && list)."""
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
+        text = f.read()
+    assert all(f"\n{table}\n" in text for table in ("[tool.mypy]", "[tool.ruff]", "[tool.ruff.lint]"))
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the tables' presence is what can be read without a parser
+        pass
+    else:
+        tool = tomllib.loads(text)["tool"]
+        assert tool["mypy"]["files"] == ["pattern_track"] and tool["ruff"]["lint"]["select"]
+        overrides = tool["mypy"]["overrides"]
+        # mypy's `strict` is global-only: in an override it would turn on for every module.
+        assert not any("strict" in o for o in overrides)
+        strict = [o for o in overrides if o.get("disallow_untyped_defs") and o.get("warn_return_any")]
+        assert strict and set(strict[0]["module"]) >= STRICT_MODULES, strict
+    with open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8") as f:
+        commands = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+    assert ".venv/bin/ruff check pattern_track tests" in commands and ".venv/bin/mypy" in commands
+    install = next(c for c in commands if "pip install" in c and "mypy" in c)
+    assert all(re.search(rf"(^| ){name}==\S+", install) for name in ("mypy", "ruff", "types-requests")), install
+    readme = next(i for i, c in enumerate(commands) if c.startswith("python3 -m venv"))
+    assert readme < commands.index(install) < commands.index(".venv/bin/mypy")
+
+
 def test_each_third_party_library_has_one_owner_module():
     """requests, pybreaker and diskcache are each wrapped at one module's edge."""
     for lib, owners in OWNERS.items():
@@ -62,7 +95,7 @@ def test_each_third_party_library_has_one_owner_module():
 
 def qualified_imports(module):
     """The full names a module imports, relative imports resolved ("collector/store" -> ...)."""
-    package = ["pattern_track"] + module.split("/")[:-1]
+    package = ["pattern_track", *module.split("/")[:-1]]
     found = set()
     for node in ast.walk(parse(module)):
         if isinstance(node, ast.Import):
@@ -100,7 +133,8 @@ def test_hook_path_stays_light():
     """The hook's modules import only each other: no requests, diskcache or threads."""
     for module in HOOK_PATH:
         # The package root (__init__) is lazy: its names load on first use, not on import.
-        ours = {_module_of(name) for name in qualified_imports(module) if name.startswith("pattern_track")} - {"__init__"}
+        ours = {_module_of(name) for name in qualified_imports(module) if name.startswith("pattern_track")}
+        ours -= {"__init__"}
         if module == "cli/hook":
             ours -= {"delivery/direct"}  # only when no disk can keep the events: then it sends them now
         assert ours <= HOOK_PATH, (module, ours - HOOK_PATH)
@@ -122,7 +156,7 @@ def _module_of(name):
 def test_library_never_prints():
     """Only the CLI and the collector subpackage may write to the terminal."""
     for module in MODULES:
-        if module.startswith("cli/") and module != "cli/hook" or module == "__main__" or module in COLLECTOR:
+        if (module.startswith("cli/") and module != "cli/hook") or module == "__main__" or module in COLLECTOR:
             continue
         with open(os.path.join(PKG, module + ".py"), encoding="utf-8") as f:
             text = f.read()
@@ -229,10 +263,10 @@ def test_help_of_tracker_shows_the_public_api_only():
     assert {"track", "flush", "close", "stats", "check_health", "force_health_check"} <= set(public)
     assert Tracker.force_health_check is Tracker.check_health
     assert "force_health_check()" in Tracker.check_health.__doc__
-    for name in public + ["__init__", "__enter__", "__exit__"]:
+    for name in [*public, "__init__", "__enter__", "__exit__"]:
         doc = getattr(Tracker, name).__doc__ or ""
         assert len(doc.split()) >= 8, f"Tracker.{name} needs a docstring (shapes, units, errors)"
     text = pydoc.render_doc(Tracker, renderer=pydoc.plaintext)
     assert "inherited from" not in text and "Method resolution order" not in text
-    assert "force_health_check = check_health(self)" in text
+    assert "force_health_check = check_health(self: 'Tracker')" in text  # an alias: one line, no doc
     assert text.count("Ask the service now") == 1

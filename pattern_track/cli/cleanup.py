@@ -6,17 +6,17 @@ from __future__ import annotations
 import json
 import sys
 import time
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import
-
-if TYPE_CHECKING:
-    import argparse
 
 from .common import CliError, _config, _emit, _open
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["cmd_cleanup", "cmd_dead_letter"]
 
 
-def cmd_cleanup(args: "argparse.Namespace") -> int:
+def cmd_cleanup(args: argparse.Namespace) -> int:
     if args.max_age_days == 0 and not (args.yes or args.dry_run):
         print("pattern-track: --max-age-days 0 deletes everything; pass --yes to mean it, or --dry-run",
               file=sys.stderr)
@@ -41,7 +41,7 @@ def cmd_cleanup(args: "argparse.Namespace") -> int:
     return 0
 
 
-def cmd_dead_letter(args: "argparse.Namespace") -> int:
+def cmd_dead_letter(args: argparse.Namespace) -> int:
     from ..delivery.answers import one_line
 
     core, _, _ = _open(_config(args), network=False)

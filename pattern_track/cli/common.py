@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import sys
+
 TYPE_CHECKING = False  # typing costs ~2.5 ms; the hook runs through this package
 
 if TYPE_CHECKING:
-    from typing import Any, Sequence
     import argparse
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = ["CliError"]
 
@@ -21,10 +23,12 @@ class CliError(Exception):
 def _iso(wall: float | None) -> str | None:
     import datetime
 
-    return None if wall is None else datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).isoformat(timespec="seconds")
+    if wall is None:
+        return None
+    return datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _config(args: "argparse.Namespace", warnings: list | None = None) -> Any:
+def _config(args: argparse.Namespace, warnings: list | None = None) -> Any:
     """The configuration in force; ``from_env``'s warnings go to ``warnings`` or to stderr."""
     from ..config import Config
 
@@ -57,7 +61,7 @@ def _open(config: Any, *, network: bool) -> Any:
     return core, dispatcher, Drainer(core, dispatcher)
 
 
-def _emit(args: "argparse.Namespace", doc: Any, lines: Sequence[str]) -> None:
+def _emit(args: argparse.Namespace, doc: Any, lines: Sequence[str]) -> None:
     """``doc`` as JSON with ``--json``, else the human ``lines``."""
     print(json.dumps(doc, indent=2, default=str) if args.json else "\n".join(lines))
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import os
 import time
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import
-
-if TYPE_CHECKING:
-    from typing import Any
-    import argparse
 
 from .common import CliError, _config, _emit, _iso, _open
 from .stats import _stats
 from .waiting import _elsewhere_lines
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 __all__ = ["cmd_doctor"]
 
@@ -63,7 +63,7 @@ class _Report:
         self.steps.append(step)
 
 
-def _doctor_config(args: "argparse.Namespace", report: _Report) -> Any:
+def _doctor_config(args: argparse.Namespace, report: _Report) -> Any:
     from ..config import fields
 
     warnings: list[str] = []
@@ -145,7 +145,7 @@ def _doctor_hook(report: _Report) -> None:
         report.steps.append("run `pattern-track install` so Claude Code's edits are tracked")  # a choice, not a fault
 
 
-def cmd_doctor(args: "argparse.Namespace") -> int:
+def cmd_doctor(args: argparse.Namespace) -> int:
     report = _Report()
     config = _doctor_config(args, report)
     if report.doc["warnings"]:
@@ -153,11 +153,12 @@ def cmd_doctor(args: "argparse.Namespace") -> int:
     stats = _doctor_cache_and_service(config, report)
     _doctor_hook(report)
     waiting = stats["waiting"]["undelivered"] if stats else 0
-    if waiting:
+    if stats and waiting:
         report.steps.append(f"run `pattern-track sync` to deliver the {waiting} waiting events now "
                             f"(a drainer delivers them by itself once the service answers: {stats['drainer']})")
     if stats and stats["dead_letter"]:
-        report.steps.append(f"look at `pattern-track dead-letter list` ({stats['dead_letter']} events the service refused)")
+        report.steps.append(f"look at `pattern-track dead-letter list` "
+                            f"({stats['dead_letter']} events the service refused)")
     if stats:
         report.doc["other_services"], report.doc["legacy"] = stats["other_services"], stats["legacy"]
         report.lines += _elsewhere_lines(stats["other_services"], stats["legacy"])
@@ -166,5 +167,5 @@ def cmd_doctor(args: "argparse.Namespace") -> int:
                                 "events to the service they were for")
     report.doc["problems"] = report.problems
     report.doc["next"] = report.steps[0] if report.steps else "nothing: all is well"
-    _emit(args, report.doc, report.lines + [f"next: {report.doc['next']}"])
+    _emit(args, report.doc, [*report.lines, f"next: {report.doc['next']}"])
     return 0 if report.problems == 0 else 1

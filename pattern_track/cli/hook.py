@@ -14,16 +14,18 @@ from __future__ import annotations
 import json
 import os
 import sys
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    from typing import Any, BinaryIO, Iterator, Mapping
 
-from .. import logs
-from .. import event as _event
-from ..store import services
+from .. import event as _event, logs
 from ..config import Config
+from ..errors import CacheError  # no cost: config (above) imports errors already
+from ..store import services
 from ..store.spool import Spool
 from .payload import FileState, events_for
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from typing import Any, BinaryIO
 
 __all__ = ["FileState", "events_for", "run"]
 
@@ -76,7 +78,6 @@ def usable_cache_dir(preferred: str) -> str:
 def _cache_dirs(preferred: str) -> Iterator[str]:
     """The cache directories to try, in order: ``preferred``, then the private per-user
     one in the temp dir; each made private (0700) or skipped with a log line."""
-    from ..errors import CacheError
     from ..store.cachedir import prepare_directory, temp_fallback
 
     for candidate in (preferred, temp_fallback()):
@@ -87,12 +88,18 @@ def _cache_dirs(preferred: str) -> Iterator[str]:
     raise CacheError("no usable cache directory (the configured one and the temp dir fallback both failed)")
 
 
+class _Unkept(CacheError):
+    """No cache directory could keep the hook's events: ``events`` (encoded) are to be sent now."""
+
+    def __init__(self, events: list[bytes]) -> None:
+        super().__init__("no cache directory could keep the hook's events")
+        self.events = events
+
+
 def _keep(config: Config, payload: Any) -> tuple[str, str, list[bytes]] | None:
     """Turn the payload into events and write them to the spool of the first cache
     directory that takes them: ``(cache_dir, store, events)``, or None when the payload is
-    not ours. Raises ``CacheError`` (with the events on ``.events``) when none does."""
-    from ..errors import CacheError
-
+    not ours. Raises ``_Unkept`` (a ``CacheError`` with the events) when none does."""
     events: list[bytes] | None = None
     for cache_dir in _cache_dirs(config.resolved_cache_dir):
         try:
@@ -107,11 +114,9 @@ def _keep(config: Config, payload: Any) -> tuple[str, str, list[bytes]] | None:
             return cache_dir, store, events
         except (CacheError, OSError) as exc:  # read-only, full, unsafe: the next one
             log.warning("cannot keep hook events in %s (%s)", cache_dir, type(exc).__name__)
-    error = CacheError("no cache directory could keep the hook's events")
     if events is None:
         events = _encoded(config, events_for(payload, None))
-    error.events = events  # type: ignore[attr-defined]
-    raise error
+    raise _Unkept(events)
 
 
 def _encoded(config: Config, events: list[dict]) -> list[bytes]:
@@ -126,8 +131,6 @@ def run(stdin: BinaryIO | None = None, environ: Mapping[str, str] | None = None,
     directory; when neither can be written (a read-only or full disk), they are sent to
     the service now, within ``exit_timeout_s`` (delivery/direct.py), and what it does not
     take is lost and logged: nothing else could keep them."""
-    from ..errors import CacheError
-
     try:
         raw = read_payload(stdin if stdin is not None else sys.stdin.buffer)
     except Exception:
@@ -146,7 +149,7 @@ def run(stdin: BinaryIO | None = None, environ: Mapping[str, str] | None = None,
         except CacheError as exc:
             from ..delivery.direct import deliver_now
 
-            events = getattr(exc, "events", [])
+            events = exc.events if isinstance(exc, _Unkept) else []
             sent = deliver_now(config, events, timeout_s=config.exit_timeout_s) if events else 0
             if sent < len(events):
                 log.error("%d hook events lost: no cache directory could keep them and the service did not "

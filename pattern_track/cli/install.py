@@ -4,17 +4,17 @@ and say what changed (installer.py edits the file; the conventions are main.py's
 from __future__ import annotations
 
 import os
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import
-
-if TYPE_CHECKING:
-    import argparse
 
 from .common import _emit
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["cmd_install"]
 
 
-def cmd_install(args: "argparse.Namespace") -> int:
+def cmd_install(args: argparse.Namespace) -> int:
     import difflib
 
     from . import installer

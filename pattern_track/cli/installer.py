@@ -1,10 +1,11 @@
 """Put pattern_track's hook into a Claude Code ``settings.json``, or take it out (stdlib only).
 
 ``plan()`` computes the new text; ``apply()`` writes it only if it changed, atomically, after
-a backup (one: an older backup of ours is removed once the new file is in place). Other hooks, events and keys (and their order) are carried over as parsed. Our
-entry is known by its command (``.../pattern-track hook``, ``... -m pattern_track hook``), so
-installing from another virtualenv rewrites the old command in place; the first entry of
-ours keeps its place and any key a user set on it (a longer ``timeout``); copies are removed.
+a backup (one: an older backup of ours is removed once the new file is in place). Other
+hooks, events and keys (and their order) are carried over as parsed. Our entry is known by
+its command (``.../pattern-track hook``, ``... -m pattern_track hook``), so installing from
+another virtualenv rewrites the old command in place; the first entry of ours keeps its
+place and any key a user set on it (a longer ``timeout``); copies are removed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import stat
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import PatternTrackError
 
@@ -33,6 +34,7 @@ MATCHER = "Write|Edit|MultiEdit|NotebookEdit"
 TIMEOUT_S = 10
 #: A new settings file is private: it may later hold an ``env`` with an API key.
 NEW_FILE_MODE = 0o600
+_Shape = TypeVar("_Shape", dict, list)  # what a level of the settings document must be
 
 
 class SettingsError(PatternTrackError):
@@ -108,12 +110,16 @@ def _load(path: str, text: str | None) -> tuple[dict, list]:
         doc = json.loads(text) if text and text.strip() else {}  # an empty file: no settings yet
     except ValueError as exc:
         raise SettingsError(f"{path} is not valid JSON ({exc}); left untouched") from None
-    hooks = doc.get("hooks", {}) if isinstance(doc, dict) else None
-    groups = hooks.get(EVENT, []) if isinstance(hooks, dict) else None
-    for where, value, kind in (("the top level", doc, dict), ('"hooks"', hooks, dict), (f'"hooks.{EVENT}"', groups, list)):
-        if not isinstance(value, kind):
-            raise SettingsError(f"{path}: {where} is not {'an object' if kind is dict else 'a list'}; left untouched")
-    return doc, groups  # type: ignore[return-value]
+    doc = _shaped(path, "the top level", doc, dict)
+    hooks = _shaped(path, '"hooks"', doc.get("hooks", {}), dict)
+    return doc, _shaped(path, f'"hooks.{EVENT}"', hooks.get(EVENT, []), list)
+
+
+def _shaped(path: str, where: str, value: Any, kind: type[_Shape]) -> _Shape:
+    """``value``, if it is a ``kind`` (dict or list); else the refusal that names ``where``."""
+    if not isinstance(value, kind):
+        raise SettingsError(f"{path}: {where} is not {'an object' if kind is dict else 'a list'}; left untouched")
+    return value
 
 
 def _entries(groups: list) -> list[tuple[Any, list]]:
@@ -220,8 +226,9 @@ def _prune_backups(target: str, keep: str) -> None:
 
 def apply(change: Change) -> str | None:
     """Write ``change.after`` if it differs, atomically, keeping the file's mode; return the
-    backup's path (the only backup of ours left beside it). A symlink stays a symlink (its target is rewritten). Raises ``SettingsError``
-    (nothing written) if the file changed since ``plan()`` or cannot be written."""
+    backup's path (the only backup of ours left beside it). A symlink stays a symlink (its
+    target is rewritten). Raises ``SettingsError`` (nothing written) if the file changed since
+    ``plan()`` or cannot be written."""
     if not change.changed:
         return None
     target = os.path.realpath(change.path)
@@ -229,7 +236,8 @@ def apply(change: Change) -> str | None:
     try:
         os.makedirs(directory, exist_ok=True)
         if _read(target) != change.before:
-            raise SettingsError(f"{change.path} changed while pattern-track was editing it; nothing written, run it again")
+            raise SettingsError(f"{change.path} changed while pattern-track was editing it; "
+                                "nothing written, run it again")
         mode = stat.S_IMODE(os.stat(target).st_mode) if change.before is not None else NEW_FILE_MODE
         backup = _backup(target, change.before, mode) if change.before is not None else None
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp")

@@ -14,13 +14,14 @@ import contextlib
 import datetime
 import signal
 import threading
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import
-
-if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator
-    import argparse
 
 from .common import CliError, _config, _emit
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
 __all__ = ["DEFAULT_DEPTH", "DEFAULT_TIMEOUT_S", "cmd_lineage", "tree_lines"]
 
@@ -45,7 +46,7 @@ each edge's source_pattern_id and target_pattern_id, plus the ids that could not
 Reads only: no outbox is opened, nothing is sent."""
 
 
-def cmd_lineage(args: "argparse.Namespace") -> int:
+def cmd_lineage(args: argparse.Namespace) -> int:
     from ..delivery import readback
     from ..delivery.transport import Transport
 
@@ -73,7 +74,7 @@ def cmd_lineage(args: "argparse.Namespace") -> int:
 
 
 @contextlib.contextmanager
-def _alarm(seconds: float, abort: "Callable[[], None]") -> "Iterator[None]":
+def _alarm(seconds: float, abort: Callable[[], None]) -> Iterator[None]:
     """Call ``abort`` after ``seconds`` unless the block ends first (main thread, POSIX only)."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         yield
@@ -87,7 +88,7 @@ def _alarm(seconds: float, abort: "Callable[[], None]") -> "Iterator[None]":
         signal.signal(signal.SIGALRM, previous)
 
 
-def _when(text: "Any") -> str:
+def _when(text: Any) -> str:
     """ISO 8601 with an offset, to the second; anything else as it came."""
     try:
         return datetime.datetime.fromisoformat(str(text)).isoformat(timespec="seconds")
@@ -115,7 +116,7 @@ def tree_lines(doc: dict) -> list[str]:
         lines += _branch(doc, upward) or ["  (none recorded)"]
     notes = [f"  {pid}: could not be read ({why})" for pid, why in sorted(doc["unreachable"].items())]
     notes += [f"  {pid}: not walked ({why})" for pid, why in sorted(doc["truncated"].items())]
-    return lines + (["incomplete:"] + notes if notes else [])
+    return lines + (["incomplete:", *notes] if notes else [])
 
 
 def _branch(doc: dict, upward: bool) -> list[str]:

@@ -13,18 +13,17 @@ imports happen inside each command, so the hook stays fast.
 
 from __future__ import annotations
 
-import json
 import sys
-import time
-TYPE_CHECKING = False  # typing costs ~2.5 ms; the hook runs through this module
 
+from .common import CliError
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms; the hook runs through this module
 if TYPE_CHECKING:
-    from typing import Any, Sequence
     import argparse
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = ["main"]
-
-from .common import CliError, _config, _emit, _open  # noqa: F401  (shared by the commands)
 
 HOOK_HELP = """\
 usage: pattern-track hook [-h]
@@ -43,30 +42,31 @@ exit status:
 """
 
 
-def cmd_hook(args: "argparse.Namespace") -> int:
+def cmd_hook(args: argparse.Namespace) -> int:
     return _hook([])  # main() takes `hook` before argparse; this keeps the parser honest
 
 
 EXIT = "exit status:\n  0    {ok}\n  1    {one}\n  2    usage error (argparse){two}"
 
 
-def _parser() -> "argparse.ArgumentParser":
+def _parser() -> argparse.ArgumentParser:
     import argparse  # not on the hook's path
 
     from .argtypes import _hops, _non_negative, _pattern_id, _positive, _url
     from .cleanup import cmd_cleanup, cmd_dead_letter
     from .doctor import cmd_doctor
     from .install import cmd_install
+    from .lineage import DEFAULT_DEPTH, DEFAULT_TIMEOUT_S, DESCRIPTION as LINEAGE, cmd_lineage
     from .stats import cmd_stats
     from .sync import cmd_drain, cmd_sync
-    from .lineage import DEFAULT_DEPTH, DEFAULT_TIMEOUT_S, DESCRIPTION as LINEAGE, cmd_lineage
 
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="pattern-track", formatter_class=raw,
         description="Pattern lineage tracking client: the Claude Code hook, its installer, and tools to\n"
                     "inspect and deliver the outbox. Every command prints a summary, or JSON with --json.",
-        epilog=EXIT.format(ok="ok", one="work left, or a problem found (one line on stderr or in the output says which)",
+        epilog=EXIT.format(ok="ok",
+                           one="work left, or a problem found (one line on stderr or in the output says which)",
                            two=", or a destructive action without --yes") + "\n  130  interrupted (Ctrl-C)\n\n"
                "destructive commands (cleanup, dead-letter retry/purge) take --dry-run; deleting undelivered\n"
                "events also takes --yes. `pattern-track COMMAND --help` for each command.")
@@ -87,7 +87,8 @@ def _parser() -> "argparse.ArgumentParser":
     yes.add_argument("--yes", action="store_true", help="confirm deleting undelivered events (default: off, refuse)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, func: Any, summary: str, exits: dict, parents: Sequence = (common, as_json), **kw: Any) -> Any:
+    def command(name: str, func: Any, summary: str, exits: dict, parents: Sequence = (common, as_json),
+                **kw: Any) -> Any:
         p = sub.add_parser(name, parents=parents, help=summary, description=kw.pop("description", summary),
                            formatter_class=raw, epilog=EXIT.format(**{"two": "", **exits}), **kw)
         p.set_defaults(func=func)
@@ -113,7 +114,8 @@ def _parser() -> "argparse.ArgumentParser":
     p.add_argument("--dry-run", action="store_true", help="print the change as a diff, write nothing (default: off)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a summary (default: summary)")
     p = command("drain", cmd_drain, "deliver until nothing waits (started by the hook, exit and close())",
-                {"ok": "nothing waits, or another drainer is at work", "one": "events were left when it stopped (--max)"},
+                {"ok": "nothing waits, or another drainer is at work",
+                 "one": "events were left when it stopped (--max)"},
                 parents=(common,),
                 description="Deliver this service's outbox, spool and the journals of ended processes, and stay up\n"
                             "while anything waits or a live process's journal holds events: during an outage of\n"
@@ -128,7 +130,8 @@ def _parser() -> "argparse.ArgumentParser":
     p.add_argument("--max", type=_positive, default=None, metavar="SECONDS",
                    help="exit after SECONDS in all, even with work left (default: no bound)")
     p = command("sync", cmd_sync, "deliver the outbox now and say why anything is left",
-                {"ok": "everything was delivered", "one": "events are left or were dead-lettered (the output says why), or the cache is unusable"})
+                {"ok": "everything was delivered",
+                 "one": "events are left or were dead-lettered (the output says why), or the cache is unusable"})
     p.add_argument("--timeout", type=_positive, default=300.0, metavar="SECONDS",
                    help="stop delivering after SECONDS (default 300)")
     p.add_argument("--adopt-legacy", action="store_true",
@@ -157,7 +160,8 @@ def _parser() -> "argparse.ArgumentParser":
                 {"ok": "the pattern is stored (the output names any pattern that could not be read)",
                  "one": "the pattern is not stored, or the service cannot be read (one line on stderr says which)"},
                 description=LINEAGE)
-    p.add_argument("pattern_id", type=_pattern_id, metavar="PATTERN_ID", help="the pattern id, e.g. python-code-226225de545b")
+    p.add_argument("pattern_id", type=_pattern_id, metavar="PATTERN_ID",
+                   help="the pattern id, e.g. python-code-226225de545b")
     p.add_argument("--depth", type=_hops, default=DEFAULT_DEPTH, metavar="N",
                    help=f"follow at most N edges each way (default {DEFAULT_DEPTH}; 0: the pattern alone)")
     p.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+
+from .. import codec, event as _event, logs
+
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any
-
-from .. import logs
-from .. import event as _event
 
 __all__ = ["FileState", "MAX_CODE_CHARS", "events_for"]
 
@@ -26,7 +26,7 @@ log = logs.get("pattern_track.cli.hook")  # its name from before this module was
 #: pattern_data keeps at most this much code; the id is computed from all of it.
 MAX_CODE_CHARS = 64 * 1024
 _TOOLS = {"Write", "Edit", "MultiEdit", "NotebookEdit"}
-_TRUE = {True, "true", "True", "1", 1}
+_TRUE = {True, "true", "True", "1"}
 
 
 def _apply_edit(text: str, old: Any, new: Any, replace_all: Any) -> str | None:
@@ -64,7 +64,7 @@ def _code_data(code: str) -> dict:
     data: dict[str, Any] = {"code": code[:MAX_CODE_CHARS]}
     if len(code) > MAX_CODE_CHARS:
         data.update(code_truncated=True, code_chars=len(code),
-                    code_sha256=_event.sha256(code.encode("utf-8", "surrogatepass")).hexdigest())
+                    code_sha256=codec.sha256(code.encode("utf-8", "surrogatepass")).hexdigest())
     return data
 
 
@@ -75,7 +75,7 @@ class FileState:
         self.directory = os.path.join(cache_dir, "files")
 
     def _path(self, file_path: str) -> str:
-        digest = _event.sha256(file_path.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        digest = codec.sha256(file_path.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         return os.path.join(self.directory, digest)
 
     def get(self, file_path: str) -> str | None:
@@ -101,7 +101,9 @@ def events_for(payload: Any, files: FileState | None, *, triggered_by: str = "cl
         return []
     tool = payload.get("tool_name")
     tool_input = payload.get("tool_input")
-    response = payload.get("tool_response") if isinstance(payload.get("tool_response"), Mapping) else {}
+    response = payload.get("tool_response")
+    if not isinstance(response, Mapping):
+        response = {}
     if tool not in _TOOLS or not isinstance(tool_input, Mapping):
         return []
     file_path = tool_input.get("file_path") or tool_input.get("notebook_path") or response.get("filePath")
@@ -111,7 +113,8 @@ def events_for(payload: Any, files: FileState | None, *, triggered_by: str = "cl
     if content is None:
         return []
     language = _event.language_for_path(file_path)
-    context = {k: payload.get(k) for k in ("session_id", "tool_use_id", "cwd", "agent_id") if isinstance(payload.get(k), str)}
+    context = {k: payload.get(k) for k in ("session_id", "tool_use_id", "cwd", "agent_id")
+               if isinstance(payload.get(k), str)}
     common = dict(pattern_type="code", language=language, file_path=file_path, tool_name=tool,
                   pattern_name=os.path.basename(file_path)[:255])
     new_id = _event.pattern_id_for(content, language, None)
@@ -119,9 +122,9 @@ def events_for(payload: Any, files: FileState | None, *, triggered_by: str = "cl
     out: list[dict] = []
     if parent is None and original is not None and original != content and original.strip():
         parent = _event.pattern_id_for(original, language, None)
+        data = dict(_code_data(original), **context, source="original_file")
         out.append(_event.build("pattern_created", dict(common, pattern_id=parent, pattern_version="1.0.0",
-                                                        pattern_data=dict(_code_data(original), **context, source="original_file")),
-                                triggered_by=triggered_by))
+                                                        pattern_data=data), triggered_by=triggered_by))
     if parent == new_id:
         return out  # the tool left the content as it was
     if parent is None:

@@ -4,14 +4,14 @@ answer with its age (the conventions are main.py's)."""
 from __future__ import annotations
 
 import time
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import
-
-if TYPE_CHECKING:
-    from typing import Any
-    import argparse
 
 from .common import _config, _emit, _open, _table
 from .waiting import _elsewhere, _elsewhere_lines, _quarantine_lines, _resume_drainer
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 __all__ = ["cmd_stats"]
 
@@ -54,7 +54,7 @@ def _stats(core: Any, drainer: Any) -> dict:
     }
 
 
-def cmd_stats(args: "argparse.Namespace") -> int:
+def cmd_stats(args: argparse.Namespace) -> int:
     from ..store.inventory import take
 
     config = _config(args)

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import sys
 import time
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import
-
-if TYPE_CHECKING:
-    from typing import Any, Sequence
-    import argparse
 
 from .common import _config, _emit, _iso, _open
 from .waiting import _elsewhere, _elsewhere_lines, _quarantine_lines, _resume_drainer
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = ["cmd_drain", "cmd_sync"]
 
@@ -42,10 +43,10 @@ def _why(core: Any, state: str | None, healthy: bool, watch: _Watch | None, time
     now = time.time()
     wait = core.breaker.seconds_until_probe() if core.breaker else 0.0
     probe_at = _iso(now + wait) if wait > 0 else None
-    last = watch.last if watch else None
+    last, kept = (watch.last, watch.kept) if watch else (None, 0)
     answer = f"{last.reason}{': ' + last.detail if last.detail else ''}" if last else None
     why = {"reason": "unknown", "detail": f"delivery stopped ({state})", "next_attempt_at": probe_at,
-           "retrying": watch.kept if last else 0}
+           "retrying": kept if last else 0}
     if not healthy:
         reason = core.health.snapshot()["reason"] if core.health else "no network parts"
         why.update(reason="service_unhealthy", detail=f"service unhealthy at {core.config.base_url} ({reason})")
@@ -64,7 +65,7 @@ def _why(core: Any, state: str | None, healthy: bool, watch: _Watch | None, time
         why.update(reason="timeout", detail="--timeout reached while a request was in flight (cut; its events "
                    "stay and are sent again; the service may have stored them already)")
     elif last is not None:
-        why.update(reason="retrying", detail=f"{watch.kept} events will be retried; last answer {answer}")
+        why.update(reason="retrying", detail=f"{kept} events will be retried; last answer {answer}")
     elif state == "busy":
         why.update(reason="busy", detail=f"another process is delivering ({core.outbox.lease_holder('drain')})")
     elif state == "unavailable":
@@ -82,7 +83,7 @@ def _ended_journals(config: Any) -> int:
     return ended + ending
 
 
-def cmd_sync(args: "argparse.Namespace") -> int:
+def cmd_sync(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.timeout  # --timeout covers start-up and the health check too
     config = _config(args)
     core, _, drainer = _open(config, network=True)
@@ -161,7 +162,7 @@ def cmd_sync(args: "argparse.Namespace") -> int:
     return 0 if left == 0 and skipped == 0 and not busy else 1
 
 
-def cmd_drain(args: "argparse.Namespace") -> int:
+def cmd_drain(args: argparse.Namespace) -> int:
     from ..process import detached
 
     return detached.run(_config(args), after_pid=args.after_pid, idle_s=args.idle, max_s=args.max,

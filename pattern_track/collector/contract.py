@@ -43,7 +43,7 @@ NODE_FIELDS = ("pattern_id", "pattern_version", "pattern_name", "pattern_type", 
 
 _REQUIRED = object()
 #: The request model: field -> (JSON type, null allowed, default).
-_FIELDS: dict[str, tuple[type, bool, Any]] = {
+_FIELDS: dict[str, tuple[type[Any], bool, Any]] = {
     "event_type": (str, False, _REQUIRED), "pattern_id": (str, False, _REQUIRED),
     "pattern_name": (str, False, ""), "pattern_type": (str, False, "code"),
     "pattern_version": (str, False, "1.0.0"), "tool_name": (str, True, None),
@@ -52,7 +52,7 @@ _FIELDS: dict[str, tuple[type, bool, Any]] = {
     "edge_type": (str, True, None), "transformation_type": (str, True, None),
     "reason": (str, True, None), "triggered_by": (str, False, "api"),
 }
-_TYPE_ERRORS = {str: ("string_type", "Input should be a valid string"),
+_TYPE_ERRORS: dict[type[Any], tuple[str, str]] = {str: ("string_type", "Input should be a valid string"),
                 dict: ("dict_type", "Input should be a valid dictionary"),
                 list: ("list_type", "Input should be a valid list")}
 _NOT_AN_OBJECT = "Input should be a valid dictionary or object to extract fields from"
@@ -134,19 +134,20 @@ def validate_event(raw: Any, loc: list, issues: list) -> dict | None:
     if not isinstance(raw, dict):
         issues.append(_issue("model_attributes_type", loc, _NOT_AN_OBJECT, raw))
         return None
-    event, before = {}, len(issues)
+    event: dict[str, Any] = {}
+    before = len(issues)
     for name, (kind, nullable, default) in _FIELDS.items():
         value = raw.get(name, default)
         if value is _REQUIRED:
-            issues.append(_issue("missing", loc + [name], "Field required", raw))
+            issues.append(_issue("missing", [*loc, name], "Field required", raw))
         elif value is None and nullable:
             event[name] = None
         elif not isinstance(value, kind):
             code, msg = _TYPE_ERRORS[kind]
-            issues.append(_issue(code, loc + [name], msg, value))
+            issues.append(_issue(code, [*loc, name], msg, value))
         elif kind is list and not all(isinstance(item, str) for item in value):
             at = next(i for i, item in enumerate(value) if not isinstance(item, str))
-            issues.append(_issue("string_type", loc + [name, at], _TYPE_ERRORS[str][1], value[at]))
+            issues.append(_issue("string_type", [*loc, name, at], _TYPE_ERRORS[str][1], value[at]))
         else:
             # Never share the default {} or [] (strings and numbers need no copy).
             event[name] = value.copy() if type(value) in (dict, list) else value
@@ -158,13 +159,17 @@ def validate_batch(doc: Any) -> tuple[list[dict], str | None, str]:
     if not isinstance(doc, dict):
         raise Answer(422, {"detail": [_issue("model_attributes_type", ["body"], _NOT_AN_OBJECT, doc)]})
     issues: list = []
+    checked: list[dict[str, Any]] = []  # every event, when no issue was found
     events, batch_id, mode = doc.get("events"), doc.get("batch_id"), doc.get("processing_mode", "parallel")
     if "events" not in doc:
         issues.append(_issue("missing", ["body", "events"], "Field required", doc))
     elif not isinstance(events, list):
         issues.append(_issue("list_type", ["body", "events"], _TYPE_ERRORS[list][1], events))
     else:
-        events = [validate_event(raw, ["body", "events", i], issues) for i, raw in enumerate(events)]
+        for i, raw in enumerate(events):
+            event = validate_event(raw, ["body", "events", i], issues)
+            if event is not None:
+                checked.append(event)
     if batch_id is not None and not isinstance(batch_id, str):
         issues.append(_issue("string_type", ["body", "batch_id"], _TYPE_ERRORS[str][1], batch_id))
     if mode not in ("parallel", "sequential"):
@@ -172,7 +177,7 @@ def validate_batch(doc: Any) -> tuple[list[dict], str | None, str]:
                              "Input should be 'parallel' or 'sequential'", mode))
     if issues:
         raise Answer(422, {"detail": issues})
-    return events, batch_id, mode
+    return checked, batch_id, mode
 
 
 def has_nul(value: Any) -> bool:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, Literal
 
 from .contract import DETAILS, PHRASES, EventFailed, Reply, json_reply
 from .modes import FAULT_HELP, FAULT_MODES, FAULTS, checked_params
@@ -61,7 +62,8 @@ class Faults:
     def __init__(self, stopping: threading.Event, clock: Callable[[], float]) -> None:
         self._stopping, self._clock = stopping, clock
         self._lock = threading.Lock()  # everything below
-        self._mode, self._params = "none", {}
+        self._mode = "none"
+        self._params: dict[str, Any] = {}
         self._release = threading.Event()  # set when the current hang must end
         self._hits = self._hanging = 0
         self._last_track: float | None = None  # when a track request last reached the database
@@ -103,7 +105,7 @@ class Faults:
                 return Reply(413, _NGINX_413, "text/html", close=True)
         return None
 
-    def before(self, route: str) -> Reply | None | bool:
+    def before(self, route: str) -> Reply | Literal[False] | None:
         """The answer the mode imposes on this route, False for none, None to hang up.
 
         ``hang``, ``slow`` and ``html`` act on every route (the process or a proxy in

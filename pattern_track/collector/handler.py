@@ -13,8 +13,9 @@ import logging
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 from .contract import DETAILS, Answer, Reply, json_reply
 
@@ -73,7 +74,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.connections.discard(self.connection)
         super().finish()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (base signature)
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("collector %s " + format, self.address_string(), *args)
 
     def do_GET(self) -> None:

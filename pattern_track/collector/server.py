@@ -11,7 +11,8 @@ import json
 import re
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from .contract import Reply, json_reply
@@ -84,7 +85,8 @@ class Collector:
             server.shutdown()
             server.server_close()
             server.drop_connections()
-            self._thread.join(5.0)
+            if self._thread is not None:  # started with the server
+                self._thread.join(5.0)
         self._store.close()
 
     def __enter__(self) -> Collector:

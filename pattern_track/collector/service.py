@@ -18,12 +18,24 @@ import re
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from . import reads
-from .contract import (API, SERVICE_RATE_LIMIT, Answer, EventFailed, Reply, contract_error, json_reply, new_id,
-                       parse_body, validate_batch, validate_event)
+from .contract import (
+    API,
+    SERVICE_RATE_LIMIT,
+    Answer,
+    EventFailed,
+    Reply,
+    contract_error,
+    json_reply,
+    new_id,
+    parse_body,
+    validate_batch,
+    validate_event,
+)
 from .faults import Faults
 from .store import Store
 
@@ -85,7 +97,9 @@ class Service:
         # The real service counts every API request but health and evolution, even ones it then rejects.
         if route not in _UNLIMITED and not self._admit():
             reply: Reply | None = json_reply(429, {"detail": "Rate limit exceeded"})
-        elif (reply := self._faults.before(route)) is False:
+        elif (imposed := self._faults.before(route)) is not False:
+            reply = imposed  # the fault mode's answer, or None to hang up
+        else:
             untold = self._faults.untold(route)  # late, truncate, reset: store, then fail to tell
             keep = {} if untold is None else {"keep": untold.keep}
             try:
@@ -126,9 +140,10 @@ class Service:
 
     def _track(self, headers: Any, body: bytes, match: re.Match, query: str, keep: int | None = None) -> Reply:
         """One event; ``keep`` 0 (the ``reset`` fault) stores nothing, for an answer never sent."""
-        started, issues = time.perf_counter(), []
+        started = time.perf_counter()
+        issues: list[dict[str, Any]] = []
         event = validate_event(parse_body(headers, body), ["body"], issues)
-        if issues:
+        if issues or event is None:  # None only with issues
             raise Answer(422, {"detail": issues})
         detail = contract_error(event)
         if detail:

@@ -19,8 +19,17 @@ import threading
 import time
 from typing import Any
 
-from .contract import (CREATIONS, MAX_LENGTHS, NODE_FIELDS, NUL_IN_JSON, NUL_IN_TEXT, Answer, EventFailed, has_nul,
-                       new_id)
+from .contract import (
+    CREATIONS,
+    MAX_LENGTHS,
+    NODE_FIELDS,
+    NUL_IN_JSON,
+    NUL_IN_TEXT,
+    Answer,
+    EventFailed,
+    has_nul,
+    new_id,
+)
 
 __all__ = ["Store"]
 
@@ -37,7 +46,8 @@ class Store:
     def __init__(self, db_path: str | None) -> None:
         self.lock = threading.RLock()  # callers hold it across a whole batch
         self.changed = threading.Condition(self.lock)  # notified on every stored event
-        self._db_path, self._db = db_path, None
+        self._db_path = db_path
+        self._db: sqlite3.Connection | None = None
         self._nodes: dict[tuple[str, str], dict] = {}
         self._newest: dict[str, dict] = {}  # pattern_id -> its newest node (parent lookup)
         self._targets: dict[str, set[tuple[str, str]]] = {}  # source pattern_id -> keys of nodes with an edge from it

@@ -8,11 +8,11 @@ type checkers). Import from here: ``from pattern_track.config import Config``.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    from .options import Options  # noqa: F401  (for type checkers only: Tracker(**options))
-
 from .env import ENV_PREFIX, LEGACY_ENV
 from .values import Config, config_from_options, default_cache_dir, fields
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from .options import Options as Options  # for type checkers only: Tracker(**options)
 
 __all__ = ["Config", "ENV_PREFIX", "LEGACY_ENV", "config_from_options", "default_cache_dir", "fields"]

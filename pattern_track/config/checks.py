@@ -6,11 +6,12 @@ and env.py on each environment variable before it is used.
 
 from __future__ import annotations
 
+from ..errors import ConfigError
+
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Any, Iterable, Mapping
-
-from ..errors import ConfigError
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 __all__ = ["check", "kind_of", "lower_scheme", "refuse_unknown"]
 
@@ -66,7 +67,7 @@ def check(name: str, value: Any, default: Any) -> None:
         value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{name} must be {kind.__name__}, got {type(value).__name__}")
-    if kind in (int, float):
+    if kind in (int, float) and isinstance(value, (int, float)):  # the second is implied: it narrows the type
         if value != value or value in (float("inf"), float("-inf")):
             raise ConfigError(f"{name} must be a finite number, got {value!r}")
         minimum = 1 if name in AT_LEAST_ONE else 0

@@ -7,12 +7,13 @@ A bad value is never fatal here: it becomes a warning and the option keeps its d
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    from typing import Any, Iterator, Mapping
-
 from ..errors import ConfigError
 from .checks import check, kind_of, lower_scheme
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from typing import Any
 
 __all__ = ["ENV_PREFIX", "LEGACY_ENV", "names", "parse", "read", "variables"]
 
@@ -74,7 +75,7 @@ def parse(name: str, raw: str, kind: type) -> Any:
     return text or None
 
 
-def read(environ: Mapping[str, str], defaults: Mapping[str, Any]) -> tuple[dict, dict, list]:
+def read(environ: Mapping[str, str], defaults: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
     """The options ``environ`` sets, among ``defaults`` (option -> default), each checked on
     its own: ``(values, origin, warnings)``, ``origin`` naming the variable each value came
     from and ``warnings`` saying what was corrected or ignored (one line each)."""

@@ -6,7 +6,8 @@ validates the same options at run time.
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypedDict
+from collections.abc import Callable
+from typing import Any, TypedDict
 
 __all__ = ["Options"]
 
@@ -46,6 +47,6 @@ class Options(TypedDict, total=False):
     api_key: str | None
     verify_tls: bool
     trust_env: bool
-    before_send: Callable[[dict], Any] | None
+    before_send: Callable[[dict[str, Any]], Any] | None
     triggered_by: str
 

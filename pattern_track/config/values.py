@@ -10,15 +10,17 @@ checks.py says; how the environment is read, env.py.
 from __future__ import annotations
 
 import os
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    from typing import Any, Callable, Mapping
 
 from .. import logs
-from ..store.cachedir import default_cache_dir, usable_default
 from ..errors import ConfigError
+from ..store.cachedir import default_cache_dir, usable_default
 from . import env
 from .checks import check as _check_value, lower_scheme as _lower_scheme, refuse_unknown
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 __all__ = ["Config", "config_from_options", "default_cache_dir", "fields"]
 
@@ -100,10 +102,10 @@ class Config:
     #: Let requests read proxy variables and ``.netrc`` (off: the service is usually local).
     trust_env: bool = False
     #: ``before_send(event: dict) -> dict | None``: redact or drop (``None``) an event.
-    before_send: Callable[[dict], Any] | None = None
+    before_send: Callable[[dict[str, Any]], Any] | None = None
     triggered_by: str = "pattern_track"
     #: What ``from_env()`` ignored or corrected, one line each (not an option).
-    warnings: tuple = ()
+    warnings: tuple[str, ...] = ()
 
     def __init__(self, **options: Any) -> None:
         _refuse_unknown(options, allow_warnings=True)
@@ -120,11 +122,11 @@ class Config:
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url must start with http:// or https://, got {self.base_url!r}")
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         """Return a copy with ``changes`` applied (validated like the constructor)."""
         return Config(**{**self.values(), **changes})
 
-    def values(self) -> dict:
+    def values(self) -> dict[str, Any]:
         """Every field's value, in declaration order (``api_key`` included)."""
         return {name: getattr(self, name) for name in _DEFAULTS}
 
@@ -134,7 +136,7 @@ class Config:
     def __delattr__(self, name: str) -> None:
         raise AttributeError("Config is frozen")
 
-    def _compared(self) -> tuple:
+    def _compared(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in _DEFAULTS if name != "warnings")
 
     def __eq__(self, other: object) -> bool:
@@ -163,7 +165,7 @@ class Config:
         return service_dir(self.resolved_cache_dir, self.base_url)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
         """Build from environment variables; ``overrides`` win and are validated strictly.
 
         Each variable is checked on its own: a bad one is logged as a warning, kept in
@@ -194,7 +196,7 @@ class Config:
 
 
 #: Field -> default, in declaration order.
-_DEFAULTS: dict = {name: getattr(Config, name) for name in Config.__annotations__}
+_DEFAULTS: dict[str, Any] = {name: getattr(Config, name) for name in Config.__annotations__}
 _UNSHOWN = {"api_key", "warnings"}
 #: Fields checked against each other (lease must outlive a request).
 _PAIRED = ("lease_ttl_s", "request_deadline_s")
@@ -202,7 +204,7 @@ _PAIRED = ("lease_ttl_s", "request_deadline_s")
 _FROM_ENV = {name: default for name, default in _DEFAULTS.items() if name not in ("before_send", "warnings")}
 
 
-def fields() -> tuple:
+def fields() -> tuple[str, ...]:
     """The option names, in declaration order (``warnings`` is not an option)."""
     return tuple(name for name in _DEFAULTS if name != "warnings")
 
@@ -216,7 +218,8 @@ def _check(name: str, value: Any) -> None:
     _check_value(name, value, _DEFAULTS[name])
 
 
-def config_from_options(base_url: str | None, cache_dir: str | None, options: Mapping[str, Any]) -> Config:
+def config_from_options(base_url: str | None, cache_dir: str | os.PathLike[str] | None,
+                        options: Mapping[str, Any]) -> Config:
     """Build a Config from ``Tracker(...)`` arguments; unknown names raise ``ConfigError``."""
     _refuse_unknown(options)
     values = dict(options)

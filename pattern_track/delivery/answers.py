@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["RETRY_AFTER_MAX_S", "detail_text", "is_service_body", "one_line", "parse_json", "parse_retry_after"]
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..event import event_id_from
 from .outcome import OK, TRANSIENT, Outcome, classify, classify_batch, classify_error
@@ -93,16 +94,18 @@ class Delivery:
                 log.info("the service refused a %d-byte batch as too large; halving it", sum(map(len, part)))
                 first = self._send_part(part[:middle])
                 if any(o.kind == TRANSIENT for o in first):
-                    held = Outcome(TRANSIENT, "not_sent", "an earlier event of this batch failed", against_service=False)
+                    held = Outcome(TRANSIENT, "not_sent", "an earlier event of this batch failed",
+                                   against_service=False)
                     return first + [held] * (len(part) - middle)
                 return first + self._send_part(part[middle:])
             if outcomes is not None:
-                return outcomes  # type: ignore[return-value]
+                return outcomes
         return self._send_each(part)
 
     def _send_batch(self, events: Sequence[bytes]) -> Any:
         batch_id = os.urandom(8).hex()
-        body = b'{"events":[' + b",".join(events) + b'],"processing_mode":"sequential","batch_id":"' + batch_id.encode() + b'"}'
+        body = (b'{"events":[' + b",".join(events) + b'],"processing_mode":"sequential","batch_id":"'
+                + batch_id.encode() + b'"}')
         self._went()
         try:
             started = time.monotonic()

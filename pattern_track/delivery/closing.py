@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import collections
 import time
+
+from .. import logs
+
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     import threading
     from typing import Any
-
-from .. import logs
 
 __all__ = ["Closing"]
 

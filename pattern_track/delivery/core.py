@@ -12,10 +12,6 @@ import collections
 import itertools
 import os
 import threading
-import time
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    from typing import Any
 
 from .. import logs
 from ..clock import Clock
@@ -23,6 +19,12 @@ from ..config import Config
 from ..errors import OutboxError
 from ..store.spool import Spool
 from ..store.state import MemoryState
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..store.outbox import Outbox
 
 __all__ = ["Core", "Counters"]
 
@@ -36,7 +38,7 @@ def _import_everything_the_threads_use() -> None:
     import datetime  # noqa: F401  health snapshots, HTTP dates
     import email.utils  # noqa: F401  Retry-After as an HTTP date
 
-    from . import breaker, batches, health, parking, probe, readback, replay, senders, settle, transport  # noqa: F401
+    from . import batches, breaker, health, parking, probe, readback, replay, senders, settle, transport  # noqa: F401
 
     "localhost".encode("idna")  # socket encodes host names with it: imports encodings.idna
 
@@ -80,7 +82,7 @@ class Core:
         self.clock = clock
         self.counters = counters
         self.owner = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
-        self.outbox: Any = None
+        self.outbox: Outbox | None = None  # opened once, by open_outbox()
         # The outbox's stdlib front door, checked as safe as the outbox before each write.
         self.spool = Spool(config.service_dir, prepare=self._prepare_store)
         self.store: Any = MemoryState()
@@ -138,7 +140,8 @@ class Core:
             except OutboxError as exc:
                 import sqlite3
 
-                if not isinstance(exc.__cause__, sqlite3.DatabaseError) or isinstance(exc.__cause__, sqlite3.OperationalError):
+                cause = exc.__cause__
+                if not isinstance(cause, sqlite3.DatabaseError) or isinstance(cause, sqlite3.OperationalError):
                     raise
                 from ..store.quarantine import quarantine
 
@@ -162,7 +165,7 @@ class Core:
 
         return prepare(self.config.service_dir, self.config.base_url)
 
-    def _outbox(self) -> Any:
+    def _outbox(self) -> Outbox:
         from ..store.outbox import Outbox  # imports diskcache
 
         c = self.config
@@ -172,8 +175,8 @@ class Core:
                       max_bytes=int(c.cache_max_size_mb * 1024 * 1024))
 
     def _build_network(self) -> None:
-        from .breaker import Breaker
         from .batches import Delivery
+        from .breaker import Breaker
         from .health import Health
         from .pacing import Pacer
         from .transport import BATCH_PATH, HEALTH_PATH, TRACK_PATH, Transport

@@ -15,7 +15,8 @@ from .. import logs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Sequence
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = ["deliver_now"]
 

@@ -7,24 +7,24 @@ Memory is only a cache of the journal's tail: when it is full, later events stay
 the pump reads them back in order when memory has room, so nothing newer is ever written
 ahead of something older. A pump sends ``batch_size`` events at a time (service allowed,
 and none of this process's stored events still queued, so order holds) or stores them
-(stash.py: the outbox and its cap, the spool, memory); each settled batch moves the
-journal's watermark.
-
-Flush, exit and ``close()``: closing.py. Storing, dead letters and doubt: stash.py.
+(stash.py: the outbox and its cap, the spool, memory, doubt); each settled batch moves
+the journal's watermark. Flush, exit and ``close()``: closing.py.
 """
 
 from __future__ import annotations
 
 import collections
 import threading
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    from typing import Any, Callable
 
 from .. import logs
 from ..event import event_id_from
 from .closing import Closing
 from .stash import Stash
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 __all__ = ["Dispatcher"]
 

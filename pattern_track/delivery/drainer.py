@@ -17,18 +17,20 @@ from __future__ import annotations
 
 import os
 import threading
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    from typing import Any
 
 from .. import logs
 from ..store import inventory
 from .backoff import Backoff
 from .draining import Draining
 
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from typing import Any
+
 __all__ = ["Drainer"]
 
 log = logs.get(__name__)
+
 
 class Drainer(Draining):
     def __init__(self, core: Any, dispatcher: Any, *, ensure_detached: Any = None) -> None:

@@ -11,15 +11,16 @@ the service's failure) and its events stay. A part of ``Drainer`` (drainer.py).
 from __future__ import annotations
 
 import time
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    import threading
-    from typing import Any
 
 from .. import logs
 from ..errors import OutboxError
 from ..store.orphans import adopt_orphans, orphans_waiting
 from .pacing import gate
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    import threading
+    from typing import Any
 
 __all__ = ["LEASE", "Draining"]
 

@@ -15,7 +15,8 @@ on our side (``RuntimeError`` at interpreter shutdown) records nothing.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..clock import Clock
 from .outcome import health_verdict
@@ -66,20 +67,21 @@ class Health:
             healthy, reason = health_verdict(answer.status, answer.body)
             answered = answer.status == 200
             if answered and self._on_answer is not None:
-                self._tell(answer.body)
+                self._tell(self._on_answer, answer.body)
         except Exception as exc:  # no answer at all
-            if getattr(exc, "reason", None) is None or not getattr(exc, "service_fault", True):
+            why = getattr(exc, "reason", None)  # NoAnswer's
+            if why is None or not getattr(exc, "service_fault", True):
                 # Our own cut or error says nothing about the service: record nothing.
                 log.debug("health check not recorded: %s", type(exc).__name__)
                 return False
-            healthy, reason, answered = False, f"{exc.reason}: {_short(str(exc))}", False  # type: ignore[attr-defined]
+            healthy, reason, answered = False, f"{why}: {_short(str(exc))}", False
         return self._record(healthy, reason, answered=answered, teach_breaker=teach_breaker)
 
-    def _tell(self, body: bytes) -> None:
+    def _tell(self, on_answer: Callable[[Any], object], body: bytes) -> None:
         import json
 
         try:
-            self._on_answer(json.loads(body))  # type: ignore[misc]
+            on_answer(json.loads(body))
         except Exception as exc:  # advice only: a bad body or state write changes nothing else
             log.debug("health answer's rate window not read: %s", type(exc).__name__)
 

@@ -20,13 +20,20 @@ we cut ourselves (exit, a client-side error): those are ``Outcome(..., against_s
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 # Reading a body and a header is answers.py's; what they mean is decided here.
-from .answers import RETRY_AFTER_MAX_S, parse_retry_after
-from .answers import detail_text as _detail, is_service_body as _service_body, parse_json as _json
+from .answers import (
+    RETRY_AFTER_MAX_S,
+    detail_text as _detail,
+    is_service_body as _service_body,
+    parse_json as _json,
+    parse_retry_after,
+)
 
-__all__ = ["BatchVerdict", "Outcome", "RETRY_AFTER_MAX_S", "classify", "classify_batch", "classify_error", "health_verdict", "parse_retry_after"]
+__all__ = ["BatchVerdict", "Outcome", "RETRY_AFTER_MAX_S", "classify", "classify_batch", "classify_error",
+           "health_verdict", "parse_retry_after"]
 
 OK = "ok"
 PERMANENT = "permanent"
@@ -111,6 +118,11 @@ def _from_error_type(error_type: Any, error: Any) -> Outcome:
     return Outcome(SUSPECT, "unknown_error_type", f"{name}: {text}")
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
 def _unreadable(detail: str) -> Outcome:
     """An answer we cannot read is the service's (or a proxy's) fault."""
     return Outcome(SUSPECT, "unreadable_answer", detail, against_service=True)
@@ -140,13 +152,14 @@ def classify(status: int, headers: Mapping[str, str], body: bytes, *, now: float
         return Outcome(TRANSIENT, "rate_limited", "", parse_retry_after(headers.get("Retry-After"), now=now),
                        against_service=False)
     if status >= 500:
-        return Outcome(TRANSIENT, f"http_{status}", _detail(body), parse_retry_after(headers.get("Retry-After"), now=now))
+        return Outcome(TRANSIENT, f"http_{status}", _detail(body),
+                       parse_retry_after(headers.get("Retry-After"), now=now))
     if status == 400:
         doc = _json(body)
         if isinstance(doc, dict) and "detail" in doc:
             return Outcome(PERMANENT, "rejected", _detail(body))
         if isinstance(doc, dict) and doc.get("success") is False:
-            meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+            meta = _object(doc.get("metadata"))
             return _from_error_type(meta.get("error_type"), doc.get("error"))
         return _unreadable("HTTP 400 with an unknown body")
     if status == 413:
@@ -198,7 +211,7 @@ def classify_batch(status: int, headers: Mapping[str, str], body: bytes, count: 
     for item in doc.get("failed_results") or ():
         index = item.get("event_index") if isinstance(item, dict) else None
         if isinstance(index, int) and 0 <= index < count:
-            meta = item.get("metadata") if isinstance(item.get("metadata"), dict) else {}
+            meta = _object(item.get("metadata"))
             results[index] = _from_error_type(meta.get("error_type"), item.get("error"))
     missing = Outcome(SUSPECT, "missing_from_batch_answer", "the batch answer did not mention this event")
     return BatchVerdict(per_event=tuple(r or missing for r in results))
@@ -217,13 +230,13 @@ def health_verdict(status: int, body: bytes) -> tuple[bool, str]:
     if not isinstance(doc, dict):
         return False, "health answer is not JSON"
     if doc.get("status") != "healthy":
-        components = doc.get("components") if isinstance(doc.get("components"), dict) else {}
+        components = _object(doc.get("components"))
         return False, f"{str(doc.get('status'))[:40]} ({str(components.get('lineage_tracker'))[:40]})"
-    components = doc.get("components") if isinstance(doc.get("components"), dict) else {}
+    components = _object(doc.get("components"))
     if components.get("lineage_tracker") != "operational":
         return False, f"lineage_tracker {str(components.get('lineage_tracker'))[:40]}"
-    perf = doc.get("performance") if isinstance(doc.get("performance"), dict) else {}
-    pool = perf.get("database_pool") if isinstance(perf.get("database_pool"), dict) else {}
+    perf = _object(doc.get("performance"))
+    pool = _object(perf.get("database_pool"))
     if pool.get("pool_size") == 0:
         return True, "healthy (database pool idle)"
     return True, "healthy"

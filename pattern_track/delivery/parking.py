@@ -20,7 +20,8 @@ from .. import logs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
 __all__ = ["Parking"]
 
@@ -87,7 +88,8 @@ class Parking:
             return [], None
         now = self._monotonic()
         parked_ids = {lineage(e["event"])[0] for e in entries}
-        roots, soonest = [], None
+        roots: list[dict[str, Any]] = []
+        soonest: float | None = None
         for entry in entries:
             pattern_id, parents = lineage(entry["event"])
             if any(p in parked_ids and p != pattern_id for p in parents):

@@ -7,7 +7,7 @@ pattern is read once; the budget (requests, deadline) is checked before each rea
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["Read", "Walk"]
 
@@ -63,7 +63,7 @@ class Walk:
         """Fetch ``pid`` once, within the budget; whether its answer is at hand."""
         if pid in self.docs:
             return True
-        if pid in self.unreachable or pid in self.truncated and self.truncated[pid] != "depth":
+        if pid in self.unreachable or (pid in self.truncated and self.truncated[pid] != "depth"):
             return False
         left = self.deadline - self.clock()
         if self.requests >= self.max_requests or left <= 0:

@@ -22,7 +22,8 @@ from .batches import event_id_from
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Sequence
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = ["reconcile"]
 
@@ -48,9 +49,9 @@ def reconcile(core: Any, events: Sequence[bytes], ids: Sequence[str] | None = No
         return [False] * len(events)
     if not doubtful:
         return [False] * len(events)
-    from .readback import NODE_EVENTS, ReadUnknown, evolution, is_stored
-
     import time
+
+    from .readback import NODE_EVENTS, ReadUnknown, evolution, is_stored
 
     docs: dict = {}
     found, unsure, unclear = [], 0, 0
@@ -95,7 +96,7 @@ def reconcile(core: Any, events: Sequence[bytes], ids: Sequence[str] | None = No
     # creates no node (no read shows it) counts as stored when a later node-creating event
     # of its request is; else it is resent.
     stored_up_to: dict = {}
-    for index, (event_id, is_found) in enumerate(zip(ids, found)):
+    for event_id, is_found in zip(ids, found):
         if is_found:
             request, position = doubtful[event_id]
             stored_up_to[request] = max(stored_up_to.get(request, -1), position)

@@ -18,7 +18,8 @@ from .settle import Settlement, settle
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any
 
 __all__ = ["Replay"]
 
@@ -70,13 +71,18 @@ class Replay:
                           max_attempts=config.max_attempts)
             for event, tried, flag in zip(part, tries, waiting[start:end]):
                 if flag:
-                    park[0].append(event), park[1].append(tried), park[2].append(True)
+                    park[0].append(event)
+                    park[1].append(tried)
+                    park[2].append(True)
             keep, keep_tries = [], []
             for event, tried, suspect in zip(mine.keep, mine.keep_attempts, mine.keep_suspect):
                 if suspect:
-                    park[0].append(event), park[1].append(tried), park[2].append(False)
+                    park[0].append(event)
+                    park[1].append(tried)
+                    park[2].append(False)
                 else:
-                    keep.append(event), keep_tries.append(tried)
+                    keep.append(event)
+                    keep_tries.append(tried)
             mine.keep, mine.keep_attempts = keep, keep_tries
             total.add(mine)
             settlements.append((chunk, keep + chunk.events[len(part):], keep_tries + chunk.attempts[len(part):]))

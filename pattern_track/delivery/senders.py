@@ -22,13 +22,13 @@ import threading
 try:
     from _queue import SimpleQueue  # the C queue itself: ``queue`` imports heapq and more
 except ImportError:  # pragma: no cover - CPython always has _queue
-    from queue import SimpleQueue  # type: ignore[assignment]
+    from queue import SimpleQueue
+
+from .. import logs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable
-
-from .. import logs
+    from collections.abc import Callable
 
 __all__ = ["Senders"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 from .batches import event_id_from
 from .outcome import OK, PERMANENT, SUSPECT, Outcome
@@ -26,7 +26,7 @@ class Settlement:
     retry_after_s: float | None = None
     reason: str | None = None
 
-    def add(self, other: "Settlement") -> None:
+    def add(self, other: Settlement) -> None:
         """Fold another settlement (of a later part of the same batch) into this one."""
         self.sent += other.sent
         self.dead += other.dead
@@ -38,7 +38,8 @@ class Settlement:
             self.retry_after_s = max(self.retry_after_s or 0.0, other.retry_after_s)
 
 
-def settle(events: Sequence[bytes], attempts: Sequence[int], outcomes: Sequence[Outcome], *, max_attempts: int) -> Settlement:
+def settle(events: Sequence[bytes], attempts: Sequence[int], outcomes: Sequence[Outcome], *,
+           max_attempts: int) -> Settlement:
     """Split events into sent, dead letters and those to keep for a later attempt.
 
     A *suspect* outcome spends one of ``max_attempts`` tries; a transient one does not

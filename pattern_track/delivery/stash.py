@@ -17,15 +17,15 @@ A mixin of ``Dispatcher`` (dispatcher.py), whose state it shares: ``_core``, ``_
 
 from __future__ import annotations
 
+from .. import logs
+from ..errors import CacheError, OutboxError
+from ..event import event_id_from
+
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     import collections
     import threading
     from typing import Any
-
-from .. import logs
-from ..event import event_id_from
-from ..errors import CacheError, OutboxError
 
 __all__ = ["Stash"]
 

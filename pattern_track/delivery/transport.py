@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import weakref
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -24,7 +24,11 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..config import Config
 from .deadlines import Deadlines
-from .wire import API, BATCH_PATH, HEALTH_PATH, NEVER_SENT, TRACK_PATH, Answer, NoAnswer  # noqa: F401
+from .wire import BATCH_PATH, HEALTH_PATH, NEVER_SENT, TRACK_PATH, Answer, NoAnswer
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Answer", "NEVER_SENT", "NoAnswer", "Transport", "TRACK_PATH", "BATCH_PATH", "HEALTH_PATH"]
 
@@ -45,7 +49,7 @@ def _reason(exc: BaseException, timeout_s: float) -> tuple[str, str]:
     return "connection_error", text
 
 
-def _read(response: "requests.Response") -> Answer:
+def _read(response: requests.Response) -> Answer:
     """The answer, read whole; a 2xx whose body breaks off is kept as an incomplete answer
     (the service said it stored; batches.py and outcome.py decide what that means)."""
     try:
@@ -56,7 +60,7 @@ def _read(response: "requests.Response") -> Answer:
         raise
 
 
-def _pool_classes(sockets: "weakref.WeakSet[socket.socket]") -> dict:
+def _pool_classes(sockets: weakref.WeakSet[socket.socket]) -> dict:
     """urllib3 pool classes whose connections record their socket in ``sockets``."""
 
     class Conn(HTTPConnection):
@@ -79,11 +83,11 @@ def _pool_classes(sockets: "weakref.WeakSet[socket.socket]") -> dict:
 
 
 class _Adapter(HTTPAdapter):
-    def __init__(self, sockets: "weakref.WeakSet[socket.socket]") -> None:
+    def __init__(self, sockets: weakref.WeakSet[socket.socket]) -> None:
         self._sockets = sockets
         super().__init__(pool_connections=1, pool_maxsize=1, max_retries=0)
 
-    def init_poolmanager(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = _pool_classes(self._sockets)
 
@@ -108,7 +112,8 @@ class _Channel:
             session.headers["Authorization"] = f"Bearer {config.api_key}"
         self.session = session
 
-    def prepared(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str] | None) -> "requests.PreparedRequest":
+    def prepared(self, method: str, url: str, body: bytes | None,
+                 headers: Mapping[str, str] | None) -> requests.PreparedRequest:
         """A copy of this (method, url)'s prepared request with ``body`` and ``headers``.
 
         Preparing a request (URL parsing, merging session settings) costs more than the
@@ -155,10 +160,12 @@ class Transport:
         send_headers = {"Content-Type": "application/json"}
         if headers:
             send_headers.update(headers)
-        return self._call("POST", path, body, send_headers, (c.connect_timeout_s, c.read_timeout_s), c.request_deadline_s)
+        return self._call("POST", path, body, send_headers, (c.connect_timeout_s, c.read_timeout_s),
+                          c.request_deadline_s)
 
     def get(self, path: str, timeout_s: float) -> Answer:
-        return self._call("GET", path, None, None, (min(timeout_s, self._config.connect_timeout_s), timeout_s), timeout_s)
+        connect_s = min(timeout_s, self._config.connect_timeout_s)
+        return self._call("GET", path, None, None, (connect_s, timeout_s), timeout_s)
 
     @contextlib.contextmanager
     def bounded(self, until: float | None) -> Iterator[None]:
@@ -172,13 +179,15 @@ class Transport:
         finally:
             self._local.until = previous
 
-    def _call(self, method, path, body, headers, timeout, deadline_s) -> Answer:  # type: ignore[no-untyped-def]
+    def _call(self, method: str, path: str, body: bytes | None, headers: Mapping[str, str] | None,
+              timeout: tuple[float, float], deadline_s: float) -> Answer:
         if self._deadlines.aborted:
             raise NoAnswer("transport closed", "cut", service_fault=False, in_doubt=False)
         until = getattr(self._local, "until", None)
-        ours = until is not None and until - time.monotonic() < deadline_s
-        if ours:  # the caller's bound comes first: cut at it, and it is our cut
-            deadline_s = until - time.monotonic()
+        # The caller's bound, when it comes first: cut at it, and it is our cut.
+        ours: float | None = until if until is not None and until - time.monotonic() < deadline_s else None
+        if ours is not None:
+            deadline_s = ours - time.monotonic()
             if deadline_s <= 0:
                 raise NoAnswer("the caller's timeout passed before the request", "cut", service_fault=False,
                                in_doubt=False)
@@ -195,7 +204,7 @@ class Transport:
                                                 verify=self._config.verify_tls, proxies={})
             return _read(response)
         except (requests.RequestException, OSError) as exc:  # OSError: a socket shut down under urllib3
-            if ours and time.monotonic() >= until:  # type: ignore[operator]
+            if ours is not None and time.monotonic() >= ours:
                 self._deadlines.expired(token)  # forget it: this cut is the caller's
                 raise NoAnswer(f"cut at the caller's timeout ({type(exc).__name__})", "cut",
                                service_fault=False) from None

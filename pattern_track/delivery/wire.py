@@ -6,7 +6,8 @@ transport.py produces both, outcome.py decides what they mean.
 
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple
 
 __all__ = ["API", "Answer", "BATCH_PATH", "HEALTH_PATH", "NEVER_SENT", "NoAnswer", "TRACK_PATH"]
 

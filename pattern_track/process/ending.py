@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import os
 
-from ..clock import as_seconds
 from .. import logs
+from ..clock import as_seconds
 from ..store.inventory import work_left
 from . import launcher, lifecycle
 

@@ -15,9 +15,10 @@ import fcntl
 import os
 import sys
 import time
+
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
-    from typing import Mapping
+    from collections.abc import Mapping
 
 __all__ = ["drainer_lock", "drainer_running", "ensure_drainer", "resume_after", "set_resume_after"]
 

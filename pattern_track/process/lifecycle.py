@@ -4,9 +4,9 @@ Every accepted event is already in this process's journal, so the end of a proce
 nothing to save; it only decides who delivers what is left:
 
 - **Exit.** One hook, registered with ``threading._register_atexit`` (it runs before
-  CPython joins non-daemon threads, ``concurrent.futures`` workers among them, and before ``atexit`` handlers), tells each live
-  tracker to stop starting requests and to give a request in flight at most
-  ``exit_timeout_s``. If the journal still holds unsettled events, a detached drainer is
+  CPython joins non-daemon threads, ``concurrent.futures`` workers among them, and before
+  ``atexit`` handlers), tells each live tracker to stop starting requests and to give a
+  request in flight at most ``exit_timeout_s``. If the journal still holds unsettled events, a detached drainer is
   started (``pattern-track drain --after-pid``; unless ``handoff=False``) that waits for
   this process to die, then adopts its journal. ``track()`` after the hook (non-daemon
   threads, the application's executors, ``atexit`` handlers) only writes the journal and
@@ -25,12 +25,12 @@ from __future__ import annotations
 import os
 import threading
 
+from .. import logs
+from ..store import forksafe
+
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any
-
-from ..store import forksafe
-from .. import logs
 
 __all__ = ["exiting", "hand_off", "register"]
 
@@ -38,7 +38,7 @@ log = logs.get(__name__)
 
 #: Strong references: a tracker made inside a function (a pool task) and dropped must
 #: still hand off at exit what its journal holds. ``close()`` releases it.
-_live: "set[Any]" = set()
+_live: set[Any] = set()
 _state = {"hook": False, "exiting": False}
 _lock = threading.Lock()
 
@@ -57,7 +57,7 @@ def register(tracker: Any) -> None:
         if _state["hook"]:
             return
         try:
-            threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
+            threading._register_atexit(_at_exit)  # type: ignore[attr-defined]  # CPython's, private: not in typeshed
         except RuntimeError:
             # Exit already began (a tracker first made in an atexit handler): no hook can
             # run any more, so behave as after it: journal, start no thread, hand off.

@@ -11,7 +11,7 @@ from ..errors import CacheError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Mapping
+    from collections.abc import Mapping
 
 __all__ = ["DEFAULT_CACHE_DIR", "check_directory", "default_cache_dir", "prepare_directory", "temp_fallback",
            "usable_default"]
@@ -29,15 +29,24 @@ def _refuse_unsafe(path: str, info: os.stat_result) -> None:
         raise CacheError(f"cache directory {path} belongs to another user (uid {info.st_uid})")
 
 
-def _lstat(path: str, *, create: bool) -> os.stat_result | None:
+def _lstat(path: str) -> os.stat_result | None:
+    """``os.lstat(path)``; None when nothing is there."""
     try:
-        try:
-            return os.lstat(path)
-        except FileNotFoundError:
-            if not create:
-                return None
-            os.makedirs(path, mode=0o700, exist_ok=True)
-            return os.lstat(path)
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CacheError(f"cannot use cache directory {path}: {exc.strerror or exc}") from None
+
+
+def _lstat_made(path: str) -> os.stat_result:
+    """``os.lstat(path)``, the directory made (private) first when nothing is there."""
+    info = _lstat(path)
+    if info is not None:
+        return info
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        return os.lstat(path)
     except OSError as exc:
         raise CacheError(f"cannot use cache directory {path}: {exc.strerror or exc}") from None
 
@@ -45,7 +54,7 @@ def _lstat(path: str, *, create: bool) -> os.stat_result | None:
 def prepare_directory(path: str) -> str:
     """Create ``path`` as a private directory, or refuse it clearly if it is unsafe."""
     path = os.path.abspath(os.path.expanduser(path))
-    info = _lstat(path, create=True)
+    info = _lstat_made(path)
     _refuse_unsafe(path, info)
     if info.st_mode & 0o077:
         os.chmod(path, 0o700)
@@ -55,7 +64,7 @@ def prepare_directory(path: str) -> str:
 def check_directory(path: str) -> None:
     """Refuse an existing ``path`` that ``prepare_directory`` would refuse; create nothing."""
     path = os.path.abspath(os.path.expanduser(path))
-    info = _lstat(path, create=False)
+    info = _lstat(path)
     if info is not None:
         _refuse_unsafe(path, info)
 
@@ -87,7 +96,8 @@ def usable_default(preferred: str) -> str:
     if chosen is None:
         chosen = preferred if _could_make(preferred) else temp_fallback()
         if chosen != preferred:
-            logs.get(__name__).warning("default cache directory %s cannot be made or written; using %s", preferred, chosen)
+            logs.get(__name__).warning("default cache directory %s cannot be made or written; using %s",
+                                       preferred, chosen)
         _USABLE[preferred] = chosen
     return chosen
 

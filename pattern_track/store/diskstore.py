@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import diskcache
 
-from . import forksafe
 from ..errors import OutboxError
+from . import forksafe
 
 __all__ = ["STORAGE_ERRORS", "open_cache", "storage_errors"]
 

@@ -53,10 +53,12 @@ def _release_logging_lock() -> list:
     """Release logging's module lock as often as this thread holds it; the releases made."""
     logging = sys.modules.get("logging")
     lock = getattr(logging, "_lock", None)
-    released = []
+    released: list = []
+    if lock is None:  # logging not imported (or without a module lock)
+        return released
     is_owned = getattr(lock, "_is_owned", None)
     while is_owned is not None and is_owned():
-        lock.release()  # type: ignore[union-attr]
+        lock.release()
         released.append(lock)
     return released
 

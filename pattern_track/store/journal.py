@@ -7,12 +7,11 @@ cache: SIGKILL, SIGTERM, ``os._exit`` and crashes cannot lose them; only a power
 kernel crash can, which ``fsync=True`` covers at ~0.25 ms per event (pitfalls.md).
 
 Lines are ``<seq> <event json>\\n`` (events are ASCII JSON: no newline inside),
-``?<event id> ...\\n`` (events whose request was cut: the service may have them) and
+``?<event id> ...\\n`` (events whose request went: the service may have them) and
 ``!<watermark>\\n``: every event with ``seq < watermark`` is settled elsewhere (delivered,
 in the outbox, dead-lettered or dropped with a count). A clean exit with nothing left
-removes the files; a segment past ``segment_bytes`` rotates, and is deleted once the
-watermark passes its last event. orphans.py reads the files and adopts the journals of
-ended writers.
+removes the files; a full segment rotates and goes once the watermark passes it.
+orphans.py reads the files and adopts the journals of ended writers.
 """
 
 from __future__ import annotations
@@ -21,17 +20,26 @@ import collections
 import itertools
 import os
 import threading
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    from typing import Callable
 
 from .. import logs
 from .cachedir import prepare_directory
-# One journal file: its preallocation, memory map and lock (re-exported: tests patch it here).
-from .segment import FIRST_SEGMENT_BYTES, Segment as _Segment  # noqa: F401
-# Reading journal files and adopting ended writers' (re-exported: one import for both sides).
-from .orphans import (EXIT_SUFFIX, SUFFIX, _events, adopt_orphans, exiting_writers, orphan_count,  # noqa: F401
-                      orphans_waiting, unsettled_count)
+
+# Re-exported, one import for both sides: orphans.py reads journal files, segment.py is one (tests patch it here).
+from .orphans import (
+    EXIT_SUFFIX,
+    SUFFIX,
+    _events,
+    adopt_orphans,
+    exiting_writers,
+    orphan_count,
+    orphans_waiting,
+    unsettled_count,
+)
+from .segment import FIRST_SEGMENT_BYTES, Segment as _Segment
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["Journal", "JournalFull", "adopt_orphans", "exiting_writers", "orphan_count", "orphans_waiting",
            "unsettled_count"]
@@ -52,7 +60,7 @@ class Journal:
     writer of its own on its first append and never touches its parent's files."""
 
     def __init__(self, cache_dir: str, *, max_bytes: int, fsync: bool = False,
-                 segment_bytes: int = SEGMENT_BYTES, prepare: "Callable[[], object] | None" = None) -> None:
+                 segment_bytes: int = SEGMENT_BYTES, prepare: Callable[[], object] | None = None) -> None:
         self.directory = os.path.join(cache_dir, "journal")
         #: Makes ``cache_dir`` (private) before the first segment; default prepare_directory.
         self._prepare = prepare or (lambda: prepare_directory(cache_dir))
@@ -78,7 +86,7 @@ class Journal:
 
     # -- writing ---------------------------------------------------------------------
 
-    def append(self, data: bytes, then: "Callable[[int], object] | None" = None) -> int:
+    def append(self, data: bytes, then: Callable[[int], object] | None = None) -> int:
         """Write one event; return its sequence number. Raises OSError or JournalFull.
 
         ``then(seq)`` runs before the lock is released (the tracker hands the event to
@@ -165,7 +173,7 @@ class Journal:
             segment.close(unlink=False)
         self._reset()
 
-    def ack_with(self, watermark: "Callable[[], int | None]") -> None:
+    def ack_with(self, watermark: Callable[[], int | None]) -> None:
         """``ack(watermark())``, computed under the journal's lock (see ``append``)."""
         with self._lock:
             value = watermark()
@@ -189,12 +197,10 @@ class Journal:
             finally:
                 self._writing = False
 
-    def mark_in_doubt(self, ids: "list[str]", *, sending: bool = False) -> None:
-        """Record that the service may have stored these events already (their request was
-        cut at exit, or, with ``sending``, is about to go: if this process dies before the
-        answer, nobody else can tell): ``?<id> <id>...``; the drainer that adopts the
-        journal asks the read route before resending those it adopts (store/doubt.py).
-        Raises OSError."""
+    def mark_in_doubt(self, ids: list[str], *, sending: bool = False) -> None:
+        """``?<id> <id>...``: the service may have these events (their request was cut at
+        exit; or, ``sending``, is about to go: a death before the answer cannot say so).
+        A drainer adopting them asks the read route first (store/doubt.py). Raises OSError."""
         ids = [i for i in ids if i and i != "?" and i.isalnum()]
         if not ids:
             return

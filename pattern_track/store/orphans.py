@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import fcntl
 import os
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    from typing import Callable, Iterator
 
 from .. import logs
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 __all__ = ["adopt_orphans", "exiting_writers", "orphan_count", "orphans_waiting", "unsettled_count"]
 

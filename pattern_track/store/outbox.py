@@ -21,11 +21,12 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Iterator, NamedTuple
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 from .cachedir import prepare_directory
-from .diskstore import STORAGE_ERRORS, open_cache, storage_errors as _storage_errors
 from .deadletters import DEAD, DeadLetters
+from .diskstore import STORAGE_ERRORS, open_cache, storage_errors as _storage_errors
 from .shared import SharedState
 
 __all__ = ["Chunk", "DEAD", "Outbox", "QUEUE", "STORAGE_ERRORS"]
@@ -153,7 +154,8 @@ class Outbox(DeadLetters, SharedState):
                 value = self._cache.get(f"{prefix}-{key_number:015d}")
             if not value or total + len(value["events"]) > max_events:
                 break
-            chunks.append(Chunk(f"{prefix}-{key_number:015d}", value["id"], value["t"], value["events"], value["attempts"]))
+            chunks.append(Chunk(f"{prefix}-{key_number:015d}", value["id"], value["t"], value["events"],
+                                value["attempts"]))
             total += len(value["events"])
         return chunks
 
@@ -210,7 +212,7 @@ class Outbox(DeadLetters, SharedState):
         with _storage_errors("parked"):
             return list(self._cache.get(_PARKED, []))
 
-    def set_parked(self, entries: list, *, moved_in: list = (), moved_out: list = ()) -> None:
+    def set_parked(self, entries: list, *, moved_in: Sequence[bytes] = (), moved_out: Sequence[bytes] = ()) -> None:
         """Replace the parked list; ``moved_in`` events came from a chunk (settled as gone),
         ``moved_out`` events left for good (delivered or dead-lettered): pending counts follow."""
         delta = len(moved_in) - len(moved_out)

@@ -48,7 +48,7 @@ def normalise_url(base_url: str) -> str:
 def service_key(base_url: str) -> str:
     """A directory name for the service: readable host and port, then 12 hex digits of
     the sha256 of the normalised URL (so a path or scheme makes a different service)."""
-    from ..event import sha256
+    from ..codec import sha256
 
     url = normalise_url(base_url)
     host_port = url.partition("://")[2].split("/", 1)[0]

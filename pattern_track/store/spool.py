@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import os
 import time
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    from typing import Callable, Iterable
 
 from .. import logs
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 __all__ = ["Spool"]
 
@@ -29,7 +30,7 @@ SUFFIX = ".json"
 
 
 class Spool:
-    def __init__(self, cache_dir: str, prepare: "Callable[[], object] | None" = None) -> None:
+    def __init__(self, cache_dir: str, prepare: Callable[[], object] | None = None) -> None:
         self.directory = os.path.join(cache_dir, "spool")
         #: Makes the store private and refuses an unsafe one (a symlink, another user's)
         #: before a write: the spool holds users' code, as the outbox does.

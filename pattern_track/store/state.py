@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+
 TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
 if TYPE_CHECKING:
     from typing import Any

@@ -49,11 +49,11 @@ def waiting(directory: str) -> dict[str, int]:
     return counts
 
 
-def elsewhere(cache_dir: str, own_dir: str) -> dict[str, dict]:
+def elsewhere(cache_dir: str, own_dir: str) -> dict[str, dict[str, Any]]:
     """``{base URL: waiting(...)}`` for every other service under ``cache_dir`` that has
     something waiting or dead-lettered; a store that cannot be read says
     ``{"error": ...}`` instead of breaking the caller."""
-    found = {}
+    found: dict[str, dict[str, Any]] = {}
     own = os.path.abspath(own_dir)
     for url, directory in known(cache_dir).items():
         if os.path.abspath(directory) == own:
@@ -68,14 +68,14 @@ def elsewhere(cache_dir: str, own_dir: str) -> dict[str, dict]:
     return found
 
 
-def legacy_waiting(cache_dir: str) -> dict[str, int] | None:
+def legacy_waiting(cache_dir: str) -> dict[str, Any] | None:
     """``waiting()`` of a legacy store in ``cache_dir``; None when there is none."""
     if not legacy_paths(cache_dir):
         return None
     try:
         return waiting(os.path.abspath(os.path.expanduser(cache_dir)))
     except Exception as exc:
-        return {"error": type(exc).__name__}  # type: ignore[dict-item]
+        return {"error": type(exc).__name__}
 
 
 def adopt_legacy(cache_dir: str, outbox: Any, *, chunk_size: int) -> dict[str, int]:
@@ -124,7 +124,7 @@ def _adopt_locked(root: str, outbox: Any, chunk_size: int) -> dict:
                 legacy.set_parked(parked[taken:], moved_out=[e["event"] for e in parked[:taken]])
                 full = taken < len(parked)
             letters = legacy.dead_letters()
-            for key, value in letters:
+            for _, value in letters:
                 outbox.add_dead(value["event"], value.get("reason", "legacy"), value.get("detail", ""))
             dead = legacy.remove_dead([key for key, _ in letters])
         finally:

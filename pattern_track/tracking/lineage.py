@@ -13,12 +13,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping as _Mapping
 
-from .. import event as _event
-from .. import logs
+from .. import event as _event, logs
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any, Concatenate, ParamSpec, TypeVar
+
+    from ..tracker import Tracker
+
+    _P = ParamSpec("_P")
+    _R = TypeVar("_R")
 
 __all__ = ["track_pattern_application", "track_pattern_creation", "track_pattern_merge",
            "track_pattern_modification"]
@@ -29,12 +34,12 @@ _TOP_LEVEL = {"language", "file_path", "tool_name", "pattern_name", "pattern_typ
               "transformation_type", "reason"}
 
 
-def _contained(method):  # type: ignore[no-untyped-def]
+def _contained(method: Callable[Concatenate[Tracker, _P], _R]) -> Callable[Concatenate[Tracker, _P], _R | None]:
     """The call never raises: an internal error is counted, logged, and returns None."""
     import functools
 
     @functools.wraps(method)
-    def call(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def call(self: Tracker, /, *args: _P.args, **kwargs: _P.kwargs) -> _R | None:
         try:
             return method(self, *args, **kwargs)
         except Exception:
@@ -46,7 +51,7 @@ def _contained(method):  # type: ignore[no-untyped-def]
 
 
 @_contained
-def track_pattern_creation(self, code: str, context: Mapping[str, Any] | None = None, *,
+def track_pattern_creation(self: Tracker, code: str, context: Mapping[str, Any] | None = None, *,
                            parent_pattern_ids: Iterable[str] | None = None) -> str | None:
     """Record new ``code``; return its pattern id, or None when the event was refused.
 
@@ -76,7 +81,7 @@ def track_pattern_creation(self, code: str, context: Mapping[str, Any] | None = 
 
 
 @_contained
-def track_pattern_modification(self, pattern_id: str, new_code: str, context: Mapping[str, Any] | None = None,
+def track_pattern_modification(self: Tracker, pattern_id: str, new_code: str, context: Mapping[str, Any] | None = None,
                                reason: str | None = None) -> str | None:
     """Record a change of ``pattern_id`` to ``new_code``; return the new pattern id, or None.
 
@@ -101,7 +106,7 @@ def track_pattern_modification(self, pattern_id: str, new_code: str, context: Ma
 
 
 @_contained
-def track_pattern_application(self, pattern_id: str, context: Mapping[str, Any] | None = None) -> str | None:
+def track_pattern_application(self: Tracker, pattern_id: str, context: Mapping[str, Any] | None = None) -> str | None:
     """Record that ``pattern_id`` was applied (reused); return ``pattern_id``, or None.
 
     ``context`` as for ``track_pattern_creation``; where it was applied (``file_path``,
@@ -122,7 +127,7 @@ def track_pattern_application(self, pattern_id: str, context: Mapping[str, Any] 
 
 
 @_contained
-def track_pattern_merge(self, source_pattern_ids: Iterable[str], merged_code: str,
+def track_pattern_merge(self: Tracker, source_pattern_ids: Iterable[str], merged_code: str,
                         context: Mapping[str, Any] | None = None, reason: str | None = None) -> str | None:
     """Record a merge of ``source_pattern_ids`` (two or more) into ``merged_code``; return
     the new pattern id, or None.
@@ -143,7 +148,7 @@ def track_pattern_merge(self, source_pattern_ids: Iterable[str], merged_code: st
     return new_id if self.track("pattern_merged", **fields) else None
 
 
-def _context(self: Any, context: Any) -> dict | None:
+def _context(self: Tracker, context: Any) -> dict[str, Any] | None:
     """The caller's context as a dict; anything but a mapping is a counted refusal."""
     if context is None:
         return {}
@@ -154,7 +159,7 @@ def _context(self: Any, context: Any) -> dict | None:
     return None
 
 
-def _code_event(ctx: dict, code: str, *, version: str) -> tuple[str, dict]:
+def _code_event(ctx: dict[str, Any], code: str, *, version: str) -> tuple[str, dict[str, Any]]:
     """(pattern id, wire fields) for ``code``: the id by the original formula over the
     caller's context; the wire ``language`` inferred from the path when not given."""
     language = ctx.get("language") or _event.language_for_path(ctx.get("file_path"))
@@ -163,8 +168,8 @@ def _code_event(ctx: dict, code: str, *, version: str) -> tuple[str, dict]:
     return pattern_id, _fields_from(ctx, pattern_id, language, pattern_type, code, version=version)
 
 
-def _fields_from(ctx: dict, pattern_id: str, language: str | None, pattern_type: str,
-                 code: str, *, version: str) -> dict:
+def _fields_from(ctx: dict[str, Any], pattern_id: str, language: str | None, pattern_type: str,
+                 code: str, *, version: str) -> dict[str, Any]:
     data = {k: v for k, v in ctx.items() if k not in _TOP_LEVEL}
     data["code"] = code
     file_path = ctx.get("file_path")

@@ -12,19 +12,23 @@ from ..clock import as_seconds
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
+
+    from ..store.outbox import Outbox
+    from ..tracker import Tracker
 
 __all__ = ["check_health", "cleanup_cache", "reset_circuit_breaker", "sync_offline_events"]
 
 log = logs.get("pattern_track.maintenance")  # its name from before it moved into tracking/
 
 
-def _wait_ready(self, timeout_s: float = 5.0) -> bool:
+def _wait_ready(self: Tracker, timeout_s: float = 5.0) -> bool:
     self._ensure_started()
     return self._core.ready.wait(timeout_s)
 
 
-def sync_offline_events(self, timeout: float = 30.0) -> dict:
+def sync_offline_events(self: Tracker, timeout: float = 30.0) -> dict[str, Any]:
     """Deliver the outbox now, on this thread, for at most ``timeout`` seconds: a request
     still in flight then is cut (our cut, never counted against the service; its events
     stay in the outbox). Health is reported, not obeyed: one probe goes even while it
@@ -51,13 +55,14 @@ def sync_offline_events(self, timeout: float = 30.0) -> dict:
             return {"success": False, "reason": "not_ready", "sync_stats": _empty_sync()}
         self._dispatcher.flush(min(left(), 5.0))
         core = self._core
-        if core.outbox is None:
+        outbox = core.outbox  # once open, the same outbox for the tracker's life
+        if outbox is None:
             return {"success": False, "reason": "outbox_unavailable", "error": core.outbox_error,
                     "sync_stats": _empty_sync()}
-        result = _sync_rounds(self, left)
+        result = _sync_rounds(self, outbox, left)
         synced, skipped = values["replayed"] - before[0], values["replay_dead_lettered"] - before[1]
-        parked = len(core.outbox.parked())
-        waiting = _waiting(self)  # parked events included
+        parked = len(outbox.parked())
+        waiting = _waiting(self, outbox)  # parked events included
         stats = {"total_found": synced + skipped + waiting, "synced": synced, "failed": waiting,
                  "skipped": skipped, "parked": parked}
         return {"success": result["state"] == "done" and not waiting, "state": result["state"],
@@ -67,11 +72,11 @@ def sync_offline_events(self, timeout: float = 30.0) -> dict:
         return {"success": False, "error": f"{type(exc).__name__}: {exc}", "sync_stats": _empty_sync()}
 
 
-def _sync_rounds(self, left: Any) -> dict:
+def _sync_rounds(self: Tracker, outbox: Outbox, left: Callable[[], float]) -> dict[str, Any]:
     """Ingest, then drain, again while the process makes progress: a full outbox takes
     the spool, ended processes' journals and this process's waiting events a part at a
     time. Returns the last drain's result."""
-    core, drainer = self._core, self._drainer
+    drainer = self._drainer
     values = self._counters.values
     probe = True
     while True:
@@ -84,7 +89,7 @@ def _sync_rounds(self, left: Any) -> dict:
         self._dispatcher.kick()  # room was freed: events of ours waiting for it move now
         waiting = self._dispatcher.flush(min(left(), 1.0)) is False
         progress = values["replayed"] + values["replay_dead_lettered"] + values["adopted"] > done_before
-        if not (waiting or drainer.has_work() or core.outbox.pending()):
+        if not (waiting or drainer.has_work() or outbox.pending()):
             drainer.retry_parked()  # those due now; the rest keep their own schedule
             return result
         if not progress and result["state"] != "busy":
@@ -93,18 +98,18 @@ def _sync_rounds(self, left: Any) -> dict:
             self._clock.wait(self._close_done, min(left(), 0.1))
 
 
-def _waiting(self) -> int:
+def _waiting(self: Tracker, outbox: Outbox) -> int:
     """Events of this service still waiting: outbox (parked ones too), spool, journals
     of ended processes, and this process's events held back by a full outbox."""
     from ..store.orphans import unsettled_count
 
     memory = self._dispatcher.counts()
-    return (self._core.outbox.pending() + self._spool.count_events()
+    return (outbox.pending() + self._spool.count_events()
             + unsettled_count(self.config.service_dir, ended_only=True)
             + memory["buffered"] + memory["journal_only"])
 
 
-def cleanup_cache(self, max_age_days: float | None = None) -> dict:
+def cleanup_cache(self: Tracker, max_age_days: float | None = None) -> dict[str, Any]:
     """Remove outbox entries and dead letters older than ``max_age_days`` days (default
     ``cache_max_age_days``, 7); undelivered events removed are counted as ``expired``.
 
@@ -129,7 +134,7 @@ def cleanup_cache(self, max_age_days: float | None = None) -> dict:
         return {"success": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
-def reset_circuit_breaker(self) -> bool:
+def reset_circuit_breaker(self: Tracker) -> bool:
     """Close the breaker and drop the shared Retry-After wait (both shared by every
     process using this service's store): an operator's "start afresh". True if done,
     False if the network parts could not be loaded within 5 s. Never raises."""
@@ -143,7 +148,7 @@ def reset_circuit_breaker(self) -> bool:
     return False
 
 
-def check_health(self) -> bool:
+def check_health(self: Tracker) -> bool:
     """Ask the service now, ignoring the cached answer; True if it is healthy.
 
     Bounded by ``health_check_timeout_s`` (after up to 5 s for the network parts to load);
@@ -158,5 +163,5 @@ def check_health(self) -> bool:
         return False
 
 
-def _empty_sync() -> dict:
+def _empty_sync() -> dict[str, int]:
     return {"total_found": 0, "synced": 0, "failed": 0, "skipped": 0}

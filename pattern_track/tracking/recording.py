@@ -10,15 +10,18 @@ waits on the network or prints.
 from __future__ import annotations
 
 import threading
-TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
-if TYPE_CHECKING:
-    from typing import Any
 
-from .. import event as _event
-from .. import logs
+from .. import event as _event, logs
 from ..errors import CacheError
 from ..process import lifecycle
 from ..store.journal import JournalFull
+
+TYPE_CHECKING = False  # typing costs ~2.5 ms to import; annotations are strings here
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from ..tracker import Tracker
 
 __all__ = ["track"]
 
@@ -33,7 +36,7 @@ _COVER_WAIT_S = 0.01
 _nesting = threading.local()
 
 
-def track(self, event_type: str, /, **fields: Any) -> str | None:
+def track(self: Tracker, event_type: str, /, **fields: Any) -> str | None:
     """Record one wire event; return its id (also in ``pattern_data.event_id``), or None.
 
     ``event_type``: ``pattern_created``, ``pattern_modified``, ``pattern_merged``,
@@ -70,7 +73,7 @@ def track(self, event_type: str, /, **fields: Any) -> str | None:
         _nesting.depth = depth
 
 
-def _track(self, event_type: str, fields: dict) -> str | None:
+def _track(self: Tracker, event_type: str, fields: dict[str, Any]) -> str | None:
     try:
         if not self.config.enabled:
             self._counters.drop("disabled")
@@ -83,16 +86,17 @@ def _track(self, event_type: str, fields: dict) -> str | None:
         config = self.config
         event = _event.build(event_type, fields, triggered_by=config.triggered_by)
         if config.before_send is not None:
-            event = _before_send(self, event)
-            if event is None:
+            sent = _before_send(self, config.before_send, event)
+            if sent is None:
                 return None
+            event = sent
         data = _event.encode(event)
         if len(data) > config.max_event_bytes:
             self._counters.drop("too_large")
             log.warning("event refused: %d bytes is over max_event_bytes", len(data))
             return None
-        event_id = event["pattern_data"][_event.EVENT_ID_KEY]  # build() put it there
-        taken: list = []
+        event_id: str = event["pattern_data"][_event.EVENT_ID_KEY]  # build() put it there
+        taken: list[bool] = []
 
         def to_memory(seq: int | None) -> None:  # under the journal's lock: see Journal.append
             taken.append(self._dispatcher.submit(data, seq))
@@ -124,7 +128,7 @@ def _track(self, event_type: str, fields: dict) -> str | None:
     return None
 
 
-def _journal_write(self, data: bytes, then: Any) -> "int | None | bool":
+def _journal_write(self: Tracker, data: bytes, then: Callable[[int | None], object]) -> int | bool | None:
     """The event's journal sequence number; None if the journal is unusable (memory
     carries the event, counted); False if the cache's size cap refuses it."""
     if not self._journal_ok:
@@ -146,9 +150,9 @@ def _journal_write(self, data: bytes, then: Any) -> "int | None | bool":
         return None
 
 
-def _before_send(self, event: dict) -> dict | None:
+def _before_send(self: Tracker, hook: Callable[[dict[str, Any]], Any], event: dict[str, Any]) -> dict[str, Any] | None:
     try:
-        result = self.config.before_send(event)  # type: ignore[misc]
+        result = hook(event)
     except Exception as exc:
         self._counters.drop("before_send_error")
         log.warning("before_send raised %s; event dropped", type(exc).__name__)

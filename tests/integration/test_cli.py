@@ -10,9 +10,9 @@ from unittest import mock
 
 import pytest
 
-from tests.conftest import PYTHON
 from pattern_track.collector import Collector
 from pattern_track.store.outbox import Outbox
+from tests.conftest import PYTHON
 from tests.helpers import store_dir
 
 #: The service the commands use when neither --url nor the environment names one.
@@ -76,8 +76,10 @@ def test_dead_letter_list_retry_purge(env, cache_dir):
 def test_dead_letter_retry_and_purge_have_a_dry_run(env, cache_dir):
     """--dry-run says how many would move or go, and changes nothing."""
     seed(cache_dir, n=0, dead=2)
-    assert json.loads(cli("dead-letter", "retry", "--dry-run", "--json", env=env).stdout) == {"moved": 2, "dry_run": True}
-    assert json.loads(cli("dead-letter", "purge", "--dry-run", "--json", env=env).stdout) == {"purged": 2, "dry_run": True}
+    retry = cli("dead-letter", "retry", "--dry-run", "--json", env=env)
+    assert json.loads(retry.stdout) == {"moved": 2, "dry_run": True}
+    purge = cli("dead-letter", "purge", "--dry-run", "--json", env=env)
+    assert json.loads(purge.stdout) == {"purged": 2, "dry_run": True}
     assert b"2 dead letters would be purged" in cli("dead-letter", "purge", "--dry-run", env=env).stdout
     stats = json.loads(cli("stats", "--json", env=env).stdout)
     assert stats["dead_letter"] == 2 and stats["pending"] == 0
@@ -118,7 +120,8 @@ def test_cleanup_dry_run_deletes_nothing(env, cache_dir):
     """cleanup --dry-run counts what would go, even with --max-age-days 0, and keeps it."""
     seed(cache_dir, n=3, dead=1, age_days=3)
     out = cli("cleanup", "--max-age-days", "0", "--dry-run", "--json", env=env)
-    assert json.loads(out.stdout) == {"expired_events": 3, "expired_dead_letters": 1, "max_age_days": 0.0, "dry_run": True}
+    assert json.loads(out.stdout) == {"expired_events": 3, "expired_dead_letters": 1, "max_age_days": 0.0,
+                                      "dry_run": True}
     text = cli("cleanup", "--max-age-days", "2.5", "--dry-run", env=env).stdout
     assert text == b"would remove 3 undelivered events and 1 dead letters older than 2.5 days\n"
     assert pending(env) == 3
@@ -329,7 +332,8 @@ def test_hook_on_a_terminal_says_how_to_use_it(env):
 
     parent, child = pty.openpty()
     try:
-        out = subprocess.run([PYTHON, "-m", "pattern_track", "hook"], stdin=child, capture_output=True, env=env, timeout=30)
+        out = subprocess.run([PYTHON, "-m", "pattern_track", "hook"], stdin=child, capture_output=True, env=env,
+                             timeout=30)
     finally:
         os.close(child)
         os.close(parent)
@@ -346,13 +350,13 @@ def test_hook_path_does_not_import_argparse(env):
     assert "pattern_track.cli.hook" in imported and "argparse" not in imported
 
 
-@pytest.mark.parametrize("command", [None] + COMMANDS)
+@pytest.mark.parametrize("command", [None, *COMMANDS])
 def test_every_help_documents_exit_status(env, command):
     """pattern-track --help and each command's --help list the exit codes."""
     out = cli(*([command] if command else []), "--help", env=env)
     text = out.stdout.decode()
     assert out.returncode == 0 and "exit status:\n  0    " in text and "\n  2    " in text
-    assert command in ("hook",) or "\n  1    " in text and "usage error" in text
+    assert command in ("hook",) or ("\n  1    " in text and "usage error" in text)
 
 
 def test_every_option_says_its_unit_or_default():

@@ -1,18 +1,16 @@
 """Disk faults: the caller is never raised at or blocked; what can be kept is kept, the rest counted."""
 
 import os
-import sqlite3
 import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.conftest import PYTHON
-from tests.integration.test_faults_process import ids_on_disk
-from tests.helpers import store_dir
-from tests.integration.test_tracker_live import counts_add_up
 from pattern_track.collector import Collector
+from tests.conftest import PYTHON
+from tests.helpers import store_dir
+from tests.integration.test_faults_process import ids_on_disk
+from tests.integration.test_tracker_live import counts_add_up
 
 SCRIPT = r"""
 import sys, time

@@ -1,18 +1,15 @@
 """Process faults: SIGTERM and SIGKILL at random points while tracking and while draining."""
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 
 import pytest
 
+from pattern_track.store.outbox import Outbox
 from tests.conftest import PYTHON
 from tests.helpers import kept_event_ids, kill_drainers, store_dir
-from pattern_track.store.outbox import Outbox
-from pattern_track.store.spool import Spool
 
 TRACKING = r"""
 import sys

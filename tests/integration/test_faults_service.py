@@ -1,7 +1,6 @@
 """Service faults: for each, the caller is never blocked or raised at, nothing is lost, and
 delivery recovers once the service does."""
 
-import threading
 import time
 
 import pytest
@@ -27,7 +26,8 @@ def test_fault_then_recovery_loses_nothing(collector, make_tracker, mode, params
     ids = []
     for i in range(30):
         start = time.perf_counter()
-        ids.append(tracker.track("pattern_created", pattern_id=f"f{i}", pattern_data={"code": str(i)}, language="python"))
+        ids.append(tracker.track("pattern_created", pattern_id=f"f{i}", pattern_data={"code": str(i)},
+                                 language="python"))
         worst = max(worst, time.perf_counter() - start)
     assert None not in ids
     assert worst < 0.25, f"track() blocked {worst:.3f}s under {mode}"

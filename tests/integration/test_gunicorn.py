@@ -1,19 +1,16 @@
 """gunicorn --preload: the tracker is made in the master before it forks its workers; the
 workers track while serving; a SIGTERM to the master ends everything. Nothing is lost."""
 
-import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import urllib.request
 
 import pytest
 
 from tests.conftest import PYTHON
-from tests.helpers import eventually, kept_event_ids, kill_drainers
+from tests.helpers import eventually, kill_drainers
 
 gunicorn = pytest.importorskip("gunicorn")
 pytestmark = pytest.mark.slow

@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from tests.conftest import FIXTURES, PYTHON
-from pattern_track.collector import Collector
 from pattern_track.cli.hook import FileState, events_for
+from pattern_track.collector import Collector
+from tests.conftest import FIXTURES, PYTHON
 from tests.helpers import kill_drainers
 
 SAMPLES = sorted(f for f in os.listdir(FIXTURES) if f.endswith(".json"))
@@ -152,7 +152,7 @@ def test_an_unusable_cache_directory_falls_back_and_the_event_arrives(tmp_path, 
     temp.mkdir()
     env = dict(env, INTELLIGENCE_SERVICE_URL=collector.url, PATTERN_CACHE_DIR=bad, TMPDIR=str(temp))
     try:
-        code, out, err = run_hook(load("post_tool_use_write.json"), env)
+        code, out, _err = run_hook(load("post_tool_use_write.json"), env)
         assert (code, out) == (0, b"")
         assert collector.wait_for_events(1, timeout=15)
         assert oct(os.stat(temp / f"pattern_track-{os.getuid()}").st_mode & 0o777) == "0o700"

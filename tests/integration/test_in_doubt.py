@@ -13,8 +13,8 @@ import subprocess
 import pytest
 
 from pattern_track.collector import Collector
-from tests.conftest import PYTHON
 from pattern_track.process.launcher import drainer_running
+from tests.conftest import PYTHON
 from tests.helpers import eventually, store_dir
 
 pytestmark = pytest.mark.slow

@@ -3,14 +3,15 @@
 import glob
 import json
 import os
+import pathlib
 import stat
 import subprocess
 
 import pytest
 
-from tests.conftest import PYTHON
-from pattern_track.collector import Collector
 from pattern_track.cli.installer import MATCHER, hook_command
+from pattern_track.collector import Collector
+from tests.conftest import PYTHON
 
 #: What this interpreter's installation writes (tests run the CLI with the same interpreter).
 COMMAND = hook_command()
@@ -73,7 +74,7 @@ def test_install_keeps_other_hooks_and_keys(run, home):
     assert {k: v for k, v in doc["hooks"].items() if k != "PostToolUse"} == \
         {k: v for k, v in OTHERS["hooks"].items() if k != "PostToolUse"}
     assert os.path.isabs(COMMAND.split()[0].strip("'")) and COMMAND.endswith(" hook")
-    assert [open(b, "rb").read() for b in backups(path)] == [original]
+    assert [pathlib.Path(b).read_bytes() for b in backups(path)] == [original]
     assert out.stdout.decode().startswith(f"installed in {path}: PostToolUse {MATCHER} runs `{COMMAND}`")
 
 
@@ -149,7 +150,8 @@ def test_dry_run_writes_nothing(run, home, args):
     text = out.stdout.decode()
     assert out.returncode == 0 and path.read_bytes() == before and sorted(os.listdir(path.parent)) == listing
     assert f"--- {path}\n+++ {path}\n" in text and text.endswith("dry run: nothing written\n")
-    assert (f'-            "command": "{COMMAND}",' if "--uninstall" in args else f'+            "command": "{COMMAND}",') in text
+    sign = "-" if "--uninstall" in args else "+"
+    assert f'{sign}            "command": "{COMMAND}",' in text
     doc = json.loads(run(*args, "--json").stdout)
     assert doc["dry_run"] is True and doc["changed"] is True and doc["backup"] is None and doc["diff"].startswith("---")
 
@@ -231,7 +233,8 @@ def test_doctor_flags_a_hook_whose_program_is_gone(run, home):
         out = run("doctor", "--url", collector.url)
     lines = out.stdout.decode().splitlines()
     assert out.returncode == 1
-    assert f"hook: installed in {user_file(home)}: `/gone/venv/bin/pattern-track hook` (its program is missing)" in lines
+    assert (f"hook: installed in {user_file(home)}: `/gone/venv/bin/pattern-track hook` "
+            "(its program is missing)") in lines
     assert lines[-1] == "next: run `pattern-track install` to point the hook at this installation"
 
 
@@ -242,5 +245,5 @@ def test_each_install_keeps_one_backup_not_one_more(run, home):
         before = path.read_bytes()
         out = run(*args)
         assert out.returncode == 0, out.stderr
-        assert [open(b, "rb").read() for b in backups(path)] == [before]
+        assert [pathlib.Path(b).read_bytes() for b in backups(path)] == [before]
         assert out.stdout.decode().splitlines()[-1] == f"backup of the previous file: {backups(path)[0]}"

@@ -3,10 +3,8 @@ hook, fork at any moment, many processes killed at once, and short scripts that 
 nothing. Real subprocesses against a loopback collector; every wait is bounded."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -59,7 +57,8 @@ def test_pool_with_block_loses_nothing(tmp_path, collector, cache_dir, env, meth
     tracker = Tracker(URL, cache_dir=CACHE)
     def work(n):
         t = tracker if "{method}" == "fork" else Tracker(URL, cache_dir=CACHE)
-        return [t.track("pattern_created", pattern_id=f"w{{n}}-{{i}}", pattern_data={{"code": str(i)}}) for i in range(50)]
+        return [t.track("pattern_created", pattern_id=f"w{{n}}-{{i}}", pattern_data={{"code": str(i)}})
+                for i in range(50)]
     if __name__ == "__main__":
         ctx = multiprocessing.get_context("{method}")
         with ctx.Pool(3) as pool:
@@ -132,7 +131,8 @@ def test_fork_at_any_moment_after_the_first_track(tmp_path, collector, cache_dir
         pid = os.fork()
         if pid == 0:
             os.close(r)
-            mine = [t.track("pattern_created", pattern_id=f"child{delay_ms}-{i}", pattern_data={"code": "c"}) for i in range(3)]
+            mine = [t.track("pattern_created", pattern_id=f"child{delay_ms}-{i}", pattern_data={"code": "c"})
+                    for i in range(3)]
             os.write(w, json.dumps(mine).encode())
             os.close(w)
             os._exit(0 if None not in mine and t.flush(10) else 1)  # a child that cannot deliver fails
@@ -163,7 +163,8 @@ def test_eight_processes_sigtermed_at_once_with_requests_in_flight(tmp_path, col
     t = Tracker(URL, cache_dir=CACHE, linger_s=0.0, batch_size=5)
     i = 0
     while True:
-        print(json.dumps([t.track("pattern_created", pattern_id=f"{os.getpid()}-{i}", pattern_data={"code": "x"})]), flush=True)
+        event_id = t.track("pattern_created", pattern_id=f"{os.getpid()}-{i}", pattern_data={"code": "x"})
+        print(json.dumps([event_id]), flush=True)
         i += 1
         if i % 20 == 0:
             pause(0.01)

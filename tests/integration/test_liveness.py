@@ -9,14 +9,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 
 import pytest
 
 from pattern_track.collector import Collector
 from tests.conftest import PYTHON, remount_read_only
-from tests.helpers import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +114,8 @@ def test_a_read_only_cache_still_delivers(tmp_path, collector, env, small_mount,
         assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
         assert collector.wait_for_events(1, timeout=10), collector.state()
         return
-    body = ("t = Tracker(URL, cache_dir=CACHE)\n" if how == "tracker" else "t = get_tracker()\n") + "assert all(many(t))\n"
+    body = (("t = Tracker(URL, cache_dir=CACHE)\n" if how == "tracker" else "t = get_tracker()\n")
+            + "assert all(many(t))\n")
     run(tmp_path, body, collector.url, cache, 10, environ)
     assert collector.wait_for_events(10, timeout=10), collector.state()
 

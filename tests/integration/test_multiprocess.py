@@ -1,14 +1,15 @@
 """Many processes on one outbox: concurrent hooks, rival syncs, a sync killed with SIGKILL."""
 
+import itertools
 import json
-import os
+import pathlib
 import signal
 import subprocess
 from collections import Counter
 
-from tests.conftest import PYTHON
 from pattern_track.collector import Collector
 from pattern_track.store.outbox import Outbox
+from tests.conftest import PYTHON
 from tests.helpers import store_dir
 
 
@@ -66,7 +67,7 @@ def test_sync_killed_mid_run_loses_nothing(env, cache_dir):
         victim.communicate(timeout=10)  # reaped: its lease is recognisably dead
         collector.set_fault("none")
         rerun = start(["sync"], env)
-        out, err = rerun.communicate(timeout=120)
+        _out, err = rerun.communicate(timeout=120)
         assert rerun.returncode == 0, err
         ids = event_ids(collector)
         duplicates = sum(ids.values()) - len(ids)
@@ -103,7 +104,7 @@ def test_the_drain_lease_is_exclusive_across_processes_whatever_their_ttls(tmp_p
              for ttl, out in zip((5, 30, 60, 120), outs)]
     for proc in procs:
         assert proc.wait(timeout=60) == 0
-    holds = sorted(tuple(map(float, line.split())) + (i,) for i, out in enumerate(outs)
-                   for line in open(out).read().splitlines() if line)
-    overlaps = sum(1 for (s1, e1, p1), (s2, e2, p2) in zip(holds, holds[1:]) if s2 < e1 and p1 != p2)
+    holds = sorted((*map(float, line.split()), i) for i, out in enumerate(outs)
+                   for line in pathlib.Path(out).read_text().splitlines() if line)
+    overlaps = sum(1 for (s1, e1, p1), (s2, e2, p2) in itertools.pairwise(holds) if s2 < e1 and p1 != p2)
     assert len(holds) > 20 and overlaps == 0, f"{overlaps} overlapping holds in {len(holds)}"

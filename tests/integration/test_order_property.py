@@ -2,8 +2,7 @@
 failures and recovery, a parent is stored before its child and no child is lost."""
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pattern_track import Tracker
 from pattern_track.collector import Collector

@@ -18,7 +18,8 @@ def test_logs_carry_ids_and_reasons_never_code_or_keys(collector, make_tracker, 
     tracker.track_pattern_creation(SECRET_CODE, {"language": "python"})
     tracker.flush(5)
     collector.set_fault("none")
-    tracker.track("pattern_modified", pattern_id="x", parent_pattern_ids=["missing"], pattern_data={"code": SECRET_CODE})
+    tracker.track("pattern_modified", pattern_id="x", parent_pattern_ids=["missing"],
+                  pattern_data={"code": SECRET_CODE})
     tracker.track("pattern_created", pattern_id="y", pattern_data={"code": SECRET_CODE, "bad": float("nan")})
     tracker.sync_offline_events()
     tracker.flush(5)
@@ -58,7 +59,6 @@ def test_an_unsafe_store_is_refused_by_the_spool_too(tmp_path):
     refuse it as well (it holds users' code): nothing is written through the symlink."""
     import os
 
-    from pattern_track import Tracker
 
     cache = tmp_path / "cache"
     cache.mkdir(mode=0o700)

@@ -8,8 +8,8 @@ import pytest
 
 from pattern_track import Tracker
 from pattern_track.collector import Collector
-from tests.helpers import eventually, store_dir
 from pattern_track.store.outbox import Outbox
+from tests.helpers import eventually, store_dir
 
 
 def counts_add_up(stats):
@@ -238,10 +238,14 @@ def test_legacy_stats_shape(collector, make_tracker):
     s = tracker.get_tracker_stats()
     assert set(s["tracker"]) == {"enabled", "base_url", "cached_patterns"}
     assert set(s["resilience"]) == {"executor", "health", "circuit_breaker", "cache"}
-    assert set(s["resilience"]["executor"]) == {"total_tasks", "active_tasks", "success_count", "error_count", "success_rate"}
-    assert set(s["resilience"]["health"]) >= {"is_healthy", "last_check", "consecutive_failures", "consecutive_successes", "last_health_data", "base_url"}
-    assert set(s["resilience"]["circuit_breaker"]) >= {"state", "failure_count", "consecutive_successes", "last_failure_time", "last_success_time", "is_available"}
-    assert set(s["resilience"]["cache"]) == {"pending_events", "total_cached", "total_synced", "cache_dir", "max_age_days"}
+    assert set(s["resilience"]["executor"]) == {"total_tasks", "active_tasks", "success_count", "error_count",
+                                                "success_rate"}
+    assert set(s["resilience"]["health"]) >= {"is_healthy", "last_check", "consecutive_failures",
+                                              "consecutive_successes", "last_health_data", "base_url"}
+    assert set(s["resilience"]["circuit_breaker"]) >= {"state", "failure_count", "consecutive_successes",
+                                                       "last_failure_time", "last_success_time", "is_available"}
+    assert set(s["resilience"]["cache"]) == {"pending_events", "total_cached", "total_synced", "cache_dir",
+                                             "max_age_days"}
     json.dumps(s)
 
 
@@ -472,7 +476,7 @@ def test_lineage_is_sent_as_the_service_stores_it(collector, make_tracker):
     merged = [e for e in collector.events() if e["event_type"] == "pattern_merged"]
     assert len(merged) == 1 and merged[0]["parent_pattern_ids"] == [a, b]
     assert sent[a]["language"] == "python"  # the wire field may carry the inferred language
-    applied = [e for e in collector.events() if e["event_type"] == "pattern_applied"][0]
+    applied = next(e for e in collector.events() if e["event_type"] == "pattern_applied")
     assert (applied["pattern_data"]["file_path"], applied["pattern_data"]["tool_name"]) == ("/src/use.py", "Edit")
 
 
