@@ -14,6 +14,7 @@ import os
 from .. import logs
 from ..errors import ConfigError
 from ..store.cachedir import default_cache_dir, usable_default
+from ..store.services import service_dir as _service_dir  # no import at shutdown (services.py)
 from . import env
 from .checks import check as _check_value, lower_scheme as _lower_scheme, refuse_unknown
 
@@ -160,9 +161,7 @@ class Config:
     def service_dir(self) -> str:
         """This service's own store inside the cache directory (services.py): its
         journals, spool, outbox, breaker and health; absolute, not created here."""
-        from ..store.services import service_dir
-
-        return service_dir(self.resolved_cache_dir, self.base_url)
+        return _service_dir(self.resolved_cache_dir, self.base_url)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:

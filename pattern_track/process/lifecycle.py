@@ -23,6 +23,7 @@ nothing to save; it only decides who delivers what is left:
 from __future__ import annotations
 
 import os
+import sys  # at module level: a tracker may be made in a finalizer at shutdown, when imports fail
 import threading
 
 from .. import logs
@@ -78,8 +79,6 @@ def _late_in_exit() -> bool:
     soon as the handler returns. Told by the stack: on the main thread, the outermost
     frame is a function called from C, not a module's code (``<module>``, or runpy's for
     ``-m``). Only asked when threading was not loaded before pattern_track's tracker."""
-    import sys
-
     package = sys.modules.get("pattern_track")
     if getattr(package, "_THREADING_PRELOADED", True) or threading.current_thread() is not threading.main_thread():
         return False

@@ -17,6 +17,12 @@ from __future__ import annotations
 
 import os
 
+# At module level, not in the functions: the first track() may come from a finalizer at
+# interpreter shutdown, when no import statement works any more (sys.modules is cleared).
+from ..codec import sha256
+from ..event import to_json
+from .cachedir import prepare_directory
+
 __all__ = ["normalise_url", "service_key", "service_dir", "prepare", "record", "known", "legacy_paths"]
 
 SERVICES = "services"
@@ -48,8 +54,6 @@ def normalise_url(base_url: str) -> str:
 def service_key(base_url: str) -> str:
     """A directory name for the service: readable host and port, then 12 hex digits of
     the sha256 of the normalised URL (so a path or scheme makes a different service)."""
-    from ..codec import sha256
-
     url = normalise_url(base_url)
     host_port = url.partition("://")[2].split("/", 1)[0]
     readable = "".join(c if c in _SAFE else "-" for c in host_port.lower().replace(":", "-"))[:60]
@@ -65,8 +69,6 @@ def prepare(directory: str, base_url: str) -> str:
     """Create a service's directory (and ``services/``) private, 0700, as the cache
     directory itself (cachedir.py refuses symlinks and other users' directories), and
     record its URL. Returns the absolute path; raises ``CacheError``."""
-    from .cachedir import prepare_directory
-
     prepare_directory(os.path.dirname(os.path.dirname(directory)))
     prepare_directory(os.path.dirname(directory))
     directory = prepare_directory(directory)
@@ -82,10 +84,10 @@ def record(directory: str, base_url: str) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        from ..event import to_json  # not json: a short process never loads it
-
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(to_json({"base_url": normalise_url(base_url)}))
+        try:  # not json, not os.fdopen (it imports io): see the imports above
+            os.write(fd, to_json({"base_url": normalise_url(base_url)}).encode("utf-8"))
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except OSError:
         pass

@@ -166,6 +166,26 @@ def test_track_from_a_finalizer_at_interpreter_shutdown_never_raises_or_prints(t
         run(tmp_path, body, collector.url, cache_dir, 0, env)
 
 
+@pytest.mark.parametrize("make", [
+    "t = Tracker(URL, cache_dir=CACHE)",  # made at import; its first event comes at teardown
+    "t = None",  # the process-wide tracker (get_tracker), first asked for at teardown
+])
+def test_a_first_event_from_a_finalizer_at_shutdown_is_delivered(tmp_path, collector, cache_dir, env, make):
+    """When __del__ runs at module teardown, sys.modules is cleared and no import works: the
+    first track() (and get_tracker()) must need none, and the event must arrive."""
+    body = f"""
+    {make}
+    class Late:
+        def __del__(self):
+            (t or get_tracker()).track("pattern_created", pattern_id="only-late", pattern_data={{"code": "z"}})
+    keep = Late()
+    """
+    run(tmp_path, textwrap.dedent(body), collector.url, cache_dir, 0,
+        dict(env, PATTERN_CACHE_DIR=cache_dir, INTELLIGENCE_SERVICE_URL=collector.url))
+    assert collector.wait_for_events(1, timeout=20), collector.state()
+    assert collector.events()[0]["pattern_id"] == "only-late"
+
+
 @pytest.mark.parametrize("lock", ["dispatcher", "journal"])
 def test_exit_never_waits_for_a_sender_blocked_on_a_lock_the_main_thread_left_held(tmp_path, cache_dir, env, lock):
     """The hazard of a SIGTERM handler calling sys.exit between acquire and with: the lock stays
