@@ -46,6 +46,7 @@ class Stash:
     _room_wait: bool
     _ours_until: str | None
     _network_closed: bool
+    _memory_only: bool
 
     def _overflow_unjournaled(self, data: bytes) -> bool:
         """No journal and memory full: the rare old path, straight to the outbox or spool."""
@@ -148,11 +149,11 @@ class Stash:
         """Before a request goes: its events are in doubt in the journal until answered, so
         a drainer adopting the journal of a process killed meanwhile asks the read route
         before resending them (a kill cannot say so after the fact)."""
-        if self._journal is not None:
+        if self._journal is not None and not self._memory_only:
             try:
                 self._journal.mark_in_doubt([event_id_from(e) for e in batch], sending=True)
-            except OSError as exc:
-                log.warning("cannot mark a request in the journal (%s); a kill may resend it", type(exc).__name__)
+            except (OSError, CacheError) as exc:  # an unusable journal: the request goes anyway
+                log.debug("cannot mark a request in the journal (%s); a kill may resend it", type(exc).__name__)
 
     def _remember_doubt(self, ids: list) -> None:
         """Events kept after a request that may have stored them: the drainer asks the read
