@@ -89,8 +89,11 @@ def record(directory: str, base_url: str) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except OSError:
-        pass
+    except OSError:  # full or read-only: the next writer records it; leave no half file
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def known(cache_dir: str) -> dict[str, str]:
