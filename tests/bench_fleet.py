@@ -179,6 +179,8 @@ def run_shared_limit(*, hooks: int, limit: int, window_s: float, hold_s: float, 
     thread = threading.Thread(target=other_client, daemon=True)
     try:
         thread.start()
+        # The window is full (the other client was refused) before the machine's first hook.
+        eventually(lambda: collector.state()["requests"].get("lineage", {}).get("429", 0) >= 1, timeout=30)
         home = os.path.join(root, "machine")
         work = os.path.join(home, "project")
         os.makedirs(work)
