@@ -241,7 +241,7 @@ class Core:
         try:
             if self.wait_s() > 0:
                 return False  # open or told to wait: no request at all, not even a health check
-            if self.pace_s() > 0 or self.pacer.under_pressure():
+            if self.pacer is not None and (self.pacer.wait_s() > 0 or self.pacer.under_pressure()):
                 return False
             return self.health_allows() and self.breaker.allow()
         except Exception as exc:  # shared state unreadable: be careful, keep events
