@@ -9,12 +9,9 @@ path a process can take, not only for what one run imports. Imports under
 import ast
 import os
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PKG = os.path.join(ROOT, "pattern_track")
-
-#: Every module as "tracker" or "store/outbox" (a package's own module is "store/__init__").
-MODULES = sorted(os.path.relpath(os.path.join(d, f), PKG)[:-3].replace(os.sep, "/")
-                 for d, _, files in os.walk(PKG) for f in files if f.endswith(".py"))
+# Every module as "tracker" or "store/outbox" (a package's own module is "store/__init__"),
+# and the module a dotted name lives in: one definition, test_repo.py's.
+from tests.test_repo import MODULES, PKG, _module_of
 
 #: The layers, lowest first: a module imports its own layer or lower ones, never higher.
 #: Keys are a top-level module ("event") or a subpackage ("store/"); the collector is a
@@ -68,19 +65,6 @@ def _nodes(tree, typing_too):
             todo.extend(node.orelse)
             continue
         todo.extend(ast.iter_child_nodes(node))
-
-
-def _module_of(name):
-    """"pattern_track.store.spool.Spool" -> "store/spool"; a package -> "<package>/__init__"."""
-    parts = name.split(".")[1:]
-    while parts:
-        path = "/".join(parts)
-        if path in MODULES:
-            return path
-        if path + "/__init__" in MODULES:
-            return path + "/__init__"
-        parts = parts[:-1]
-    return "__init__"
 
 
 #: What each module imports, type checkers' imports included (for the layers) ...

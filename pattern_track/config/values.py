@@ -57,8 +57,8 @@ class Config:
     read_timeout_s: float = 35.0
     #: Whole-request bound, enforced outside requests (its read timeout is per read).
     request_deadline_s: float = 40.0
-    #: At interpreter exit, how long delivery of what is still in memory may take
-    #: before the rest is written to the outbox.
+    #: At interpreter exit, how long a request in flight may take before it is cut (what
+    #: is unsettled stays in the journal for a detached drainer).
     exit_timeout_s: float = 0.5
     #: Kept for compatibility, no effect: every event is in the journal before
     #: ``track()`` returns (it survives SIGKILL), whatever this says.
@@ -83,7 +83,7 @@ class Config:
     #: A batch request's body stays under this many bytes (nginx's default limit is
     #: 1 MiB); a 413 halves the batch, and an event alone over it is dead-lettered.
     batch_max_bytes: int = 1_000_000
-    #: Events held in memory before ``track()`` spills straight to the outbox.
+    #: Events held in memory; past it they wait in the journal alone, read back in order.
     max_buffer_events: int = 10_000
     #: Serialised size above which an event is refused (counted as ``too_large``).
     max_event_bytes: int = 1_048_576
